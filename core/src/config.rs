@@ -1,0 +1,329 @@
+//! Typed configuration: YAML file < `ARCAN_*` environment < command-line flags.
+//!
+//! Parsed once, before anything binds. Unknown keys are an error, so a typo never silently
+//! falls back to a default.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Errors found while loading configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid configuration (syntax, unknown key, wrong type).
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Parser message, with location.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// The whole server configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Development mode: open registration, root token written to the data dir.
+    pub dev: bool,
+    /// Where SQLite, TLS material, the master key and the root token live.
+    pub data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL; empty for the embedded SQLite store.
+    pub database_url: Option<String>,
+    /// Listener settings.
+    pub server: ServerConfig,
+    /// Store tuning.
+    pub store: StoreConfig,
+    /// Rate limits.
+    pub rate_limit: RateLimitConfig,
+    /// Authentication settings.
+    pub auth: AuthConfig,
+    /// KV engine limits.
+    pub kv: KvConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// Listener settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to bind.
+    pub host: IpAddr,
+    /// Port to bind (0: any free port, printed at start).
+    pub port: u16,
+    /// Operator-supplied certificate chain (PEM); generated when absent.
+    pub tls_cert: Option<PathBuf>,
+    /// Operator-supplied private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Extra DNS names for the generated certificate.
+    pub tls_names: Vec<String>,
+    /// Largest request body accepted (bytes); more is 413.
+    pub max_body_bytes: usize,
+    /// How long shutdown waits for in-flight requests.
+    #[serde(with = "duration")]
+    pub shutdown_grace: Duration,
+}
+
+/// Store tuning.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// SQLite: fsync every commit (`true`) or only survive process crashes (`false`).
+    pub sqlite_synchronous_full: bool,
+    /// PostgreSQL pool size.
+    pub max_connections: u32,
+}
+
+/// Token-bucket rate limits (requests per second; burst equals the rate).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Per client IP, for requests without a valid token.
+    pub per_ip: u32,
+    /// Per token.
+    pub per_token: u32,
+}
+
+/// Authentication settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Anyone may `arcan register` (defaults to true in dev mode only).
+    pub open_registration: Option<bool>,
+    /// Lifetime of tokens issued by `arcan login`.
+    #[serde(with = "duration")]
+    pub login_ttl: Duration,
+    /// Longest TTL a created token may have.
+    #[serde(with = "duration")]
+    pub max_token_ttl: Duration,
+    /// Global capabilities given to newly registered users.
+    pub default_global_capabilities: Vec<String>,
+}
+
+/// KV engine limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KvConfig {
+    /// Largest secret value (bytes); more is 413.
+    pub max_value_bytes: usize,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Output format.
+    pub format: LogFormat,
+    /// `tracing` filter directive, e.g. `info` or `arcan=debug`.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            dev: false,
+            data_dir: default_home().join("data"),
+            database_url: None,
+            server: ServerConfig::default(),
+            store: StoreConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            auth: AuthConfig::default(),
+            kv: KvConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 8081,
+            tls_cert: None,
+            tls_key: None,
+            tls_names: Vec::new(),
+            max_body_bytes: 1024 * 1024,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            sqlite_synchronous_full: true,
+            max_connections: 16,
+        }
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            per_ip: 10,
+            per_token: 100,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            open_registration: None,
+            login_ttl: Duration::from_secs(24 * 3600),
+            max_token_ttl: Duration::from_secs(365 * 24 * 3600),
+            default_global_capabilities: vec!["realms:manage".to_owned()],
+        }
+    }
+}
+
+impl Default for KvConfig {
+    fn default() -> Self {
+        Self {
+            max_value_bytes: 512 * 1024,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// `~/.arcan`, or `./.arcan` when `HOME` is unset.
+pub fn default_home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".arcan")
+}
+
+impl Config {
+    /// Reads a YAML file; a missing default file yields the defaults.
+    pub fn from_file(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (default_home().join("config.yaml"), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self::default());
+            }
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_norway::from_str(&text).map_err(|e| ConfigError::Parse {
+            path,
+            message: e.to_string(),
+        })
+    }
+
+    /// Whether self-registration is open.
+    pub fn open_registration(&self) -> bool {
+        self.auth.open_registration.unwrap_or(self.dev)
+    }
+
+    /// Checks ranges and consistency after all sources are merged.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.rate_limit.per_ip == 0 || self.rate_limit.per_token == 0 {
+            return bad("rate_limit.per_ip and rate_limit.per_token must be at least 1");
+        }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            return bad("server.tls_cert and server.tls_key go together");
+        }
+        if self.kv.max_value_bytes == 0 || self.kv.max_value_bytes >= self.server.max_body_bytes {
+            return bad("kv.max_value_bytes must be positive and below server.max_body_bytes");
+        }
+        if let Some(url) = &self.database_url {
+            if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+                return bad("database_url must be a postgres:// URL (SQLite is the default)");
+            }
+        }
+        for c in &self.auth.default_global_capabilities {
+            match c.parse::<crate::rbac::Capability>() {
+                Ok(cap) if cap.is_global() => {}
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "`{c}` is not a global capability"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<Config, String> {
+        serde_norway::from_str::<Config>(yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        assert!(
+            parse("server:\n  prot: 9000\n")
+                .unwrap_err()
+                .contains("prot")
+        );
+        assert!(parse("verbose: true\n").is_err());
+    }
+
+    #[test]
+    fn values_parse_and_validate() {
+        let c = parse("server:\n  port: 9000\n  shutdown_grace: 5s\nauth:\n  login_ttl: 2h\n")
+            .expect("valid");
+        assert_eq!(c.server.port, 9000);
+        assert_eq!(c.auth.login_ttl, Duration::from_secs(7200));
+        c.validate().expect("valid");
+        let c = parse("rate_limit:\n  per_ip: 0\n").expect("parses");
+        assert!(c.validate().is_err());
+        let c = parse("database_url: mysql://x\n").expect("parses");
+        assert!(c.validate().is_err());
+    }
+}

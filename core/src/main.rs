@@ -1,0 +1,5 @@
+//! The `arcan` binary: server and CLI.
+
+fn main() -> std::process::ExitCode {
+    arcan::cli::main()
+}

@@ -1,0 +1,171 @@
+//! First start and every start: data directory, store, master key, TLS material and the
+//! root account.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+
+use crate::config::Config;
+use crate::crypto::tls::{TlsPaths, ensure_self_signed};
+use crate::crypto::{
+    FileKeyProvider, KeyProvider, Keyring, generate_master_key_file, generate_token, hash_token,
+};
+use crate::store::{PgStore, SqliteStore, Store, TokenRecord, User};
+use crate::util::{new_id, now_ms};
+
+/// What the server needs to start.
+pub struct Boot {
+    /// The opened store.
+    pub store: Arc<dyn Store>,
+    /// The keyring over the master key.
+    pub keyring: Keyring,
+    /// Server certificate chain (PEM).
+    pub tls_cert: PathBuf,
+    /// Server key (PEM).
+    pub tls_key: PathBuf,
+}
+
+/// Opens the store named by the config.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match &config.database_url {
+        Some(url) => Arc::new(
+            PgStore::connect(url, config.store.max_connections)
+                .await
+                .context("connecting to PostgreSQL")?,
+        ),
+        None => {
+            let path = config.data_dir.join("arcan.db");
+            Arc::new(
+                SqliteStore::open(&path, config.store.sqlite_synchronous_full)
+                    .await
+                    .with_context(|| format!("opening {}", path.display()))?,
+            )
+        }
+    })
+}
+
+/// Loads the master key, generating it on a first start (no data keys yet), finishing an
+/// interrupted rotation, and refusing a key that cannot unwrap the stored data keys.
+pub async fn master_key(config: &Config, store: &dyn Store) -> anyhow::Result<FileKeyProvider> {
+    let path = config.data_dir.join("master.key");
+    let pending = path.with_extension("key.new");
+    let keys = store.data_keys_all().await?;
+    if pending.exists() {
+        let next = FileKeyProvider::load(&pending)?;
+        if keys
+            .first()
+            .is_some_and(|k| k.master_key_id == next.key_id())
+        {
+            fs::rename(&pending, &path).context("finishing an interrupted master-key rotation")?;
+            tracing::warn!("finished an interrupted master-key rotation");
+        } else {
+            fs::remove_file(&pending).ok();
+        }
+    }
+    if !path.exists() {
+        if !keys.is_empty() {
+            bail!(
+                "master key {} is missing but the store holds {} data keys; restore the key file",
+                path.display(),
+                keys.len()
+            );
+        }
+        generate_master_key_file(&path)?;
+        tracing::info!(path = %path.display(), "generated a new master key");
+    }
+    let provider = FileKeyProvider::load(&path)?;
+    if let Some(k) = keys.first() {
+        provider.unwrap(&k.wrapped).await.with_context(|| {
+            format!(
+                "master key {} cannot unwrap the stored data keys",
+                path.display()
+            )
+        })?;
+    }
+    Ok(provider)
+}
+
+/// Prepares everything; prints the root token on the very first start.
+pub async fn prepare(config: &Config) -> anyhow::Result<Boot> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let store = open_store(config).await?;
+    let provider = master_key(config, store.as_ref()).await?;
+
+    let (tls_cert, tls_key) = match (&config.server.tls_cert, &config.server.tls_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => {
+            let paths = TlsPaths::in_dir(&config.data_dir.join("tls"));
+            if ensure_self_signed(&paths, &config.server.tls_names)? {
+                println!("Generated a self-signed CA: {}", paths.ca_cert.display());
+            }
+            (paths.cert, paths.key)
+        }
+    };
+
+    bootstrap_root(config, store.as_ref()).await?;
+    Ok(Boot {
+        store,
+        keyring: Keyring::new(Arc::new(provider)),
+        tls_cert,
+        tls_key,
+    })
+}
+
+/// Creates the root user and token once per deployment.
+async fn bootstrap_root(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
+    let id = new_id();
+    if store.meta_init("root_user_id", &id).await? != id {
+        return Ok(());
+    }
+    let now = now_ms();
+    let unusable = hash_token(&generate_token());
+    store
+        .user_create(&User {
+            id: id.clone(),
+            email: "root@arcan.local".into(),
+            password_hash: format!("!{unusable}"),
+            superuser: true,
+            global_capabilities: vec!["realms:manage".into()],
+            created_at: now,
+        })
+        .await?;
+    let secret = generate_token();
+    store
+        .token_create(&TokenRecord {
+            id: new_id(),
+            hash: hash_token(&secret),
+            user_id: id,
+            parent_id: None,
+            name: "root".into(),
+            capabilities: None,
+            realm_id: None,
+            env: None,
+            key_glob: None,
+            expires_at: now + 100 * 365 * 24 * 3600 * 1000,
+            created_at: now,
+            revoked_at: None,
+        })
+        .await?;
+    println!("Root token: {}", secret.as_str());
+    println!("(shown once; revoke it once you have created admin users and tokens)");
+    if config.dev {
+        let path = config.data_dir.join("root-token");
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.write_all(secret.as_bytes())?;
+        println!("Dev mode: root token also written to {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Every handler and guardian returns [`ApiError`]; it renders as
+//! `{"error":{"code","message","status","request_id"}}`. Internal failures are logged with
+//! their cause and answered with a generic message, so no detail of the store or the crypto
+//! layer leaks to the client.
+
+use salvo::http::StatusCode;
+use salvo::oapi::{self, Components, EndpointOutRegister, Operation, ToSchema};
+use salvo::prelude::*;
+use serde::Serialize;
+
+use super::middleware::request_id::RequestId;
+use crate::crypto::CryptoError;
+use crate::store::StoreError;
+
+/// An error answer: status, stable machine code and a human message.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable code, e.g. `not_found`.
+    pub code: &'static str,
+    /// Human-readable explanation (never contains secret material).
+    pub message: String,
+    /// Seconds to wait, for 429.
+    pub retry_after: Option<u64>,
+}
+
+/// Result alias for handlers.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    /// 400: the request is malformed.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    /// 401: no valid credentials.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+    /// 403: authenticated but not allowed.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+    /// 404: no such thing (or not visible to the caller).
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    /// 409: conflicts with the current state.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+    /// 412: a precondition (check-and-set) failed.
+    pub fn precondition(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PRECONDITION_FAILED, "cas_mismatch", message)
+    }
+    /// 413: body or value too large.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+    }
+    /// 429: rate limited.
+    pub fn rate_limited(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "rate limit exceeded; retry later",
+            )
+        }
+    }
+    /// 500: logs `cause` with the request id; the client sees a generic message.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+    /// 503: a dependency is unavailable.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict => ApiError::conflict("already exists"),
+            StoreError::Database(sqlx::Error::PoolTimedOut) => {
+                ApiError::unavailable("the store is overloaded; retry")
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<CryptoError> for ApiError {
+    fn from(e: CryptoError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+/// The JSON body of an error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// Fields of an error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine code.
+    pub code: String,
+    /// Human message.
+    pub message: String,
+    /// HTTP status.
+    pub status: u16,
+    /// Request id (also in the `X-Request-Id` header).
+    pub request_id: String,
+}
+
+/// Renders an error into a response.
+pub fn render_error(err: &ApiError, depot: &Depot, res: &mut Response) {
+    let request_id = match depot.get_typed::<RequestId>() {
+        Ok(r) => r.0.clone(),
+        // Unrouted requests reach the catcher without passing the request-id hoop.
+        Err(_) => {
+            let id = uuid::Uuid::now_v7().to_string();
+            if let Ok(v) = id.parse() {
+                res.headers_mut().insert("x-request-id", v);
+            }
+            id
+        }
+    };
+    res.status_code(err.status);
+    if let Some(secs) = err.retry_after {
+        if let Ok(v) = secs.to_string().parse() {
+            res.headers_mut().insert("retry-after", v);
+        }
+    }
+    res.render(Json(ErrorBody {
+        error: ErrorDetail {
+            code: err.code.to_owned(),
+            message: err.message.clone(),
+            status: err.status.as_u16(),
+            request_id,
+        },
+    }));
+}
+
+#[async_trait]
+impl Writer for ApiError {
+    async fn write(self, _req: &mut Request, depot: &mut Depot, res: &mut Response) {
+        render_error(&self, depot, res);
+    }
+}
+
+impl EndpointOutRegister for ApiError {
+    fn register(components: &mut Components, operation: &mut Operation) {
+        for (status, what) in [
+            ("400", "Malformed request"),
+            ("401", "Missing or invalid token"),
+            ("403", "Not allowed by policy"),
+            ("404", "Not found or not visible"),
+            ("413", "Body or value too large"),
+            ("429", "Rate limited"),
+        ] {
+            operation.responses.insert(
+                status,
+                oapi::Response::new(what)
+                    .add_content("application/json", ErrorBody::to_schema(components)),
+            );
+        }
+    }
+}
+
+/// Turns salvo's own error statuses (unknown route, wrong method, …) into our JSON shape.
+#[handler]
+pub async fn catch_all(depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+    let status = res.status_code.unwrap_or(StatusCode::NOT_FOUND);
+    let err = match status {
+        StatusCode::NOT_FOUND => ApiError::not_found("no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            "method_not_allowed",
+            "method not allowed on this route",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large("request body too large"),
+        s if s.is_client_error() => ApiError::new(s, "bad_request", "bad request"),
+        s => ApiError::new(s, "internal", "internal error"),
+    };
+    render_error(&err, depot, res);
+    ctrl.skip_rest();
+}

@@ -1,0 +1,161 @@
+//! Users: `/api/v1/auth/register` and `/api/v1/auth/login`.
+
+use std::sync::LazyLock;
+
+use salvo::oapi::ToSchema;
+use salvo::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::super::error::{ApiError, ApiResult};
+use super::super::extract::Body;
+use super::super::middleware::auth::authenticate;
+use super::super::state::state;
+use crate::crypto::{generate_token, hash_password, hash_token, verify_password};
+use crate::store::{StoreError, TokenRecord, User};
+use crate::util::{new_id, now_ms, rfc3339};
+
+/// Shortest accepted password.
+pub const MIN_PASSWORD_LEN: usize = 12;
+
+/// Email + password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// Email address.
+    pub email: String,
+    /// Password (at least 12 characters).
+    pub password: String,
+}
+
+/// A new user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserInfo {
+    /// Id.
+    pub id: String,
+    /// Email.
+    pub email: String,
+    /// Creation time.
+    pub created_at: String,
+}
+
+/// A login token (shown once).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginToken {
+    /// The token.
+    pub token: String,
+    /// Token id.
+    pub token_id: String,
+    /// Expiry.
+    pub expires_at: String,
+}
+
+fn normalize_email(email: &str) -> ApiResult<String> {
+    let e = email.trim().to_lowercase();
+    let valid = e.len() <= 254
+        && e.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+        })
+        && !e.chars().any(char::is_whitespace);
+    if valid {
+        Ok(e)
+    } else {
+        Err(ApiError::bad_request("invalid email address"))
+    }
+}
+
+/// Registers a user. Open when `auth.open_registration` is on (dev mode); otherwise a
+/// superuser token is required.
+#[endpoint(tags("auth"), status_codes(201, 400, 401, 403, 409))]
+pub async fn register(
+    body: Body<Credentials>,
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> ApiResult<Json<UserInfo>> {
+    let st = state(depot).clone();
+    if !st.config.open_registration() {
+        let who = authenticate(&st, req).await?;
+        if !who.superuser {
+            return Err(ApiError::forbidden(
+                "registration is closed; a superuser must register users",
+            ));
+        }
+    }
+    let body = body.0;
+    let email = normalize_email(&body.email)?;
+    if body.password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(ApiError::bad_request(format!(
+            "password must be at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    let password = body.password;
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(ApiError::internal)??;
+    let user = User {
+        id: new_id(),
+        email,
+        password_hash: hash,
+        superuser: false,
+        global_capabilities: st.config.auth.default_global_capabilities.clone(),
+        created_at: now_ms(),
+    };
+    st.store.user_create(&user).await.map_err(|e| match e {
+        StoreError::Conflict => ApiError::conflict("a user with this email exists"),
+        other => other.into(),
+    })?;
+    res.status_code(StatusCode::CREATED);
+    Ok(Json(UserInfo {
+        id: user.id,
+        email: user.email,
+        created_at: rfc3339(user.created_at),
+    }))
+}
+
+/// A valid hash to verify against when the user does not exist, so timing does not tell.
+static DUMMY_HASH: LazyLock<String> =
+    LazyLock::new(|| hash_password("arcan-dummy-password").unwrap_or_default());
+
+/// Logs in with email and password; returns a token with the configured login TTL.
+#[endpoint(tags("auth"), status_codes(200, 400, 401))]
+pub async fn login(body: Body<Credentials>, depot: &mut Depot) -> ApiResult<Json<LoginToken>> {
+    let st = state(depot).clone();
+    let body = body.0;
+    let email = normalize_email(&body.email)
+        .map_err(|_| ApiError::unauthorized("invalid email or password"))?;
+    let user = st.store.user_by_email(&email).await?;
+    let phc = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| DUMMY_HASH.clone());
+    let password = body.password;
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
+        .await
+        .map_err(ApiError::internal)?;
+    let user = match (ok, user) {
+        (true, Some(u)) => u,
+        _ => return Err(ApiError::unauthorized("invalid email or password")),
+    };
+    let secret = generate_token();
+    let now = now_ms();
+    let record = TokenRecord {
+        id: new_id(),
+        hash: hash_token(&secret),
+        user_id: user.id.clone(),
+        parent_id: None,
+        name: "login".into(),
+        capabilities: None,
+        realm_id: None,
+        env: None,
+        key_glob: None,
+        expires_at: now + st.config.auth.login_ttl.as_millis() as i64,
+        created_at: now,
+        revoked_at: None,
+    };
+    st.store.token_create(&record).await?;
+    Ok(Json(LoginToken {
+        token: secret.to_string(),
+        token_id: record.id,
+        expires_at: rfc3339(record.expires_at),
+    }))
+}

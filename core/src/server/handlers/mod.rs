@@ -1,0 +1,8 @@
+//! Route handlers (business logic behind the guardians).
+
+pub mod auth;
+pub mod policy;
+pub mod realms;
+pub mod secrets;
+pub mod sys;
+pub mod tokens;

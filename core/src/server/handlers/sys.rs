@@ -1,0 +1,126 @@
+//! System endpoints: health, metrics and master-key operations.
+
+use std::sync::Arc;
+
+use salvo::oapi::ToSchema;
+use salvo::prelude::*;
+use serde::Serialize;
+
+use super::super::error::{ApiError, ApiResult};
+use super::super::middleware::auth::principal;
+use super::super::state::state;
+use crate::crypto::{FileKeyProvider, KeyProvider, generate_master_key_file};
+use crate::store::DataKey;
+
+/// Health.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` or `degraded`.
+    pub status: String,
+    /// Store backend.
+    pub store: String,
+    /// Version of this binary.
+    pub version: String,
+}
+
+/// Liveness and store reachability (no auth).
+#[endpoint(tags("sys"), status_codes(200, 503))]
+pub async fn health(depot: &mut Depot, res: &mut Response) -> Json<Health> {
+    let st = state(depot).clone();
+    let ok = st.store.ping().await.is_ok();
+    if !ok {
+        res.status_code(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    Json(Health {
+        status: if ok { "ok" } else { "degraded" }.into(),
+        store: st.store.backend().into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+/// Prometheus metrics.
+#[handler]
+pub async fn metrics(depot: &mut Depot, res: &mut Response) {
+    let body = state(depot).metrics.render();
+    res.add_header("content-type", "text/plain; version=0.0.4", true)
+        .ok();
+    res.render(body);
+}
+
+/// Master-key status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MasterKeyStatus {
+    /// Id of the current master key.
+    pub key_id: String,
+    /// Data keys checked.
+    pub data_keys: usize,
+    /// Data keys that unwrap with the current master key.
+    pub ok: usize,
+}
+
+fn superuser(depot: &Depot) -> ApiResult<()> {
+    if principal(depot)?.superuser {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("requires a superuser token"))
+    }
+}
+
+/// Verifies that every realm's data key unwraps with the current master key.
+#[endpoint(tags("sys"))]
+pub async fn master_key_verify(depot: &mut Depot) -> ApiResult<Json<MasterKeyStatus>> {
+    superuser(depot)?;
+    let st = state(depot).clone();
+    let provider = st.keyring.provider();
+    let keys = st.store.data_keys_all().await?;
+    let mut ok = 0;
+    for k in &keys {
+        if provider.unwrap(&k.wrapped).await.is_ok() {
+            ok += 1;
+        }
+    }
+    Ok(Json(MasterKeyStatus {
+        key_id: provider.key_id().to_owned(),
+        data_keys: keys.len(),
+        ok,
+    }))
+}
+
+/// Rotates the file master key: generates a new one, re-wraps every data key under it in
+/// one transaction, then swaps the key file and the in-memory provider. Secret values are
+/// untouched (they are sealed by the data keys), so the data stays readable throughout.
+#[endpoint(tags("sys"))]
+pub async fn master_key_rewrap(depot: &mut Depot) -> ApiResult<Json<MasterKeyStatus>> {
+    superuser(depot)?;
+    let st = state(depot).clone();
+    let _guard = st
+        .keyring
+        .rotation
+        .try_write()
+        .map_err(|_| ApiError::conflict("a rewrap or realm creation is in progress; retry"))?;
+    let path = st.config.data_dir.join("master.key");
+    let next = path.with_extension("key.new");
+    let _ = std::fs::remove_file(&next);
+    generate_master_key_file(&next)?;
+    let new = FileKeyProvider::load(&next)?;
+    let old = st.keyring.provider();
+    let mut rewrapped = Vec::new();
+    for k in st.store.data_keys_all().await? {
+        let dek = old.unwrap(&k.wrapped).await?;
+        rewrapped.push(DataKey {
+            wrapped: new.wrap(&dek).await?,
+            master_key_id: new.key_id().to_owned(),
+            ..k
+        });
+    }
+    st.store.data_keys_replace(&rewrapped).await?;
+    std::fs::rename(&next, &path).map_err(ApiError::internal)?;
+    let key_id = new.key_id().to_owned();
+    st.keyring.set_provider(Arc::new(new));
+    tracing::info!(key_id = %key_id, data_keys = rewrapped.len(), "master key rotated");
+    Ok(Json(MasterKeyStatus {
+        key_id,
+        data_keys: rewrapped.len(),
+        ok: rewrapped.len(),
+    }))
+}

@@ -1,0 +1,100 @@
+//! Token-bucket rate limits (the `governor` crate): per token for authenticated requests,
+//! per client IP for everything else, including requests bearing an invalid token (the
+//! auth guardian charges those to the IP, so random tokens do not buy fresh buckets).
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+use salvo::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::super::error::{ApiError, render_error};
+use super::super::state::state;
+use crate::config::RateLimitConfig;
+
+type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
+
+/// The limiters.
+pub struct RateLimits {
+    ip: Keyed<IpAddr>,
+    token: Keyed<[u8; 16]>,
+    clock: DefaultClock,
+}
+
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimits").finish_non_exhaustive()
+    }
+}
+
+fn quota(per_second: u32) -> Quota {
+    Quota::per_second(NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN))
+}
+
+impl RateLimits {
+    /// Limiters from config.
+    pub fn new(cfg: &RateLimitConfig) -> Self {
+        Self {
+            ip: RateLimiter::keyed(quota(cfg.per_ip)),
+            token: RateLimiter::keyed(quota(cfg.per_token)),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Charges one request to an IP; `Err(seconds)` when over the limit.
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), u64> {
+        self.ip
+            .check_key(&ip)
+            .map_err(|n| n.wait_time_from(self.clock.now()).as_secs() + 1)
+    }
+
+    /// Charges one request to a bearer token (keyed by a digest, never the token).
+    pub fn check_token(&self, bearer: &str) -> Result<(), u64> {
+        let digest = Sha256::digest(bearer.as_bytes());
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&digest[..16]);
+        self.token
+            .check_key(&key)
+            .map_err(|n| n.wait_time_from(self.clock.now()).as_secs() + 1)
+    }
+
+    /// Forgets idle buckets (called periodically).
+    pub fn shrink(&self) {
+        self.ip.retain_recent();
+        self.token.retain_recent();
+        self.ip.shrink_to_fit();
+        self.token.shrink_to_fit();
+    }
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(req: &Request) -> Option<&str> {
+    let v = req.headers().get("authorization")?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The hoop.
+#[handler]
+pub async fn rate_limit(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
+    let st = state(depot).clone();
+    let verdict = match bearer(req) {
+        Some(token) => st.limits.check_token(token),
+        None => st
+            .limits
+            .check_ip(req.remote_addr().ip().unwrap_or(IpAddr::from([0, 0, 0, 0]))),
+    };
+    if let Err(secs) = verdict {
+        st.metrics.rate_limited.inc();
+        render_error(&ApiError::rate_limited(secs), depot, res);
+        ctrl.skip_rest();
+    }
+}

@@ -1,0 +1,93 @@
+//! The HTTPS server: build, bind, serve, drain.
+//!
+//! There is no plaintext listener: the only listener is rustls (TLS 1.2 and 1.3).
+
+pub mod bootstrap;
+pub mod error;
+pub mod extract;
+pub mod handlers;
+pub mod metrics;
+pub mod middleware;
+pub mod router;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use salvo::catcher::Catcher;
+use salvo::conn::Acceptor;
+use salvo::conn::rustls::{Keycert, RustlsConfig};
+use salvo::prelude::*;
+
+use crate::config::Config;
+use state::AppState;
+
+/// TLS 1.3 and 1.2; nothing older.
+static TLS_VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// Runs the server until SIGINT/SIGTERM, then drains in-flight requests.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let boot = bootstrap::prepare(&config).await?;
+    let state = Arc::new(AppState::new(config.clone(), boot.store, boot.keyring));
+
+    let cert = std::fs::read(&boot.tls_cert)
+        .with_context(|| format!("reading {}", boot.tls_cert.display()))?;
+    let key = std::fs::read(&boot.tls_key)
+        .with_context(|| format!("reading {}", boot.tls_key.display()))?;
+    let tls = RustlsConfig::new(Keycert::new().cert(cert).key(key)).tls_versions(TLS_VERSIONS);
+    let addr = SocketAddr::new(config.server.host, config.server.port);
+    let acceptor = TcpListener::new(addr)
+        .rustls(tls)
+        .try_bind()
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let bound = acceptor
+        .holdings()
+        .first()
+        .and_then(|h| h.local_addr.clone().into_std())
+        .unwrap_or(addr);
+
+    let service = Service::new(router::build(state.clone()))
+        .catcher(Catcher::default().hoop(error::catch_all));
+    let server = Server::new(acceptor);
+    let handle = server.handle();
+
+    let limits = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limits.limits.shrink();
+        }
+    });
+
+    let grace = config.server.shutdown_grace;
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down; draining in-flight requests"
+        );
+        handle.stop_graceful(grace);
+    });
+
+    tracing::info!(addr = %bound, store = state.store.backend(), "arcan listening");
+    println!("Listening on https://{bound}");
+    server.serve(service).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

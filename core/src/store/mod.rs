@@ -1,0 +1,173 @@
+//! The store: one trait, two implementations (SQLite and PostgreSQL).
+//!
+//! Guardian #6 of the architecture. Every method that touches realm-owned data takes the
+//! realm id as a parameter and puts it in the `WHERE` clause, so there is no method that can
+//! return another realm's rows. Values stored here that are secret (secret versions, wrapped
+//! data keys) arrive already encrypted; the store never sees plaintext.
+
+mod model;
+mod postgres;
+mod sql;
+mod sqlite;
+
+use async_trait::async_trait;
+
+pub use model::*;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Errors of the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness constraint rejected the write (duplicate slug, email, binding …).
+    #[error("already exists")]
+    Conflict,
+    /// The database failed or could not be reached.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying schema migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be decoded (corruption or a newer schema).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Outcome of a check-and-set write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The write landed as this version.
+    Written(SecretMeta),
+    /// The CAS precondition failed; the current version is given (0 when absent).
+    CasMismatch { current: i64 },
+}
+
+/// The persistence interface of Arcan.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is (`sqlite` or `postgres`), for logs and `/health`.
+    fn backend(&self) -> &'static str;
+    /// Cheap liveness probe.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // -- deployment metadata (system scope) --
+    /// Reads a deployment-wide metadata value.
+    async fn meta_get(&self, name: &str) -> StoreResult<Option<String>>;
+    /// Sets a metadata value only if it is not set yet; returns the value now stored.
+    async fn meta_init(&self, name: &str, value: &str) -> StoreResult<String>;
+
+    // -- users (system scope) --
+    /// Creates a user; `Conflict` when the email is taken.
+    async fn user_create(&self, user: &User) -> StoreResult<()>;
+    /// Looks a user up by email.
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    /// Looks a user up by id.
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
+
+    // -- tokens (system scope; the auth guardian's trusted path) --
+    /// Stores a new token record (only its hash).
+    async fn token_create(&self, token: &TokenRecord) -> StoreResult<()>;
+    /// Finds a token by the SHA-256 of its secret.
+    async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
+    /// Finds a token by id.
+    async fn token_by_id(&self, id: &str) -> StoreResult<Option<TokenRecord>>;
+    /// Lists a user's tokens, newest first.
+    async fn tokens_of_user(&self, user_id: &str) -> StoreResult<Vec<TokenRecord>>;
+    /// Marks a token revoked; returns false when it was unknown or already revoked.
+    async fn token_revoke(&self, id: &str, at: i64) -> StoreResult<bool>;
+
+    // -- realms --
+    /// Creates a realm with its wrapped data key and an admin binding for its creator,
+    /// atomically. `Conflict` when the slug is taken.
+    async fn realm_create(
+        &self,
+        realm: &Realm,
+        key: &DataKey,
+        creator: &Binding,
+    ) -> StoreResult<()>;
+    /// Resolves a slug.
+    async fn realm_by_slug(&self, slug: &str) -> StoreResult<Option<Realm>>;
+    /// Lists all realms (system scope: callers filter by binding).
+    async fn realms_all(&self) -> StoreResult<Vec<Realm>>;
+    /// Deletes a realm and everything it owns.
+    async fn realm_delete(&self, realm_id: &str) -> StoreResult<bool>;
+
+    // -- data keys --
+    /// The wrapped data key of a realm.
+    async fn data_key(&self, realm_id: &str) -> StoreResult<Option<DataKey>>;
+    /// All wrapped data keys (master-key verify and rewrap).
+    async fn data_keys_all(&self) -> StoreResult<Vec<DataKey>>;
+    /// Replaces every data key in one transaction (master-key rewrap).
+    async fn data_keys_replace(&self, keys: &[DataKey]) -> StoreResult<()>;
+
+    // -- RBAC --
+    /// Creates or replaces a custom role in a realm.
+    async fn role_put(&self, realm_id: &str, role: &Role) -> StoreResult<()>;
+    /// Reads a custom role.
+    async fn role_get(&self, realm_id: &str, name: &str) -> StoreResult<Option<Role>>;
+    /// Lists a realm's custom roles.
+    async fn roles(&self, realm_id: &str) -> StoreResult<Vec<Role>>;
+    /// Deletes a custom role and its bindings.
+    async fn role_delete(&self, realm_id: &str, name: &str) -> StoreResult<bool>;
+    /// Adds a binding; `Conflict` when it exists.
+    async fn binding_create(&self, binding: &Binding) -> StoreResult<()>;
+    /// Lists a realm's bindings.
+    async fn bindings(&self, realm_id: &str) -> StoreResult<Vec<Binding>>;
+    /// The bindings that apply to the given subjects in one realm.
+    async fn bindings_for(
+        &self,
+        realm_id: &str,
+        user_id: &str,
+        token_id: &str,
+    ) -> StoreResult<Vec<Binding>>;
+    /// The ids of realms in which the user or the token has a binding.
+    async fn realms_bound(&self, user_id: &str, token_id: &str) -> StoreResult<Vec<String>>;
+    /// Deletes a binding by id within a realm.
+    async fn binding_delete(&self, realm_id: &str, id: &str) -> StoreResult<bool>;
+
+    // -- KV secrets --
+    /// Writes a new version of a secret. `cas` is the version the caller expects to be
+    /// current (0: must not exist); `None` writes unconditionally.
+    async fn secret_put(
+        &self,
+        realm_id: &str,
+        write: &SecretWrite,
+        cas: Option<i64>,
+    ) -> StoreResult<WriteOutcome>;
+    /// Reads the current (or a given) version of a live secret.
+    async fn secret_get(
+        &self,
+        realm_id: &str,
+        env: &str,
+        key: &str,
+        version: Option<i64>,
+    ) -> StoreResult<Option<SecretVersion>>;
+    /// Metadata of a secret with every version's metadata (history).
+    async fn secret_history(
+        &self,
+        realm_id: &str,
+        env: &str,
+        key: &str,
+    ) -> StoreResult<Option<(SecretMeta, Vec<VersionMeta>)>>;
+    /// Lists live secrets in an environment after `after` (exclusive), key order.
+    async fn secret_list(
+        &self,
+        realm_id: &str,
+        env: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<SecretMeta>>;
+    /// Soft-deletes a secret (history is kept; a later write continues the numbering).
+    async fn secret_delete(
+        &self,
+        realm_id: &str,
+        env: &str,
+        key: &str,
+        by: &str,
+        at: i64,
+    ) -> StoreResult<bool>;
+}

@@ -1,0 +1,705 @@
+//! The SQL shared by both backends.
+//!
+//! SQLite and PostgreSQL accept the same statements here (`$n` placeholders, `ON CONFLICT`,
+//! `RETURNING`), so the query code is written once and expanded for each sqlx driver by
+//! [`impl_sql_store!`]: each backend gets its own statically typed implementation on its
+//! native driver, while backend-specific work (connecting, pragmas, migrations) lives in
+//! `sqlite.rs` and `postgres.rs`.
+
+/// Maps a unique-constraint violation to [`StoreError::Conflict`](super::StoreError).
+pub(super) fn map_unique(e: sqlx::Error) -> super::StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => super::StoreError::Conflict,
+        _ => super::StoreError::Database(e),
+    }
+}
+
+/// Decodes a JSON string list column.
+pub(super) fn json_list(s: &str) -> super::StoreResult<Vec<String>> {
+    serde_json::from_str(s).map_err(|e| super::StoreError::Corrupt(e.to_string()))
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` prefix match.
+pub(super) fn like_prefix(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// Expands the [`Store`](super::Store) implementation for one sqlx backend.
+macro_rules! impl_sql_store {
+    ($store:ident, $db:ty, $row:ty, $backend:literal) => {
+        use async_trait::async_trait;
+        use sqlx::Row as _;
+
+        use super::sql::{json_list, like_prefix, map_unique};
+        use super::*;
+
+        fn user_row(r: &$row) -> StoreResult<User> {
+            Ok(User {
+                id: r.try_get("id")?,
+                email: r.try_get("email")?,
+                password_hash: r.try_get("password_hash")?,
+                superuser: r.try_get("superuser")?,
+                global_capabilities: json_list(&r.try_get::<String, _>("global_capabilities")?)?,
+                created_at: r.try_get("created_at")?,
+            })
+        }
+
+        fn token_row(r: &$row) -> StoreResult<TokenRecord> {
+            let caps: Option<String> = r.try_get("capabilities")?;
+            Ok(TokenRecord {
+                id: r.try_get("id")?,
+                hash: r.try_get("hash")?,
+                user_id: r.try_get("user_id")?,
+                parent_id: r.try_get("parent_id")?,
+                name: r.try_get("name")?,
+                capabilities: caps.as_deref().map(json_list).transpose()?,
+                realm_id: r.try_get("realm_id")?,
+                env: r.try_get("env")?,
+                key_glob: r.try_get("key_glob")?,
+                expires_at: r.try_get("expires_at")?,
+                created_at: r.try_get("created_at")?,
+                revoked_at: r.try_get("revoked_at")?,
+            })
+        }
+
+        fn realm_row(r: &$row) -> StoreResult<Realm> {
+            Ok(Realm {
+                id: r.try_get("id")?,
+                slug: r.try_get("slug")?,
+                name: r.try_get("name")?,
+                created_at: r.try_get("created_at")?,
+                created_by: r.try_get("created_by")?,
+            })
+        }
+
+        fn key_row(r: &$row) -> StoreResult<DataKey> {
+            Ok(DataKey {
+                realm_id: r.try_get("realm_id")?,
+                master_key_id: r.try_get("master_key_id")?,
+                wrapped: r.try_get("wrapped")?,
+                created_at: r.try_get("created_at")?,
+            })
+        }
+
+        fn role_row(r: &$row) -> StoreResult<Role> {
+            Ok(Role {
+                name: r.try_get("name")?,
+                capabilities: json_list(&r.try_get::<String, _>("capabilities")?)?,
+                env: r.try_get("env")?,
+                key_glob: r.try_get("key_glob")?,
+                created_at: r.try_get("created_at")?,
+            })
+        }
+
+        fn binding_row(r: &$row) -> StoreResult<Binding> {
+            let kind: String = r.try_get("subject_kind")?;
+            let id: String = r.try_get("subject_id")?;
+            let subject = match kind.as_str() {
+                "user" => Subject::User(id),
+                "token" => Subject::Token(id),
+                other => return Err(StoreError::Corrupt(format!("subject kind {other}"))),
+            };
+            Ok(Binding {
+                id: r.try_get("id")?,
+                realm_id: r.try_get("realm_id")?,
+                subject,
+                role: r.try_get("role")?,
+                created_at: r.try_get("created_at")?,
+                created_by: r.try_get("created_by")?,
+            })
+        }
+
+        fn meta_row(r: &$row) -> StoreResult<SecretMeta> {
+            Ok(SecretMeta {
+                env: r.try_get("env")?,
+                key: r.try_get("key")?,
+                version: r.try_get("current_version")?,
+                created_at: r.try_get("created_at")?,
+                created_by: r.try_get("created_by")?,
+                updated_at: r.try_get("updated_at")?,
+                updated_by: r.try_get("updated_by")?,
+            })
+        }
+
+        const TOKEN_COLS: &str = "id, hash, user_id, parent_id, name, capabilities, realm_id, \
+                                  env, key_glob, expires_at, created_at, revoked_at";
+        const META_COLS: &str = "env, key, current_version, created_at, created_by, \
+                                 updated_at, updated_by";
+
+        #[async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn meta_get(&self, name: &str) -> StoreResult<Option<String>> {
+                let row = sqlx::query("SELECT value FROM meta WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|r| r.try_get("value")).transpose()?)
+            }
+
+            async fn meta_init(&self, name: &str, value: &str) -> StoreResult<String> {
+                sqlx::query("INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                    .bind(name)
+                    .bind(value)
+                    .execute(&self.pool)
+                    .await?;
+                self.meta_get(name)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("meta {name} vanished")))
+            }
+
+            async fn user_create(&self, u: &User) -> StoreResult<()> {
+                let caps = serde_json::to_string(&u.global_capabilities)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                sqlx::query(
+                    "INSERT INTO users (id, email, password_hash, superuser, global_capabilities, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&u.id)
+                .bind(&u.email)
+                .bind(&u.password_hash)
+                .bind(u.superuser)
+                .bind(caps)
+                .bind(u.created_at)
+                .execute(&self.pool)
+                .await
+                .map_err(map_unique)?;
+                Ok(())
+            }
+
+            async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+                sqlx::query("SELECT * FROM users WHERE email = $1")
+                    .bind(email)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(user_row)
+                    .transpose()
+            }
+
+            async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+                sqlx::query("SELECT * FROM users WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(user_row)
+                    .transpose()
+            }
+
+            async fn token_create(&self, t: &TokenRecord) -> StoreResult<()> {
+                let caps = t
+                    .capabilities
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                sqlx::query(&format!(
+                    "INSERT INTO tokens ({TOKEN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                ))
+                .bind(&t.id)
+                .bind(&t.hash)
+                .bind(&t.user_id)
+                .bind(&t.parent_id)
+                .bind(&t.name)
+                .bind(caps)
+                .bind(&t.realm_id)
+                .bind(&t.env)
+                .bind(&t.key_glob)
+                .bind(t.expires_at)
+                .bind(t.created_at)
+                .bind(t.revoked_at)
+                .execute(&self.pool)
+                .await
+                .map_err(map_unique)?;
+                Ok(())
+            }
+
+            async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
+                sqlx::query(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE hash = $1"))
+                    .bind(hash)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(token_row)
+                    .transpose()
+            }
+
+            async fn token_by_id(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
+                sqlx::query(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(token_row)
+                    .transpose()
+            }
+
+            async fn tokens_of_user(&self, user_id: &str) -> StoreResult<Vec<TokenRecord>> {
+                sqlx::query(&format!(
+                    "SELECT {TOKEN_COLS} FROM tokens WHERE user_id = $1 ORDER BY created_at DESC, id"
+                ))
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(token_row)
+                .collect()
+            }
+
+            async fn token_revoke(&self, id: &str, at: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                )
+                .bind(id)
+                .bind(at)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn realm_create(&self, r: &Realm, k: &DataKey, b: &Binding) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO realms (id, slug, name, created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&r.id)
+                .bind(&r.slug)
+                .bind(&r.name)
+                .bind(r.created_at)
+                .bind(&r.created_by)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_unique)?;
+                sqlx::query(
+                    "INSERT INTO data_keys (realm_id, master_key_id, wrapped, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&k.realm_id)
+                .bind(&k.master_key_id)
+                .bind(&k.wrapped)
+                .bind(k.created_at)
+                .execute(&mut *tx)
+                .await?;
+                insert_binding(&mut *tx, b).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn realm_by_slug(&self, slug: &str) -> StoreResult<Option<Realm>> {
+                sqlx::query("SELECT * FROM realms WHERE slug = $1")
+                    .bind(slug)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(realm_row)
+                    .transpose()
+            }
+
+            async fn realms_all(&self) -> StoreResult<Vec<Realm>> {
+                sqlx::query("SELECT * FROM realms ORDER BY slug")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(realm_row)
+                    .collect()
+            }
+
+            async fn realm_delete(&self, realm_id: &str) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                for table in [
+                    "secret_versions",
+                    "secrets",
+                    "bindings",
+                    "roles",
+                    "tokens",
+                    "data_keys",
+                ] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE realm_id = $1"))
+                        .bind(realm_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let done = sqlx::query("DELETE FROM realms WHERE id = $1")
+                    .bind(realm_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn data_key(&self, realm_id: &str) -> StoreResult<Option<DataKey>> {
+                sqlx::query("SELECT * FROM data_keys WHERE realm_id = $1")
+                    .bind(realm_id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(key_row)
+                    .transpose()
+            }
+
+            async fn data_keys_all(&self) -> StoreResult<Vec<DataKey>> {
+                sqlx::query("SELECT * FROM data_keys ORDER BY realm_id")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(key_row)
+                    .collect()
+            }
+
+            async fn data_keys_replace(&self, keys: &[DataKey]) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                for k in keys {
+                    sqlx::query(
+                        "UPDATE data_keys SET master_key_id = $2, wrapped = $3 WHERE realm_id = $1",
+                    )
+                    .bind(&k.realm_id)
+                    .bind(&k.master_key_id)
+                    .bind(&k.wrapped)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn role_put(&self, realm_id: &str, role: &Role) -> StoreResult<()> {
+                let caps = serde_json::to_string(&role.capabilities)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                sqlx::query(
+                    "INSERT INTO roles (realm_id, name, capabilities, env, key_glob, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (realm_id, name) DO UPDATE SET \
+                     capabilities = excluded.capabilities, env = excluded.env, key_glob = excluded.key_glob",
+                )
+                .bind(realm_id)
+                .bind(&role.name)
+                .bind(caps)
+                .bind(&role.env)
+                .bind(&role.key_glob)
+                .bind(role.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn role_get(&self, realm_id: &str, name: &str) -> StoreResult<Option<Role>> {
+                sqlx::query("SELECT * FROM roles WHERE realm_id = $1 AND name = $2")
+                    .bind(realm_id)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(role_row)
+                    .transpose()
+            }
+
+            async fn roles(&self, realm_id: &str) -> StoreResult<Vec<Role>> {
+                sqlx::query("SELECT * FROM roles WHERE realm_id = $1 ORDER BY name")
+                    .bind(realm_id)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(role_row)
+                    .collect()
+            }
+
+            async fn role_delete(&self, realm_id: &str, name: &str) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM bindings WHERE realm_id = $1 AND role = $2")
+                    .bind(realm_id)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                let done = sqlx::query("DELETE FROM roles WHERE realm_id = $1 AND name = $2")
+                    .bind(realm_id)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn binding_create(&self, b: &Binding) -> StoreResult<()> {
+                insert_binding(&self.pool, b).await
+            }
+
+            async fn bindings(&self, realm_id: &str) -> StoreResult<Vec<Binding>> {
+                sqlx::query("SELECT * FROM bindings WHERE realm_id = $1 ORDER BY created_at, id")
+                    .bind(realm_id)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(binding_row)
+                    .collect()
+            }
+
+            async fn bindings_for(
+                &self,
+                realm_id: &str,
+                user_id: &str,
+                token_id: &str,
+            ) -> StoreResult<Vec<Binding>> {
+                sqlx::query(
+                    "SELECT * FROM bindings WHERE realm_id = $1 AND \
+                     ((subject_kind = 'user' AND subject_id = $2) OR (subject_kind = 'token' AND subject_id = $3)) \
+                     ORDER BY created_at, id",
+                )
+                .bind(realm_id)
+                .bind(user_id)
+                .bind(token_id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(binding_row)
+                .collect()
+            }
+
+            async fn realms_bound(&self, user_id: &str, token_id: &str) -> StoreResult<Vec<String>> {
+                let rows = sqlx::query(
+                    "SELECT DISTINCT realm_id FROM bindings WHERE \
+                     (subject_kind = 'user' AND subject_id = $1) OR (subject_kind = 'token' AND subject_id = $2)",
+                )
+                .bind(user_id)
+                .bind(token_id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| r.try_get("realm_id"))
+                    .collect::<Result<_, _>>()?)
+            }
+
+            async fn binding_delete(&self, realm_id: &str, id: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM bindings WHERE realm_id = $1 AND id = $2")
+                    .bind(realm_id)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn secret_put(
+                &self,
+                realm_id: &str,
+                w: &SecretWrite,
+                cas: Option<i64>,
+            ) -> StoreResult<WriteOutcome> {
+                // The first statement writes, so the transaction takes the write lock at once
+                // (no read-then-upgrade deadlock on SQLite, a row lock on PostgreSQL).
+                let upsert = match cas {
+                    Some(n) if n > 0 => format!(
+                        "UPDATE secrets SET current_version = current_version + 1, deleted = FALSE, \
+                         updated_at = $4, updated_by = $5 \
+                         WHERE realm_id = $1 AND env = $2 AND key = $3 AND NOT deleted AND current_version = {n} \
+                         RETURNING {META_COLS}"
+                    ),
+                    Some(_) => format!(
+                        "INSERT INTO secrets (realm_id, env, key, current_version, deleted, created_at, created_by, updated_at, updated_by) \
+                         VALUES ($1, $2, $3, 1, FALSE, $4, $5, $4, $5) \
+                         ON CONFLICT (realm_id, env, key) DO UPDATE SET current_version = secrets.current_version + 1, \
+                         deleted = FALSE, updated_at = excluded.updated_at, updated_by = excluded.updated_by \
+                         WHERE secrets.deleted RETURNING {META_COLS}"
+                    ),
+                    None => format!(
+                        "INSERT INTO secrets (realm_id, env, key, current_version, deleted, created_at, created_by, updated_at, updated_by) \
+                         VALUES ($1, $2, $3, 1, FALSE, $4, $5, $4, $5) \
+                         ON CONFLICT (realm_id, env, key) DO UPDATE SET current_version = secrets.current_version + 1, \
+                         deleted = FALSE, updated_at = excluded.updated_at, updated_by = excluded.updated_by \
+                         RETURNING {META_COLS}"
+                    ),
+                };
+                let mut tx = self.pool.begin().await?;
+                let row = sqlx::query(&upsert)
+                    .bind(realm_id)
+                    .bind(&w.env)
+                    .bind(&w.key)
+                    .bind(w.at)
+                    .bind(&w.by)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(row) = row else {
+                    tx.rollback().await?;
+                    let current = sqlx::query(
+                        "SELECT current_version FROM secrets WHERE realm_id = $1 AND env = $2 AND key = $3 AND NOT deleted",
+                    )
+                    .bind(realm_id)
+                    .bind(&w.env)
+                    .bind(&w.key)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| r.try_get("current_version"))
+                    .transpose()?
+                    .unwrap_or(0);
+                    return Ok(WriteOutcome::CasMismatch { current });
+                };
+                let meta = meta_row(&row)?;
+                sqlx::query(
+                    "INSERT INTO secret_versions (realm_id, env, key, version, ciphertext, created_at, created_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(realm_id)
+                .bind(&w.env)
+                .bind(&w.key)
+                .bind(meta.version)
+                .bind(&w.sealed)
+                .bind(w.at)
+                .bind(&w.by)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(WriteOutcome::Written(meta))
+            }
+
+            async fn secret_get(
+                &self,
+                realm_id: &str,
+                env: &str,
+                key: &str,
+                version: Option<i64>,
+            ) -> StoreResult<Option<SecretVersion>> {
+                let row = sqlx::query(
+                    "SELECT s.env, s.key, s.current_version, s.created_at, s.created_by, s.updated_at, s.updated_by, \
+                     v.version AS v_version, v.ciphertext AS v_ciphertext, v.created_at AS v_created_at, v.created_by AS v_created_by \
+                     FROM secrets s JOIN secret_versions v \
+                     ON v.realm_id = s.realm_id AND v.env = s.env AND v.key = s.key \
+                     AND v.version = COALESCE($4, s.current_version) \
+                     WHERE s.realm_id = $1 AND s.env = $2 AND s.key = $3 AND NOT s.deleted",
+                )
+                .bind(realm_id)
+                .bind(env)
+                .bind(key)
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(r) = row else { return Ok(None) };
+                Ok(Some(SecretVersion {
+                    meta: meta_row(&r)?,
+                    version: r.try_get("v_version")?,
+                    sealed: r.try_get("v_ciphertext")?,
+                    created_at: r.try_get("v_created_at")?,
+                    created_by: r.try_get("v_created_by")?,
+                }))
+            }
+
+            async fn secret_history(
+                &self,
+                realm_id: &str,
+                env: &str,
+                key: &str,
+            ) -> StoreResult<Option<(SecretMeta, Vec<VersionMeta>)>> {
+                let meta = sqlx::query(&format!(
+                    "SELECT {META_COLS} FROM secrets WHERE realm_id = $1 AND env = $2 AND key = $3 AND NOT deleted"
+                ))
+                .bind(realm_id)
+                .bind(env)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(meta) = meta else { return Ok(None) };
+                let versions = sqlx::query(
+                    "SELECT version, created_at, created_by FROM secret_versions \
+                     WHERE realm_id = $1 AND env = $2 AND key = $3 ORDER BY version DESC",
+                )
+                .bind(realm_id)
+                .bind(env)
+                .bind(key)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(VersionMeta {
+                        version: r.try_get("version")?,
+                        created_at: r.try_get("created_at")?,
+                        created_by: r.try_get("created_by")?,
+                    })
+                })
+                .collect::<StoreResult<_>>()?;
+                Ok(Some((meta_row(&meta)?, versions)))
+            }
+
+            async fn secret_list(
+                &self,
+                realm_id: &str,
+                env: &str,
+                prefix: &str,
+                after: Option<&str>,
+                limit: i64,
+            ) -> StoreResult<Vec<SecretMeta>> {
+                sqlx::query(&format!(
+                    "SELECT {META_COLS} FROM secrets WHERE realm_id = $1 AND env = $2 AND NOT deleted \
+                     AND key LIKE $3 ESCAPE '\\' AND ($4 IS NULL OR key > $4) ORDER BY key LIMIT $5"
+                ))
+                .bind(realm_id)
+                .bind(env)
+                .bind(like_prefix(prefix))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(meta_row)
+                .collect()
+            }
+
+            async fn secret_delete(
+                &self,
+                realm_id: &str,
+                env: &str,
+                key: &str,
+                by: &str,
+                at: i64,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE secrets SET deleted = TRUE, updated_at = $4, updated_by = $5 \
+                     WHERE realm_id = $1 AND env = $2 AND key = $3 AND NOT deleted",
+                )
+                .bind(realm_id)
+                .bind(env)
+                .bind(key)
+                .bind(at)
+                .bind(by)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+        }
+
+        async fn insert_binding<'e, E>(exec: E, b: &Binding) -> StoreResult<()>
+        where
+            E: sqlx::Executor<'e, Database = $db>,
+        {
+            sqlx::query(
+                "INSERT INTO bindings (id, realm_id, subject_kind, subject_id, role, created_at, created_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&b.id)
+            .bind(&b.realm_id)
+            .bind(b.subject.kind())
+            .bind(b.subject.id())
+            .bind(&b.role)
+            .bind(b.created_at)
+            .bind(&b.created_by)
+            .execute(exec)
+            .await
+            .map_err(map_unique)?;
+            Ok(())
+        }
+    };
+}
+
+pub(super) use impl_sql_store;
