@@ -266,10 +266,11 @@ impl Config {
         if self.kv.max_value_bytes == 0 || self.kv.max_value_bytes >= self.server.max_body_bytes {
             return bad("kv.max_value_bytes must be positive and below server.max_body_bytes");
         }
-        if let Some(url) = &self.database_url {
-            if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
-                return bad("database_url must be a postgres:// URL (SQLite is the default)");
-            }
+        if let Some(url) = &self.database_url
+            && !url.starts_with("postgres://")
+            && !url.starts_with("postgresql://")
+        {
+            return bad("database_url must be a postgres:// URL (SQLite is the default)");
         }
         for c in &self.auth.default_global_capabilities {
             match c.parse::<crate::rbac::Capability>() {
@@ -306,11 +307,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_errors() {
-        assert!(
-            parse("server:\n  prot: 9000\n")
-                .unwrap_err()
-                .contains("prot")
-        );
+        let err = parse("server:\n  prot: 9000\n").expect_err("typo must fail");
+        assert!(err.contains("prot"), "{err}");
         assert!(parse("verbose: true\n").is_err());
     }
 

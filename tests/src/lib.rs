@@ -1,1 +1,376 @@
-//! e2e
+//! End-to-end test harness: starts the real `arcan` binary on an ephemeral port with TLS
+//! and talks HTTPS to it, trusting only the CA the server generated.
+//!
+//! Backends: SQLite (a file in a temporary data dir) and PostgreSQL (a fresh database per
+//! server on `ARCAN_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/test`). A
+//! missing PostgreSQL is a failure with instructions, never a skip.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub use reqwest::{Method, StatusCode};
+pub use serde_json::{Value, json};
+
+/// Which store the server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// The `arcan` binary under test.
+pub fn arcan_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("ARCAN_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("arcan");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first with `cargo build -p arcan` (or set ARCAN_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+/// The admin URL of the test PostgreSQL.
+pub fn pg_url() -> String {
+    std::env::var("ARCAN_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+fn with_db(url: &str, db: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("database URL has a path");
+    format!("{base}/{db}")
+}
+
+async fn pg_admin(sql: &str) {
+    use sqlx::Connection;
+    let url = pg_url();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL is not reachable at {url}: {e}. Start it (the test command `./scripts/test` \
+             starts a local cluster when none answers) or set ARCAN_TEST_PG_URL."
+        )
+    });
+    sqlx::query(sql).execute(&mut conn).await.expect(sql);
+}
+
+/// A running server.
+pub struct Server {
+    child: Option<Child>,
+    /// Data directory.
+    pub dir: PathBuf,
+    /// `https://127.0.0.1:PORT`.
+    pub base: String,
+    /// Root token.
+    pub root: String,
+    /// HTTPS client trusting the server's CA.
+    pub http: reqwest::Client,
+    /// Store backend.
+    pub backend: Backend,
+    /// PostgreSQL database URL (Postgres backend).
+    pub db_url: Option<String>,
+    pg_db: Option<String>,
+    config: String,
+}
+
+/// Rate limits high enough not to disturb functional tests.
+pub const RELAXED: &str = "rate_limit:\n  per_ip: 100000\n  per_token: 100000\n";
+
+impl Server {
+    /// Starts a server with relaxed rate limits.
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, RELAXED).await
+    }
+
+    /// Starts a server with the given YAML config.
+    pub async fn start_with(backend: Backend, config: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("arcan-e2e-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (db_url, pg_db) = match backend {
+            Backend::Sqlite => (None, None),
+            Backend::Postgres => {
+                let name = format!("arcan_e2e_{}", uuid::Uuid::new_v4().simple());
+                pg_admin(&format!("CREATE DATABASE {name}")).await;
+                (Some(with_db(&pg_url(), &name)), Some(name))
+            }
+        };
+        let mut s = Self {
+            child: None,
+            dir,
+            base: String::new(),
+            root: String::new(),
+            http: reqwest::Client::new(),
+            backend,
+            db_url,
+            pg_db,
+            config: config.to_owned(),
+        };
+        s.launch().await;
+        s.root = std::fs::read_to_string(s.dir.join("root-token")).expect("root token file");
+        s
+    }
+
+    async fn launch(&mut self) {
+        let cfg = self.dir.join("config.yaml");
+        std::fs::write(&cfg, &self.config).expect("config");
+        let log = std::fs::File::create(self.dir.join("server.log")).expect("log file");
+        let mut cmd = Command::new(arcan_bin());
+        cmd.args(["server", "--dev", "--port", "0", "--log-format", "json"])
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .env("HOME", &self.dir)
+            .stdout(Stdio::piped())
+            .stderr(log);
+        if let Some(url) = &self.db_url {
+            cmd.arg("--database-url").arg(url);
+        }
+        let mut child = cmd.spawn().expect("spawn arcan");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("Listening on ") {
+                    let _ = tx.send(addr.to_owned());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+                panic!("arcan did not start; its log:\n{log}")
+            });
+        self.child = Some(child);
+        self.base = addr;
+        let ca = std::fs::read(self.dir.join("tls/ca.pem")).expect("ca.pem");
+        self.http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca"))
+            .build()
+            .expect("client");
+    }
+
+    /// Kills the server (SIGKILL) and starts it again on the same data.
+    pub async fn restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.launch().await;
+    }
+
+    /// Sends SIGTERM and waits for exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        c.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// Server log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// Sends a request; returns status and JSON body (Null when empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let text = res.text().await.expect("body");
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, json)
+    }
+
+    /// GET with a token.
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    /// Creates a realm as root.
+    pub async fn realm(&self, slug: &str) {
+        let (s, b) = self
+            .call(
+                Method::POST,
+                "/api/v1/realms",
+                Some(&self.root),
+                Some(json!({"slug": slug})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+
+    /// Writes a secret as root.
+    pub async fn put(
+        &self,
+        token: &str,
+        realm: &str,
+        env: &str,
+        key: &str,
+        value: &str,
+    ) -> (StatusCode, Value) {
+        self.call(
+            Method::PUT,
+            &format!("/api/v1/realms/{realm}/secrets/{key}?env={env}"),
+            Some(token),
+            Some(json!({"value": value})),
+        )
+        .await
+    }
+
+    /// Registers a user and logs in; returns (user id, token).
+    pub async fn user(&self, email: &str) -> (String, String) {
+        let creds = json!({"email": email, "password": "correct horse battery"});
+        let (s, u) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/register",
+                None,
+                Some(creds.clone()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{u}");
+        let (s, t) = self
+            .call(Method::POST, "/api/v1/auth/login", None, Some(creds))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{t}");
+        (
+            u["id"].as_str().expect("id").to_owned(),
+            t["token"].as_str().expect("token").to_owned(),
+        )
+    }
+
+    /// Binds a subject to a role as root.
+    pub async fn bind(&self, realm: &str, subject: &str, role: &str) {
+        let (s, b) = self
+            .call(
+                Method::POST,
+                &format!("/api/v1/realms/{realm}/bindings"),
+                Some(&self.root),
+                Some(json!({"subject": subject, "role": role})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+
+    /// Every byte the store holds: the SQLite files, or every PostgreSQL row as text.
+    pub async fn store_dump(&self) -> Vec<u8> {
+        match &self.db_url {
+            None => {
+                let mut all = Vec::new();
+                for f in ["arcan.db", "arcan.db-wal"] {
+                    if let Ok(b) = std::fs::read(self.dir.join(f)) {
+                        all.extend(b);
+                    }
+                }
+                all
+            }
+            Some(url) => {
+                use sqlx::{Connection, Row};
+                let mut conn = sqlx::PgConnection::connect(url).await.expect("pg");
+                let mut all = String::new();
+                for t in [
+                    "meta",
+                    "users",
+                    "realms",
+                    "data_keys",
+                    "tokens",
+                    "roles",
+                    "bindings",
+                    "secrets",
+                    "secret_versions",
+                ] {
+                    let row = sqlx::query(&format!(
+                        "SELECT COALESCE(string_agg(t::text, E'\\n'), '') AS d FROM {t} t"
+                    ))
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("dump");
+                    all.push_str(&row.get::<String, _>("d"));
+                }
+                all.into_bytes()
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(db) = &self.pg_db {
+            let _ = Command::new("psql")
+                .arg(pg_url())
+                .args([
+                    "-q",
+                    "-c",
+                    &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// True when `haystack` contains `needle`, as bytes or as lower-case hex (PostgreSQL bytea).
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    let hex: String = needle.bytes().map(|b| format!("{b:02x}")).collect();
+    let find = |n: &[u8]| haystack.windows(n.len()).any(|w| w == n);
+    find(needle.as_bytes()) || find(hex.as_bytes())
+}
+
+/// Runs an async test body against both backends.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}

@@ -55,8 +55,8 @@ pub struct ClientOpts {
     /// Server address.
     #[arg(long, env = "ARCAN_ADDR", global = true)]
     pub addr: Option<String>,
-    /// API token (default: the one saved by `arcan login`).
-    #[arg(long, env = "ARCAN_TOKEN", global = true, hide_env_values = true)]
+    /// API token (default: the one saved by `arcan login`); give it before the subcommand.
+    #[arg(long, env = "ARCAN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// CA certificate to trust (default: `~/.arcan/data/tls/ca.pem` when present).
     #[arg(long = "ca-cert", env = "ARCAN_CACERT", global = true)]

@@ -24,10 +24,10 @@ impl Scope {
     /// True when the request's environment and key fall inside the scope. A request that
     /// names no environment or key (a listing) is admitted; listings filter per key.
     pub fn admits(&self, env: Option<&str>, key: Option<&str>) -> Result<(), String> {
-        if let (Some(want), Some(env)) = (&self.env, env) {
-            if want != env {
-                return Err(format!("limited to environment `{want}`, not `{env}`"));
-            }
+        if let (Some(want), Some(env)) = (&self.env, env)
+            && want != env
+        {
+            return Err(format!("limited to environment `{want}`, not `{env}`"));
         }
         if let (Some(glob), Some(key)) = (&self.key_glob, key) {
             let opts = glob::MatchOptions {
@@ -109,13 +109,13 @@ impl Access {
 
 /// Decides a request.
 pub fn evaluate(access: &Access, req: Request<'_>) -> Decision {
-    if let Some(caps) = &access.ceiling.capabilities {
-        if !caps.contains(&req.capability) {
-            return Decision::Deny(format!(
-                "the token's capabilities do not include `{}`",
-                req.capability
-            ));
-        }
+    if let Some(caps) = &access.ceiling.capabilities
+        && !caps.contains(&req.capability)
+    {
+        return Decision::Deny(format!(
+            "the token's capabilities do not include `{}`",
+            req.capability
+        ));
     }
     if let Err(why) = access.ceiling.scope.admits(req.env, req.key) {
         return Decision::Deny(format!("the token is {why}"));

@@ -145,10 +145,10 @@ pub fn render_error(err: &ApiError, depot: &Depot, res: &mut Response) {
         }
     };
     res.status_code(err.status);
-    if let Some(secs) = err.retry_after {
-        if let Ok(v) = secs.to_string().parse() {
-            res.headers_mut().insert("retry-after", v);
-        }
+    if let Some(secs) = err.retry_after
+        && let Ok(v) = secs.to_string().parse()
+    {
+        res.headers_mut().insert("retry-after", v);
     }
     res.render(Json(ErrorBody {
         error: ErrorDetail {

@@ -1,0 +1,309 @@
+//! The README walkthrough through the real CLI, and graceful shutdown.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use arcan_tests::*;
+
+struct Cli<'a> {
+    s: &'a Server,
+    home: std::path::PathBuf,
+}
+
+impl Cli<'_> {
+    fn run(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+        token: Option<&str>,
+    ) -> (bool, String, String) {
+        let mut cmd = Command::new(arcan_bin());
+        cmd.args(args)
+            .env("HOME", &self.home)
+            .env("ARCAN_ADDR", &self.s.base)
+            .env("ARCAN_CACERT", self.s.dir.join("tls/ca.pem"))
+            .env_remove("ARCAN_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(t) = token {
+            cmd.env("ARCAN_TOKEN", t);
+        }
+        let mut child = cmd.spawn().expect("spawn cli");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write");
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn ok(&self, args: &[&str], stdin: Option<&str>, token: Option<&str>) -> String {
+        let (ok, out, err) = self.run(args, stdin, token);
+        assert!(ok, "arcan {args:?} failed: {err}");
+        out
+    }
+}
+
+async fn walkthrough(b: Backend) {
+    let s = Server::start(b).await;
+    let home = s.dir.join("cli-home");
+    std::fs::create_dir_all(&home).expect("home");
+    let cli = Cli {
+        s: &s,
+        home: home.clone(),
+    };
+    cli.ok(
+        &["register", "--email", "dev@example.com", "--password-stdin"],
+        Some("a long password\n"),
+        None,
+    );
+    cli.ok(
+        &["login", "--email", "dev@example.com", "--password-stdin"],
+        Some("a long password\n"),
+        None,
+    );
+    let creds = home.join(".arcan/credentials.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&creds)
+            .expect("credentials")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    cli.ok(&["realm", "create", "acme"], None, None);
+    cli.ok(
+        &[
+            "kv",
+            "--realm",
+            "acme",
+            "--env",
+            "prod",
+            "set",
+            "app/db-url",
+            "postgres://db",
+        ],
+        None,
+        None,
+    );
+    cli.ok(
+        &[
+            "kv",
+            "--realm",
+            "acme",
+            "--env",
+            "prod",
+            "set",
+            "app/api.key",
+            "-",
+        ],
+        Some("k-123"),
+        None,
+    );
+    assert_eq!(
+        cli.ok(
+            &[
+                "kv",
+                "--realm",
+                "acme",
+                "--env",
+                "prod",
+                "get",
+                "app/db-url"
+            ],
+            None,
+            None
+        )
+        .trim(),
+        "postgres://db"
+    );
+    let (ok, _, err) = cli.run(
+        &[
+            "kv",
+            "--realm",
+            "acme",
+            "--env",
+            "prod",
+            "set",
+            "app/db-url",
+            "x",
+            "--cas",
+            "0",
+        ],
+        None,
+        None,
+    );
+    assert!(!ok && err.contains("412"), "{err}");
+    let list = cli.ok(
+        &["kv", "--realm", "acme", "--env", "prod", "list"],
+        None,
+        None,
+    );
+    assert!(
+        list.contains("app/api.key") && list.contains("app/db-url"),
+        "{list}"
+    );
+    let dotenv = cli.ok(
+        &["kv", "--realm", "acme", "--env", "prod", "export"],
+        None,
+        None,
+    );
+    assert!(dotenv.contains("APP_DB_URL=\"postgres://db\""), "{dotenv}");
+    let json_out = cli.ok(
+        &[
+            "kv", "--realm", "acme", "--env", "prod", "export", "--format", "json",
+        ],
+        None,
+        None,
+    );
+    let parsed: Value = serde_json::from_str(&json_out).expect("json export");
+    assert_eq!(parsed["app/api.key"], "k-123");
+    let yaml = cli.ok(
+        &[
+            "kv", "--realm", "acme", "--env", "prod", "export", "--format", "yaml",
+        ],
+        None,
+        None,
+    );
+    assert!(yaml.contains("app/api.key: k-123"), "{yaml}");
+    let ran = cli.ok(
+        &[
+            "kv",
+            "--realm",
+            "acme",
+            "--env",
+            "prod",
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "echo $APP_API_KEY",
+        ],
+        None,
+        None,
+    );
+    assert_eq!(ran.trim(), "k-123");
+    let (ok, _, _) = cli.run(
+        &["kv", "--realm", "acme", "run", "--", "sh", "-c", "exit 3"],
+        None,
+        None,
+    );
+    assert!(!ok, "child exit status propagates");
+    let history = cli.ok(
+        &[
+            "kv",
+            "--realm",
+            "acme",
+            "--env",
+            "prod",
+            "history",
+            "app/db-url",
+        ],
+        None,
+        None,
+    );
+    assert!(history.contains("\"version\": 1"), "{history}");
+    // A narrowed token, used through ARCAN_TOKEN.
+    let created = cli.ok(
+        &[
+            "token",
+            "create",
+            "--ttl",
+            "1h",
+            "--capabilities",
+            "secrets:read",
+            "--realm",
+            "acme",
+        ],
+        None,
+        None,
+    );
+    let created: Value = serde_json::from_str(&created).expect("token json");
+    let narrow = created["token"].as_str().expect("token").to_owned();
+    assert_eq!(
+        cli.ok(
+            &[
+                "kv",
+                "--realm",
+                "acme",
+                "--env",
+                "prod",
+                "get",
+                "app/db-url"
+            ],
+            None,
+            Some(&narrow)
+        )
+        .trim(),
+        "postgres://db"
+    );
+    let (ok, _, err) = cli.run(
+        &[
+            "kv", "--realm", "acme", "--env", "prod", "set", "app/x", "y",
+        ],
+        None,
+        Some(&narrow),
+    );
+    assert!(!ok && err.contains("403"), "{err}");
+    let explain = cli.ok(
+        &[
+            "policy",
+            "--realm",
+            "acme",
+            "explain",
+            "--token",
+            &narrow,
+            "--action",
+            "secrets:write",
+            "--key",
+            "app/x",
+            "--env",
+            "prod",
+        ],
+        None,
+        None,
+    );
+    assert!(explain.contains("\"allowed\": false"), "{explain}");
+    cli.ok(
+        &[
+            "policy",
+            "--realm",
+            "acme",
+            "role",
+            "create",
+            "ci",
+            "--capabilities",
+            "secrets:read",
+            "--env",
+            "prod",
+            "--keys",
+            "app/*",
+        ],
+        None,
+        None,
+    );
+    let roles = cli.ok(&["policy", "--realm", "acme", "role", "list"], None, None);
+    assert!(roles.contains("\"ci\""), "{roles}");
+    let who = cli.ok(&["token", "lookup-self"], None, None);
+    assert!(who.contains("dev@example.com"), "{who}");
+    let (ok, _, err) = cli.run(&["kv", "--realm", "acme", "get", "nope"], None, None);
+    assert!(!ok && err.contains("404"), "{err}");
+}
+
+async fn graceful_shutdown(b: Backend) {
+    let mut s = Server::start(b).await;
+    assert!(s.terminate(), "server exits 0 on SIGTERM: {}", s.log());
+}
+
+both_backends!(walkthrough, graceful_shutdown);

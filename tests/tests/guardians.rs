@@ -1,0 +1,188 @@
+//! Each guardian's failure mode, held and violated: 401, 403, 404 across realms, 429.
+
+use arcan_tests::*;
+
+async fn auth_guardian(b: Backend) {
+    let s = Server::start(b).await;
+    s.realm("acme").await;
+    s.put(&s.root, "acme", "dev", "k", "v").await;
+    let path = "/api/v1/realms/acme/secrets/k?env=dev";
+    let (st, body) = s.call(Method::GET, path, None, None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "unauthorized");
+    assert_eq!(body["error"]["status"], 401);
+    assert!(
+        !body["error"]["request_id"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+    );
+    let (st, _) = s.get(path, "arc_not-a-real-token").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _) = s.get(path, "garbage").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, body) = s.get(path, &s.root).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(body["value"], "v");
+}
+
+async fn policy_guardian(b: Backend) {
+    let s = Server::start(b).await;
+    s.realm("acme").await;
+    let (_, viewer) = s.user("viewer@example.com").await;
+    s.bind("acme", "user:viewer@example.com", "viewer").await;
+    s.put(&s.root, "acme", "dev", "k", "v").await;
+    let (st, body) = s
+        .get("/api/v1/realms/acme/secrets/k?env=dev", &viewer)
+        .await;
+    assert_eq!(st, StatusCode::OK, "viewer reads: {body}");
+    let (st, body) = s.put(&viewer, "acme", "dev", "k", "new").await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "viewer writes: {body}");
+    assert_eq!(body["error"]["code"], "forbidden");
+    let (st, _) = s
+        .call(
+            Method::DELETE,
+            "/api/v1/realms/acme/secrets/k?env=dev",
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _) = s.get("/api/v1/realms/acme/bindings", &viewer).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+}
+
+async fn realm_guardian(b: Backend) {
+    let s = Server::start(b).await;
+    s.realm("alpha").await;
+    s.realm("beta").await;
+    let (_, alice) = s.user("alice@example.com").await;
+    s.bind("alpha", "user:alice@example.com", "admin").await;
+    s.put(&s.root, "beta", "dev", "k", "beta-secret").await;
+    // Alice is admin of alpha; beta exists but is invisible to her, like a missing realm.
+    for realm in ["beta", "nope"] {
+        let (st, body) = s
+            .get(&format!("/api/v1/realms/{realm}/secrets/k?env=dev"), &alice)
+            .await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{realm}: {body}");
+        assert_eq!(body["error"]["message"], "realm not found");
+        let (st, _) = s.get(&format!("/api/v1/realms/{realm}"), &alice).await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+    }
+    let (st, _) = s.get("/api/v1/realms/alpha", &alice).await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, list) = s.get("/api/v1/realms", &alice).await;
+    let slugs: Vec<_> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|r| r["slug"].clone())
+        .collect();
+    assert_eq!(slugs, vec![json!("alpha")]);
+    // A token confined to alpha cannot reach beta even for a superuser.
+    let (st, t) = s
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&s.root),
+            Some(json!({"realm": "alpha", "ttl": "1h"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    let confined = t["token"].as_str().expect("token");
+    let (st, _) = s
+        .get("/api/v1/realms/beta/secrets/k?env=dev", confined)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+async fn rate_limit_guardian(b: Backend) {
+    let s = Server::start_with(b, "rate_limit:\n  per_ip: 5\n  per_token: 8\n").await;
+    // Per IP, unauthenticated (and invalid tokens count against the IP).
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(s.call(Method::GET, "/health", None, None).await.0);
+    }
+    assert!(
+        statuses.iter().take(5).all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let res = s
+        .http
+        .get(format!("{}/health", s.base))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("secs");
+    assert!(retry >= 1);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // Per token: its own bucket, unaffected by the exhausted IP bucket.
+    let mut token_statuses = Vec::new();
+    for _ in 0..14 {
+        token_statuses.push(s.get("/api/v1/tokens/self", &s.root).await.0);
+    }
+    assert!(
+        token_statuses.iter().take(8).all(|s| *s == StatusCode::OK),
+        "{token_statuses:?}"
+    );
+    assert!(
+        token_statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{token_statuses:?}"
+    );
+}
+
+async fn request_ids(b: Backend) {
+    let s = Server::start(b).await;
+    let res = s
+        .http
+        .get(format!("{}/health", s.base))
+        .header("x-request-id", "trace-abc.1")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.headers()["x-request-id"], "trace-abc.1");
+    let res = s
+        .http
+        .get(format!("{}/health", s.base))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .expect("send");
+    let id = res.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_ne!(id, "bad id with spaces");
+    assert!(!id.is_empty());
+    let res = s
+        .http
+        .get(format!("{}/no/such/route", s.base))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let hdr = res.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["error"]["request_id"], hdr.as_str());
+}
+
+both_backends!(
+    auth_guardian,
+    policy_guardian,
+    realm_guardian,
+    rate_limit_guardian,
+    request_ids
+);

@@ -1,0 +1,167 @@
+//! What reaches the store: no plaintext secret value, no raw token; data survives a
+//! kill -9 restart and a master-key rewrap.
+
+use arcan_tests::*;
+
+async fn nothing_plain_in_store(b: Backend) {
+    let s = Server::start(b).await;
+    s.realm("acme").await;
+    let value = "PLAINTEXT-CANARY-7f3a9c2e";
+    let (st, _) = s.put(&s.root, "acme", "prod", "app/db", value).await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, t) = s
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&s.root),
+            Some(json!({"ttl": "1h"})),
+        )
+        .await;
+    let token = t["token"].as_str().expect("token").to_owned();
+    // Make SQLite flush the WAL into the main file too: a restart checkpoints.
+    let dump = s.store_dump().await;
+    assert!(!dump.is_empty());
+    assert!(
+        contains(&dump, "app/db"),
+        "the dump must include the secrets table (sanity)"
+    );
+    for needle in [
+        value,
+        token.as_str(),
+        s.root.as_str(),
+        "correct horse battery",
+    ] {
+        assert!(
+            !contains(&dump, needle),
+            "store holds {needle:?} in plain text"
+        );
+    }
+    let log = s.log();
+    for needle in [value, token.as_str(), s.root.as_str()] {
+        assert!(!log.contains(needle), "server log holds {needle:?}");
+    }
+}
+
+async fn restart_keeps_data(b: Backend) {
+    let mut s = Server::start(b).await;
+    s.realm("acme").await;
+    let (st, _) = s.put(&s.root, "acme", "prod", "app/db", "durable").await;
+    assert_eq!(st, StatusCode::OK);
+    s.restart().await; // SIGKILL, then start on the same data
+    let (st, v) = s
+        .get("/api/v1/realms/acme/secrets/app/db?env=prod", &s.root)
+        .await;
+    assert_eq!((st, v["value"].clone()), (StatusCode::OK, json!("durable")));
+    assert!(
+        !s.log().contains("Root token"),
+        "root token is printed only on first start"
+    );
+}
+
+async fn rewrap_keeps_data(b: Backend) {
+    let mut s = Server::start(b).await;
+    s.realm("acme").await;
+    s.realm("beta").await;
+    s.put(&s.root, "acme", "prod", "k", "alpha-value").await;
+    s.put(&s.root, "beta", "prod", "k", "beta-value").await;
+    let key_before = std::fs::read_to_string(s.dir.join("master.key")).expect("key");
+    let (st, before) = s.get("/api/v1/sys/master-key", &s.root).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        (before["data_keys"].clone(), before["ok"].clone()),
+        (json!(2), json!(2))
+    );
+    let (st, after) = s
+        .call(
+            Method::POST,
+            "/api/v1/sys/master-key/rewrap",
+            Some(&s.root),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{after}");
+    assert_ne!(after["key_id"], before["key_id"]);
+    let key_after = std::fs::read_to_string(s.dir.join("master.key")).expect("key");
+    assert_ne!(key_before, key_after);
+    for (realm, value) in [("acme", "alpha-value"), ("beta", "beta-value")] {
+        let (_, v) = s
+            .get(
+                &format!("/api/v1/realms/{realm}/secrets/k?env=prod"),
+                &s.root,
+            )
+            .await;
+        assert_eq!(v["value"], value);
+    }
+    // New realms after the rotation, and a cold restart with the new key.
+    s.realm("gamma").await;
+    s.put(&s.root, "gamma", "prod", "k", "gamma-value").await;
+    s.restart().await;
+    for (realm, value) in [("acme", "alpha-value"), ("gamma", "gamma-value")] {
+        let (st, v) = s
+            .get(
+                &format!("/api/v1/realms/{realm}/secrets/k?env=prod"),
+                &s.root,
+            )
+            .await;
+        assert_eq!((st, v["value"].clone()), (StatusCode::OK, json!(value)));
+    }
+    let (_, verify) = s.get("/api/v1/sys/master-key", &s.root).await;
+    assert_eq!(
+        (verify["data_keys"].clone(), verify["ok"].clone()),
+        (json!(3), json!(3))
+    );
+    // Only superusers rotate.
+    let (_, user) = s.user("u@example.com").await;
+    let (st, _) = s
+        .call(
+            Method::POST,
+            "/api/v1/sys/master-key/rewrap",
+            Some(&user),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+}
+
+async fn wrong_master_key_refused(b: Backend) {
+    let s = Server::start(b).await;
+    s.realm("acme").await;
+    s.put(&s.root, "acme", "prod", "k", "v").await;
+    let path = s.dir.join("master.key");
+    std::fs::write(&path, format!("{}\n", "ab".repeat(32))).expect("overwrite key");
+    let out = std::process::Command::new(arcan_bin())
+        .args(["server", "--port", "0", "--data-dir"])
+        .arg(&s.dir)
+        .args(
+            s.db_url
+                .iter()
+                .flat_map(|u| ["--database-url".to_owned(), u.clone()]),
+        )
+        .env("HOME", &s.dir)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot unwrap"), "{err}");
+    std::fs::remove_file(&path).expect("rm");
+    let out = std::process::Command::new(arcan_bin())
+        .args(["server", "--port", "0", "--data-dir"])
+        .arg(&s.dir)
+        .args(
+            s.db_url
+                .iter()
+                .flat_map(|u| ["--database-url".to_owned(), u.clone()]),
+        )
+        .env("HOME", &s.dir)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing"));
+}
+
+both_backends!(
+    nothing_plain_in_store,
+    restart_keeps_data,
+    rewrap_keeps_data,
+    wrong_master_key_refused
+);
