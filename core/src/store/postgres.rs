@@ -23,6 +23,14 @@ impl PgStore {
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         Ok(Self { pool })
     }
+
+    /// A KV write in its own transaction; PostgreSQL groups concurrent commits itself.
+    async fn put_secret(&self, realm_id: &str, w: &SecretWrite, cas: Option<i64>) -> StoreResult<WriteOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let out = put_in_tx(&mut tx, realm_id, w, cas).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
 }
 
 super::sql::impl_sql_store!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow, "postgres");

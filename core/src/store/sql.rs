@@ -499,70 +499,7 @@ macro_rules! impl_sql_store {
                 w: &SecretWrite,
                 cas: Option<i64>,
             ) -> StoreResult<WriteOutcome> {
-                // The first statement writes, so the transaction takes the write lock at once
-                // (no read-then-upgrade deadlock on SQLite, a row lock on PostgreSQL).
-                let upsert = match cas {
-                    Some(n) if n > 0 => format!(
-                        "UPDATE secrets SET current_version = current_version + 1, deleted = FALSE, \
-                         updated_at = $4, updated_by = $5 \
-                         WHERE realm_id = $1 AND env = $2 AND key = $3 AND NOT deleted AND current_version = {n} \
-                         RETURNING {META_COLS}"
-                    ),
-                    Some(_) => format!(
-                        "INSERT INTO secrets (realm_id, env, key, current_version, deleted, created_at, created_by, updated_at, updated_by) \
-                         VALUES ($1, $2, $3, 1, FALSE, $4, $5, $4, $5) \
-                         ON CONFLICT (realm_id, env, key) DO UPDATE SET current_version = secrets.current_version + 1, \
-                         deleted = FALSE, updated_at = excluded.updated_at, updated_by = excluded.updated_by \
-                         WHERE secrets.deleted RETURNING {META_COLS}"
-                    ),
-                    None => format!(
-                        "INSERT INTO secrets (realm_id, env, key, current_version, deleted, created_at, created_by, updated_at, updated_by) \
-                         VALUES ($1, $2, $3, 1, FALSE, $4, $5, $4, $5) \
-                         ON CONFLICT (realm_id, env, key) DO UPDATE SET current_version = secrets.current_version + 1, \
-                         deleted = FALSE, updated_at = excluded.updated_at, updated_by = excluded.updated_by \
-                         RETURNING {META_COLS}"
-                    ),
-                };
-                let mut tx = self.pool.begin().await?;
-                let row = sqlx::query(&upsert)
-                    .bind(realm_id)
-                    .bind(&w.env)
-                    .bind(&w.key)
-                    .bind(w.at)
-                    .bind(&w.by)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some(row) = row else {
-                    tx.rollback().await?;
-                    let current = sqlx::query(
-                        "SELECT current_version FROM secrets WHERE realm_id = $1 AND env = $2 AND key = $3 AND NOT deleted",
-                    )
-                    .bind(realm_id)
-                    .bind(&w.env)
-                    .bind(&w.key)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(|r| r.try_get("current_version"))
-                    .transpose()?
-                    .unwrap_or(0);
-                    return Ok(WriteOutcome::CasMismatch { current });
-                };
-                let meta = meta_row(&row)?;
-                sqlx::query(
-                    "INSERT INTO secret_versions (realm_id, env, key, version, ciphertext, created_at, created_by) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(realm_id)
-                .bind(&w.env)
-                .bind(&w.key)
-                .bind(meta.version)
-                .bind(&w.sealed)
-                .bind(w.at)
-                .bind(&w.by)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(WriteOutcome::Written(meta))
+                self.put_secret(realm_id, w, cas).await
             }
 
             async fn secret_get(
@@ -677,6 +614,76 @@ macro_rules! impl_sql_store {
                 .await?;
                 Ok(done.rows_affected() > 0)
             }
+        }
+
+        /// One KV write inside a transaction. The first statement writes, so the transaction
+        /// takes the write lock at once (no read-then-upgrade deadlock on SQLite, a row lock
+        /// on PostgreSQL). A CAS mismatch changes nothing.
+        async fn put_in_tx(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            realm_id: &str,
+            w: &SecretWrite,
+            cas: Option<i64>,
+        ) -> StoreResult<WriteOutcome> {
+            let upsert = match cas {
+                Some(n) if n > 0 => format!(
+                    "UPDATE secrets SET current_version = current_version + 1, deleted = FALSE, \
+                     updated_at = $4, updated_by = $5 \
+                     WHERE realm_id = $1 AND env = $2 AND key = $3 AND NOT deleted AND current_version = {n} \
+                     RETURNING {META_COLS}"
+                ),
+                Some(_) => format!(
+                    "INSERT INTO secrets (realm_id, env, key, current_version, deleted, created_at, created_by, updated_at, updated_by) \
+                     VALUES ($1, $2, $3, 1, FALSE, $4, $5, $4, $5) \
+                     ON CONFLICT (realm_id, env, key) DO UPDATE SET current_version = secrets.current_version + 1, \
+                     deleted = FALSE, updated_at = excluded.updated_at, updated_by = excluded.updated_by \
+                     WHERE secrets.deleted RETURNING {META_COLS}"
+                ),
+                None => format!(
+                    "INSERT INTO secrets (realm_id, env, key, current_version, deleted, created_at, created_by, updated_at, updated_by) \
+                     VALUES ($1, $2, $3, 1, FALSE, $4, $5, $4, $5) \
+                     ON CONFLICT (realm_id, env, key) DO UPDATE SET current_version = secrets.current_version + 1, \
+                     deleted = FALSE, updated_at = excluded.updated_at, updated_by = excluded.updated_by \
+                     RETURNING {META_COLS}"
+                ),
+            };
+            let row = sqlx::query(&upsert)
+                .bind(realm_id)
+                .bind(&w.env)
+                .bind(&w.key)
+                .bind(w.at)
+                .bind(&w.by)
+                .fetch_optional(&mut **tx)
+                .await?;
+            let Some(row) = row else {
+                let current = sqlx::query(
+                    "SELECT current_version FROM secrets WHERE realm_id = $1 AND env = $2 AND key = $3 AND NOT deleted",
+                )
+                .bind(realm_id)
+                .bind(&w.env)
+                .bind(&w.key)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|r| r.try_get("current_version"))
+                .transpose()?
+                .unwrap_or(0);
+                return Ok(WriteOutcome::CasMismatch { current });
+            };
+            let meta = meta_row(&row)?;
+            sqlx::query(
+                "INSERT INTO secret_versions (realm_id, env, key, version, ciphertext, created_at, created_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(realm_id)
+            .bind(&w.env)
+            .bind(&w.key)
+            .bind(meta.version)
+            .bind(&w.sealed)
+            .bind(w.at)
+            .bind(&w.by)
+            .execute(&mut **tx)
+            .await?;
+            Ok(WriteOutcome::Written(meta))
         }
 
         async fn insert_binding<'e, E>(exec: E, b: &Binding) -> StoreResult<()>
