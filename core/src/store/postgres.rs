@@ -24,8 +24,28 @@ impl PgStore {
         Ok(Self { pool })
     }
 
+    /// Reads go straight to PostgreSQL: other nodes may write, so no local cache.
+    async fn get_secret(
+        &self,
+        realm_id: &str,
+        env: &str,
+        key: &str,
+        version: Option<i64>,
+    ) -> StoreResult<Option<SecretVersion>> {
+        fetch_secret(&self.pool, realm_id, env, key, version).await
+    }
+
+    fn invalidate(&self, _realm_id: &str, _env: &str, _key: &str) {}
+
+    fn invalidate_realm(&self, _realm_id: &str) {}
+
     /// A KV write in its own transaction; PostgreSQL groups concurrent commits itself.
-    async fn put_secret(&self, realm_id: &str, w: &SecretWrite, cas: Option<i64>) -> StoreResult<WriteOutcome> {
+    async fn put_secret(
+        &self,
+        realm_id: &str,
+        w: &SecretWrite,
+        cas: Option<i64>,
+    ) -> StoreResult<WriteOutcome> {
         let mut tx = self.pool.begin().await?;
         let out = put_in_tx(&mut tx, realm_id, w, cas).await?;
         tx.commit().await?;

@@ -340,6 +340,7 @@ macro_rules! impl_sql_store {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                self.invalidate_realm(realm_id);
                 Ok(done.rows_affected() > 0)
             }
 
@@ -509,28 +510,7 @@ macro_rules! impl_sql_store {
                 key: &str,
                 version: Option<i64>,
             ) -> StoreResult<Option<SecretVersion>> {
-                let row = sqlx::query(
-                    "SELECT s.env, s.key, s.current_version, s.created_at, s.created_by, s.updated_at, s.updated_by, \
-                     v.version AS v_version, v.ciphertext AS v_ciphertext, v.created_at AS v_created_at, v.created_by AS v_created_by \
-                     FROM secrets s JOIN secret_versions v \
-                     ON v.realm_id = s.realm_id AND v.env = s.env AND v.key = s.key \
-                     AND v.version = COALESCE($4, s.current_version) \
-                     WHERE s.realm_id = $1 AND s.env = $2 AND s.key = $3 AND NOT s.deleted",
-                )
-                .bind(realm_id)
-                .bind(env)
-                .bind(key)
-                .bind(version)
-                .fetch_optional(&self.pool)
-                .await?;
-                let Some(r) = row else { return Ok(None) };
-                Ok(Some(SecretVersion {
-                    meta: meta_row(&r)?,
-                    version: r.try_get("v_version")?,
-                    sealed: r.try_get("v_ciphertext")?,
-                    created_at: r.try_get("v_created_at")?,
-                    created_by: r.try_get("v_created_by")?,
-                }))
+                self.get_secret(realm_id, env, key, version).await
             }
 
             async fn secret_history(
@@ -612,8 +592,41 @@ macro_rules! impl_sql_store {
                 .bind(by)
                 .execute(&self.pool)
                 .await?;
+                self.invalidate(realm_id, env, key);
                 Ok(done.rows_affected() > 0)
             }
+        }
+
+        /// Reads the current (or a given) version of a live secret.
+        async fn fetch_secret(
+            pool: &sqlx::Pool<$db>,
+            realm_id: &str,
+            env: &str,
+            key: &str,
+            version: Option<i64>,
+        ) -> StoreResult<Option<SecretVersion>> {
+                let row = sqlx::query(
+                "SELECT s.env, s.key, s.current_version, s.created_at, s.created_by, s.updated_at, s.updated_by, \
+                 v.version AS v_version, v.ciphertext AS v_ciphertext, v.created_at AS v_created_at, v.created_by AS v_created_by \
+                 FROM secrets s JOIN secret_versions v \
+                 ON v.realm_id = s.realm_id AND v.env = s.env AND v.key = s.key \
+                 AND v.version = COALESCE($4, s.current_version) \
+                 WHERE s.realm_id = $1 AND s.env = $2 AND s.key = $3 AND NOT s.deleted",
+            )
+            .bind(realm_id)
+            .bind(env)
+            .bind(key)
+            .bind(version)
+            .fetch_optional(pool)
+            .await?;
+            let Some(r) = row else { return Ok(None) };
+            Ok(Some(SecretVersion {
+                meta: meta_row(&r)?,
+                version: r.try_get("v_version")?,
+                sealed: r.try_get("v_ciphertext")?,
+                created_at: r.try_get("v_created_at")?,
+                created_by: r.try_get("v_created_by")?,
+            }))
         }
 
         /// One KV write inside a transaction. The first statement writes, so the transaction

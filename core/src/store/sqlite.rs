@@ -2,21 +2,50 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::SqlitePool;
-use tokio::sync::{mpsc, oneshot};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use tokio::sync::{mpsc, oneshot};
 
 /// The SQLite implementation of [`Store`].
 ///
 /// KV writes go through one writer task that commits whatever writes are queued in a
 /// single transaction (group commit): one fsync acknowledges many writes, and writers
-/// never contend for SQLite's lock.
-#[derive(Debug, Clone)]
+/// never contend for SQLite's lock. This process is the database's only writer, so current
+/// versions are cached coherently in memory (still sealed): a write or delete evicts its
+/// key before it is acknowledged.
+#[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
     writes: mpsc::Sender<WriteJob>,
+    reads: Arc<ReadCache>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+/// Current versions by `realm\0env\0key`, and an epoch bumped by every eviction so a read
+/// that raced a write never caches what it read.
+struct ReadCache {
+    current: moka::sync::Cache<String, Option<SecretVersion>>,
+    epoch: AtomicU64,
+}
+
+impl ReadCache {
+    fn key(realm_id: &str, env: &str, key: &str) -> String {
+        format!("{realm_id}\0{env}\0{key}")
+    }
+
+    fn evict(&self, realm_id: &str, env: &str, key: &str) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.current.invalidate(&Self::key(realm_id, env, key));
+    }
 }
 
 /// A queued KV write and where to send its outcome.
@@ -27,6 +56,9 @@ struct WriteJob {
     cas: Option<i64>,
     reply: oneshot::Sender<StoreResult<WriteOutcome>>,
 }
+
+/// Secrets whose current version is kept in memory (sealed).
+const CACHED_SECRETS: u64 = 100_000;
 
 /// Most writes committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -54,14 +86,69 @@ impl SqliteStore {
             .connect_with(opts)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        let reads = Arc::new(ReadCache {
+            current: moka::sync::Cache::builder()
+                .max_capacity(CACHED_SECRETS)
+                .build(),
+            epoch: AtomicU64::new(0),
+        });
         let (writes, jobs) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(group_commit(pool.clone(), jobs));
-        Ok(Self { pool, writes })
+        tokio::spawn(group_commit(pool.clone(), jobs, reads.clone()));
+        Ok(Self {
+            pool,
+            writes,
+            reads,
+        })
     }
 
-    async fn put_secret(&self, realm_id: &str, w: &SecretWrite, cas: Option<i64>) -> StoreResult<WriteOutcome> {
+    async fn get_secret(
+        &self,
+        realm_id: &str,
+        env: &str,
+        key: &str,
+        version: Option<i64>,
+    ) -> StoreResult<Option<SecretVersion>> {
+        if version.is_some() {
+            return fetch_secret(&self.pool, realm_id, env, key, version).await;
+        }
+        let cache_key = ReadCache::key(realm_id, env, key);
+        if let Some(hit) = self.reads.current.get(&cache_key) {
+            return Ok(hit);
+        }
+        let epoch = self.reads.epoch.load(Ordering::SeqCst);
+        let found = fetch_secret(&self.pool, realm_id, env, key, None).await?;
+        if self.reads.epoch.load(Ordering::SeqCst) == epoch {
+            self.reads.current.insert(cache_key.clone(), found.clone());
+            // A write that evicted between the check and the insert: drop what we cached.
+            if self.reads.epoch.load(Ordering::SeqCst) != epoch {
+                self.reads.current.invalidate(&cache_key);
+            }
+        }
+        Ok(found)
+    }
+
+    fn invalidate(&self, realm_id: &str, env: &str, key: &str) {
+        self.reads.evict(realm_id, env, key);
+    }
+
+    fn invalidate_realm(&self, _realm_id: &str) {
+        self.reads.epoch.fetch_add(1, Ordering::SeqCst);
+        self.reads.current.invalidate_all();
+    }
+
+    async fn put_secret(
+        &self,
+        realm_id: &str,
+        w: &SecretWrite,
+        cas: Option<i64>,
+    ) -> StoreResult<WriteOutcome> {
         let (reply, outcome) = oneshot::channel();
-        let job = WriteJob { realm_id: realm_id.to_owned(), write: w.clone(), cas, reply };
+        let job = WriteJob {
+            realm_id: realm_id.to_owned(),
+            write: w.clone(),
+            cas,
+            reply,
+        };
         self.writes
             .send(job)
             .await
@@ -84,7 +171,7 @@ async fn run_batch(pool: &SqlitePool, batch: &[WriteJob]) -> StoreResult<Vec<Wri
 
 /// The writer task: drains the queue into one transaction per round. When a batch fails,
 /// each write is retried alone so one bad write cannot fail its neighbours.
-async fn group_commit(pool: SqlitePool, mut jobs: mpsc::Receiver<WriteJob>) {
+async fn group_commit(pool: SqlitePool, mut jobs: mpsc::Receiver<WriteJob>, reads: Arc<ReadCache>) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -93,18 +180,28 @@ async fn group_commit(pool: SqlitePool, mut jobs: mpsc::Receiver<WriteJob>) {
                 Err(_) => break,
             }
         }
-        match run_batch(&pool, &batch).await {
-            Ok(outs) => {
-                for (job, out) in batch.into_iter().zip(outs) {
-                    let _ = job.reply.send(Ok(out));
-                }
-            }
+        // Evict before and after: before, so a read in flight cannot cache the old value
+        // under the old epoch; after (and before replying), so nothing read during the
+        // commit survives it.
+        for job in &batch {
+            reads.evict(&job.realm_id, &job.write.env, &job.write.key);
+        }
+        let outcomes: Vec<StoreResult<WriteOutcome>> = match run_batch(&pool, &batch).await {
+            Ok(outs) => outs.into_iter().map(Ok).collect(),
             Err(_) => {
-                for job in batch {
-                    let one = run_batch(&pool, std::slice::from_ref(&job)).await;
-                    let _ = job.reply.send(one.map(|mut o| o.remove(0)));
+                let mut outs = Vec::with_capacity(batch.len());
+                for job in &batch {
+                    let one = run_batch(&pool, std::slice::from_ref(job)).await;
+                    outs.push(one.map(|mut o| o.remove(0)));
                 }
+                outs
             }
+        };
+        for job in &batch {
+            reads.evict(&job.realm_id, &job.write.env, &job.write.key);
+        }
+        for (job, out) in batch.into_iter().zip(outcomes) {
+            let _ = job.reply.send(out);
         }
     }
 }
