@@ -271,4 +271,63 @@ async fn bad_input(b: Backend) {
     assert!(body["error"]["code"].is_string());
 }
 
-both_backends!(versions_and_cas, pagination, bad_input);
+async fn read_your_writes_under_concurrency(b: Backend) {
+    let s = std::sync::Arc::new(Server::start(b).await);
+    s.realm("acme").await;
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let key = format!("hot/k{}", i % 3);
+                let value = format!("writer{t}-{i}");
+                let (st, w) = s.put(&s.root, "acme", "dev", &key, &value).await;
+                assert_eq!(st, StatusCode::OK, "{w}");
+                let written = w["version"].as_i64().expect("version");
+                let (st, r) = s
+                    .get(
+                        &format!("/api/v1/realms/acme/secrets/{key}?env=dev"),
+                        &s.root,
+                    )
+                    .await;
+                assert_eq!(st, StatusCode::OK);
+                let read = r["version"].as_i64().expect("version");
+                assert!(
+                    read >= written,
+                    "read v{read} after acknowledged v{written}"
+                );
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let mut total = 0;
+    for k in 0..3 {
+        let (_, h) = s
+            .get(
+                &format!("/api/v1/realms/acme/metadata/hot/k{k}?env=dev"),
+                &s.root,
+            )
+            .await;
+        total += h["version"].as_i64().expect("version");
+        let (_, cur) = s
+            .get(
+                &format!("/api/v1/realms/acme/secrets/hot/k{k}?env=dev"),
+                &s.root,
+            )
+            .await;
+        assert_eq!(
+            cur["version"], h["version"],
+            "cached current version equals the stored one"
+        );
+    }
+    assert_eq!(total, 8 * 25, "every write got its own version");
+}
+
+both_backends!(
+    versions_and_cas,
+    pagination,
+    bad_input,
+    read_your_writes_under_concurrency
+);
