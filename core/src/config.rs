@@ -55,6 +55,30 @@ pub struct Config {
     pub kv: KvConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Audit.
+    pub audit: AuditConfig,
+}
+
+/// Audit settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Events the in-memory channel holds before it drops (and counts) new ones.
+    pub buffer: usize,
+    /// Events older than this many days are removed (a checkpoint keeps the chain verifiable).
+    pub retention_days: u32,
+    /// Delivery sinks defined in the file (also manageable with `arcan audit sink`).
+    pub sinks: Vec<crate::audit::sinks::NamedSink>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            buffer: 65_536,
+            retention_days: 90,
+            sinks: Vec::new(),
+        }
+    }
 }
 
 /// Listener settings.
@@ -154,6 +178,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             kv: KvConfig::default(),
             log: LogConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -271,6 +296,14 @@ impl Config {
             && !url.starts_with("postgresql://")
         {
             return bad("database_url must be a postgres:// URL (SQLite is the default)");
+        }
+        if self.audit.buffer == 0 || self.audit.retention_days == 0 {
+            return bad("audit.buffer and audit.retention_days must be at least 1");
+        }
+        for s in &self.audit.sinks {
+            s.config
+                .validate()
+                .map_err(|e| ConfigError::Invalid(format!("audit sink {}: {e}", s.name)))?;
         }
         for c in &self.auth.default_global_capabilities {
             match c.parse::<crate::rbac::Capability>() {

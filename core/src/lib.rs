@@ -5,6 +5,7 @@
 //! TLS material), RBAC, the built-in KV engine and the CLI. It is not a library for other
 //! programs to embed; third-party engines use the `plugin-sdk` crate instead.
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

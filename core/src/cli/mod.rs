@@ -1,6 +1,7 @@
 //! The command line: `arcan server` and the client commands.
 
 mod admin;
+mod audit;
 pub mod client;
 pub mod kv;
 
@@ -129,6 +130,9 @@ enum Cmd {
     /// The master key.
     #[command(subcommand, name = "master-key")]
     MasterKey(admin::MasterKeyCmd),
+    /// The audit log and its sinks.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
 }
 
 fn init_logging(format: LogFormat, level: &str) {
@@ -240,6 +244,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             return kv::run(&client, &need_realm(realm)?, &env, cmd).await;
         }
         Cmd::MasterKey(cmd) => admin::master_key(&client, cmd).await?,
+        Cmd::Audit(cmd) => audit::run(&client, cmd).await?,
     }
     Ok(0)
 }

@@ -17,6 +17,7 @@ pub struct Keyring {
     pub rotation: tokio::sync::RwLock<()>,
     provider: RwLock<Arc<dyn KeyProvider>>,
     deks: RwLock<HashMap<String, Dek>>,
+    system: RwLock<Option<Dek>>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -37,6 +38,7 @@ impl Keyring {
             rotation: tokio::sync::RwLock::new(()),
             provider: RwLock::new(provider),
             deks: RwLock::new(HashMap::new()),
+            system: RwLock::new(None),
         }
     }
 
@@ -96,5 +98,32 @@ impl Keyring {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(realm_id);
+    }
+
+    /// Loads the deployment's system key (seals sink credentials, keys the audit HMAC)
+    /// from its wrapped form.
+    pub async fn load_system_key(&self, wrapped: &[u8]) -> Result<(), CryptoError> {
+        let raw = self.provider().unwrap(wrapped).await?;
+        if raw.len() != 32 {
+            return Err(CryptoError::Decrypt);
+        }
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&raw);
+        *self.system.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(key));
+        Ok(())
+    }
+
+    /// The system key, once loaded.
+    pub fn system_key(&self) -> Result<Dek, CryptoError> {
+        self.system
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| CryptoError::MasterKey("system key not loaded".into()))
+    }
+
+    /// A fresh random 32-byte key, wrapped by the current master key.
+    pub async fn new_wrapped_key(&self) -> Result<Vec<u8>, CryptoError> {
+        Ok(self.new_wrapped_dek().await?.1)
     }
 }

@@ -12,6 +12,9 @@ pub mod tls;
 mod token;
 
 pub use envelope::{Keyring, aad};
+
+/// Name of the metadata entry holding the wrapped system key (hex).
+pub const SYSTEM_KEY_META: &str = "system_key";
 pub use keyprovider::{FileKeyProvider, KeyProvider, MASTER_KEY_LEN, generate_master_key_file};
 pub use password::{hash_password, verify_password};
 pub use token::{TOKEN_PREFIX, generate_token, hash_token};
@@ -37,6 +40,33 @@ pub enum CryptoError {
     /// File system error while handling key files.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The `prev_hash` of the first event of an audit chain.
+pub const CHAIN_GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The hash of an audit event: `sha256(prev_hash ‖ "\n" ‖ body)`, hex.
+pub fn chain_hash(prev_hash: &str, body: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(
+        Sha256::new()
+            .chain_update(prev_hash.as_bytes())
+            .chain_update(b"\n")
+            .chain_update(body.as_bytes())
+            .finalize(),
+    )
+}
+
+/// HMAC-SHA256, hex.
+pub fn hmac_hex(key: &[u8], message: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = match <Hmac<sha2::Sha256> as Mac>::new_from_slice(key) {
+        Ok(m) => m,
+        // HMAC accepts keys of any length; this arm cannot be taken.
+        Err(_) => return String::new(),
+    };
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// Seals `plaintext` with a 32-byte key; output is `nonce(24) ‖ ciphertext+tag`.

@@ -46,10 +46,11 @@ capabilities! {
     PolicyManage => "policy:manage",
     AuditRead => "audit:read",
     RealmsManage => "realms:manage",
+    AuditManage => "audit:manage",
 }
 
 /// Capabilities that are not scoped to a realm.
-pub const GLOBAL_CAPABILITIES: &[Capability] = &[Capability::RealmsManage];
+pub const GLOBAL_CAPABILITIES: &[Capability] = &[Capability::RealmsManage, Capability::AuditManage];
 
 impl Capability {
     /// True for capabilities held outside any realm.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 
 use crate::config::Config;
+use crate::crypto::SYSTEM_KEY_META;
 use crate::crypto::tls::{TlsPaths, ensure_self_signed};
 use crate::crypto::{
     FileKeyProvider, KeyProvider, Keyring, generate_master_key_file, generate_token, hash_token,
@@ -111,9 +112,17 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Boot> {
     };
 
     bootstrap_root(config, store.as_ref()).await?;
+    let keyring = Keyring::new(Arc::new(provider));
+    let fresh = hex::encode(keyring.new_wrapped_key().await?);
+    let stored = store.meta_init(SYSTEM_KEY_META, &fresh).await?;
+    let wrapped = hex::decode(stored.trim()).context("system key in the store is not hex")?;
+    keyring
+        .load_system_key(&wrapped)
+        .await
+        .context("unwrapping the system key")?;
     Ok(Boot {
         store,
-        keyring: Keyring::new(Arc::new(provider)),
+        keyring,
         tls_cert,
         tls_key,
     })

@@ -186,21 +186,34 @@ impl EndpointOutRegister for ApiError {
     }
 }
 
-/// Turns salvo's own error statuses (unknown route, wrong method, …) into our JSON shape.
-#[handler]
-pub async fn catch_all(depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
-    let status = res.status_code.unwrap_or(StatusCode::NOT_FOUND);
-    let err = match status {
-        StatusCode::NOT_FOUND => ApiError::not_found("no such route"),
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
-            status,
-            "method_not_allowed",
-            "method not allowed on this route",
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large("request body too large"),
-        s if s.is_client_error() => ApiError::new(s, "bad_request", "bad request"),
-        s => ApiError::new(s, "internal", "internal error"),
-    };
-    render_error(&err, depot, res);
-    ctrl.skip_rest();
+/// Turns salvo's own error statuses (unknown route, wrong method, …) into our JSON shape,
+/// and audits unrouted API requests.
+#[derive(Debug)]
+pub struct CatchAll(pub std::sync::Arc<super::state::AppState>);
+
+#[async_trait]
+impl Handler for CatchAll {
+    async fn handle(
+        &self,
+        req: &mut Request,
+        depot: &mut Depot,
+        res: &mut Response,
+        ctrl: &mut FlowCtrl,
+    ) {
+        let status = res.status_code.unwrap_or(StatusCode::NOT_FOUND);
+        let err = match status {
+            StatusCode::NOT_FOUND => ApiError::not_found("no such route"),
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+                status,
+                "method_not_allowed",
+                "method not allowed on this route",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large("request body too large"),
+            s if s.is_client_error() => ApiError::new(s, "bad_request", "bad request"),
+            s => ApiError::new(s, "internal", "internal error"),
+        };
+        render_error(&err, depot, res);
+        super::middleware::audit::emit_for(&self.0, req, depot, status.as_u16(), "http.unrouted");
+        ctrl.skip_rest();
+    }
 }

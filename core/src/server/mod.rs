@@ -50,7 +50,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .unwrap_or(addr);
 
     let service = Service::new(router::build(state.clone()))
-        .catcher(Catcher::default().hoop(error::catch_all));
+        .catcher(Catcher::default().hoop(error::CatchAll(state.clone())));
+    start_audit(&state).await?;
     let server = Server::new(acceptor);
     let handle = server.handle();
 
@@ -76,7 +77,44 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(addr = %bound, store = state.store.backend(), "arcan listening");
     println!("Listening on https://{bound}");
     server.serve(service).await;
+    if !state.audit.flush(std::time::Duration::from_secs(10)).await {
+        tracing::error!("audit events still queued at exit could not be stored");
+    }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Stores the sinks of the config file, starts every sink, and runs audit retention.
+async fn start_audit(state: &Arc<AppState>) -> anyhow::Result<()> {
+    for sink in &state.config.audit.sinks {
+        let sealed = crate::audit::sinks::seal_config(&state.keyring, &sink.config)?;
+        state
+            .store
+            .sink_put(&crate::store::SinkRow {
+                name: sink.name.clone(),
+                kind: sink.config.kind().into(),
+                config: sealed,
+                cursor: 0,
+                created_at: crate::util::now_ms(),
+            })
+            .await?;
+    }
+    state.sinks.start_all(&state.keyring).await?;
+    let st = state.clone();
+    tokio::spawn(async move {
+        let keep =
+            std::time::Duration::from_secs(u64::from(st.config.audit.retention_days) * 86_400);
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let before = crate::util::now_ms() - keep.as_millis() as i64;
+            match st.store.audit_prune(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "audit retention removed old events"),
+                Err(e) => tracing::warn!(error = %e, "audit retention failed"),
+            }
+        }
+    });
     Ok(())
 }
 

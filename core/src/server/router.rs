@@ -1,80 +1,158 @@
-//! The route table. Every route under `/api/v1` except login and registration passes the
-//! auth hoop, and every route declares its policy need with a guard.
+//! The route table. Every route names its audit action; every route under `/api/v1` except
+//! login and registration passes the auth guardian, and declares its policy need.
 
 use std::sync::Arc;
 
 use salvo::oapi::OpenApi;
 use salvo::prelude::*;
+use salvo::routing::filters::{MethodFilter, delete, get, post, put};
 
-use super::handlers::{auth, policy, realms, secrets, sys, tokens};
+use super::handlers::{audit, auth, policy, realms, secrets, sys, tokens};
+use super::middleware::audit::Action;
 use super::middleware::policy::{Guard, Need, need};
-use super::middleware::{auth as authn, logging, rate_limit, request_id};
+use super::middleware::{audit as audit_mw, auth as authn, logging, rate_limit, request_id};
 use super::state::{AppState, InjectState};
 use crate::rbac::Capability::*;
 
-fn guarded(
-    method: salvo::routing::filters::MethodFilter,
-    guard: Guard,
-    goal: impl Handler,
-) -> Router {
-    Router::with_filter(method).hoop(guard).goal(goal)
+/// A public route: action and rate limit, no token.
+fn public(method: MethodFilter, action: &'static str, goal: impl Handler) -> Router {
+    Router::with_filter(method)
+        .hoop(Action(action))
+        .hoop(rate_limit::rate_limit)
+        .goal(goal)
 }
 
-use salvo::routing::filters::{delete, get, post, put};
+/// An authenticated route: action, rate limit, auth, then the policy guard.
+fn guarded(method: MethodFilter, action: &'static str, guard: Guard, goal: impl Handler) -> Router {
+    Router::with_filter(method)
+        .hoop(Action(action))
+        .hoop(rate_limit::rate_limit)
+        .hoop(authn::auth)
+        .hoop(guard)
+        .goal(goal)
+}
+
+const AUTHED: Guard = Guard(Need::Authenticated);
+const MEMBER: Guard = Guard(Need::RealmMember);
 
 /// Builds the router with the OpenAPI document at `/api/v1/openapi.json`.
 pub fn build(state: Arc<AppState>) -> Router {
     let realm = Router::with_path("realms/{slug}")
-        .push(guarded(get(), Guard(Need::RealmMember), realms::get))
-        .push(guarded(delete(), need(PolicyManage), realms::delete))
+        .push(guarded(get(), "realms.read", MEMBER, realms::get))
+        .push(guarded(
+            delete(),
+            "realms.delete",
+            need(PolicyManage),
+            realms::delete,
+        ))
         .push(
             Router::with_path("secrets")
-                .push(guarded(get(), need(SecretsList), secrets::list))
+                .push(guarded(
+                    get(),
+                    "secrets.list",
+                    need(SecretsList),
+                    secrets::list,
+                ))
                 .push(
                     Router::with_path("{**key}")
-                        .push(guarded(get(), need(SecretsRead), secrets::get))
-                        .push(guarded(put(), need(SecretsWrite), secrets::put))
-                        .push(guarded(delete(), need(SecretsDelete), secrets::delete)),
+                        .push(guarded(
+                            get(),
+                            "secrets.read",
+                            need(SecretsRead),
+                            secrets::get,
+                        ))
+                        .push(guarded(
+                            put(),
+                            "secrets.write",
+                            need(SecretsWrite),
+                            secrets::put,
+                        ))
+                        .push(guarded(
+                            delete(),
+                            "secrets.delete",
+                            need(SecretsDelete),
+                            secrets::delete,
+                        )),
                 ),
         )
         .push(Router::with_path("metadata/{**key}").push(guarded(
             get(),
+            "secrets.history",
             need(SecretsList),
             secrets::history,
         )))
         .push(
             Router::with_path("roles")
-                .push(guarded(get(), need(PolicyManage), policy::roles))
-                .push(guarded(post(), need(PolicyManage), policy::put_role))
+                .push(guarded(
+                    get(),
+                    "roles.list",
+                    need(PolicyManage),
+                    policy::roles,
+                ))
+                .push(guarded(
+                    post(),
+                    "roles.write",
+                    need(PolicyManage),
+                    policy::put_role,
+                ))
                 .push(Router::with_path("{name}").push(guarded(
                     delete(),
+                    "roles.delete",
                     need(PolicyManage),
                     policy::delete_role,
                 ))),
         )
         .push(
             Router::with_path("bindings")
-                .push(guarded(get(), need(PolicyManage), policy::bindings))
-                .push(guarded(post(), need(PolicyManage), policy::bind))
+                .push(guarded(
+                    get(),
+                    "bindings.list",
+                    need(PolicyManage),
+                    policy::bindings,
+                ))
+                .push(guarded(
+                    post(),
+                    "bindings.create",
+                    need(PolicyManage),
+                    policy::bind,
+                ))
                 .push(Router::with_path("{id}").push(guarded(
                     delete(),
+                    "bindings.delete",
                     need(PolicyManage),
                     policy::unbind,
                 ))),
         )
         .push(Router::with_path("policy/explain").push(guarded(
             post(),
+            "policy.explain",
             need(PolicyManage),
             policy::explain,
-        )));
+        )))
+        .push(
+            Router::with_path("audit")
+                .push(guarded(get(), "audit.list", need(AuditRead), audit::list))
+                .push(Router::with_path("verify").push(guarded(
+                    get(),
+                    "audit.verify",
+                    need(AuditRead),
+                    audit::verify,
+                ))),
+        );
 
-    let authed = Router::new()
-        .hoop(authn::auth)
+    let api = Router::with_path("api/v1")
+        .push(Router::with_path("auth/register").push(public(
+            post(),
+            "auth.register",
+            auth::register,
+        )))
+        .push(Router::with_path("auth/login").push(public(post(), "auth.login", auth::login)))
         .push(
             Router::with_path("realms")
-                .push(guarded(get(), Guard(Need::Authenticated), realms::list))
+                .push(guarded(get(), "realms.list", AUTHED, realms::list))
                 .push(guarded(
                     post(),
+                    "realms.create",
                     Guard(Need::Global(RealmsManage)),
                     realms::create,
                 )),
@@ -82,16 +160,18 @@ pub fn build(state: Arc<AppState>) -> Router {
         .push(realm)
         .push(
             Router::with_path("tokens")
-                .push(guarded(get(), Guard(Need::Authenticated), tokens::list))
-                .push(guarded(post(), Guard(Need::Authenticated), tokens::create))
+                .push(guarded(get(), "tokens.list", AUTHED, tokens::list))
+                .push(guarded(post(), "tokens.create", AUTHED, tokens::create))
                 .push(Router::with_path("self").push(guarded(
                     get(),
-                    Guard(Need::Authenticated),
+                    "tokens.lookup_self",
+                    AUTHED,
                     tokens::lookup_self,
                 )))
                 .push(Router::with_path("{id}").push(guarded(
                     delete(),
-                    Guard(Need::Authenticated),
+                    "tokens.revoke",
+                    AUTHED,
                     tokens::revoke,
                 ))),
         )
@@ -99,24 +179,57 @@ pub fn build(state: Arc<AppState>) -> Router {
             Router::with_path("sys/master-key")
                 .push(guarded(
                     get(),
-                    Guard(Need::Authenticated),
+                    "sys.master_key.verify",
+                    AUTHED,
                     sys::master_key_verify,
                 ))
                 .push(Router::with_path("rewrap").push(guarded(
                     post(),
-                    Guard(Need::Authenticated),
+                    "sys.master_key.rewrap",
+                    AUTHED,
                     sys::master_key_rewrap,
                 ))),
+        )
+        .push(
+            Router::with_path("audit")
+                .push(Router::with_path("status").push(guarded(
+                    get(),
+                    "audit.status",
+                    Guard(Need::Global(AuditManage)),
+                    audit::status,
+                )))
+                .push(Router::with_path("hash").push(guarded(
+                    post(),
+                    "audit.hash",
+                    Guard(Need::Global(AuditManage)),
+                    audit::hash,
+                )))
+                .push(
+                    Router::with_path("sinks")
+                        .push(guarded(
+                            get(),
+                            "audit.sinks.list",
+                            Guard(Need::Global(AuditManage)),
+                            audit::list_sinks,
+                        ))
+                        .push(guarded(
+                            post(),
+                            "audit.sinks.add",
+                            Guard(Need::Global(AuditManage)),
+                            audit::add_sink,
+                        ))
+                        .push(Router::with_path("{name}").push(guarded(
+                            delete(),
+                            "audit.sinks.remove",
+                            Guard(Need::Global(AuditManage)),
+                            audit::remove_sink,
+                        ))),
+                ),
         );
 
-    let api = Router::with_path("api/v1")
-        .push(Router::with_path("auth/register").post(auth::register))
-        .push(Router::with_path("auth/login").post(auth::login))
-        .push(authed);
-
     let app = Router::new()
-        .push(Router::with_path("health").get(sys::health))
-        .push(Router::with_path("metrics").get(sys::metrics))
+        .push(Router::with_path("health").push(public(get(), "sys.health", sys::health)))
+        .push(Router::with_path("metrics").push(public(get(), "sys.metrics", sys::metrics)))
         .push(api);
 
     let doc = OpenApi::new("Arcan", env!("CARGO_PKG_VERSION")).merge_router(&app);
@@ -124,7 +237,10 @@ pub fn build(state: Arc<AppState>) -> Router {
         .hoop(InjectState(state))
         .hoop(request_id::request_id)
         .hoop(logging::logging)
-        .hoop(rate_limit::rate_limit)
+        .hoop(audit_mw::audit)
         .push(app)
-        .push(doc.into_router("/api/v1/openapi.json"))
+        .push(
+            doc.into_router("/api/v1/openapi.json")
+                .hoop(rate_limit::rate_limit),
+        )
 }

@@ -7,6 +7,8 @@ use salvo::prelude::*;
 
 use super::metrics::Metrics;
 use super::middleware::rate_limit::RateLimits;
+use crate::audit::Auditor;
+use crate::audit::sinks::SinkManager;
 use crate::auth::Principal;
 use crate::config::Config;
 use crate::crypto::Keyring;
@@ -35,6 +37,10 @@ pub struct AppState {
     pub realms: moka::sync::Cache<String, Arc<Realm>>,
     /// (realm id, token id) → access.
     pub access: moka::sync::Cache<(String, String), Arc<Access>>,
+    /// The audit dispatcher.
+    pub audit: Auditor,
+    /// Running audit sinks.
+    pub sinks: SinkManager,
 }
 
 impl std::fmt::Debug for AppState {
@@ -57,7 +63,11 @@ where
 impl AppState {
     /// Builds the state.
     pub fn new(config: Config, store: Arc<dyn Store>, keyring: Keyring) -> Self {
+        let audit = Auditor::start(store.clone(), config.audit.buffer);
+        let sinks = SinkManager::new(store.clone(), audit.stats.clone());
         Self {
+            audit,
+            sinks,
             limits: RateLimits::new(&config.rate_limit),
             metrics: Metrics::new(),
             config,

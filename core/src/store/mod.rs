@@ -58,6 +58,8 @@ pub trait Store: Send + Sync + 'static {
     async fn meta_get(&self, name: &str) -> StoreResult<Option<String>>;
     /// Sets a metadata value only if it is not set yet; returns the value now stored.
     async fn meta_init(&self, name: &str, value: &str) -> StoreResult<String>;
+    /// Sets a metadata value.
+    async fn meta_set(&self, name: &str, value: &str) -> StoreResult<()>;
 
     // -- users (system scope) --
     /// Creates a user; `Conflict` when the email is taken.
@@ -100,8 +102,13 @@ pub trait Store: Send + Sync + 'static {
     async fn data_key(&self, realm_id: &str) -> StoreResult<Option<DataKey>>;
     /// All wrapped data keys (master-key verify and rewrap).
     async fn data_keys_all(&self) -> StoreResult<Vec<DataKey>>;
-    /// Replaces every data key in one transaction (master-key rewrap).
-    async fn data_keys_replace(&self, keys: &[DataKey]) -> StoreResult<()>;
+    /// Replaces every data key and the given metadata values in one transaction
+    /// (master-key rewrap).
+    async fn data_keys_replace(
+        &self,
+        keys: &[DataKey],
+        meta: &[(String, String)],
+    ) -> StoreResult<()>;
 
     // -- RBAC --
     /// Creates or replaces a custom role in a realm.
@@ -170,4 +177,34 @@ pub trait Store: Send + Sync + 'static {
         by: &str,
         at: i64,
     ) -> StoreResult<bool>;
+
+    // -- audit (the dispatcher's and the reaper's trusted path, and realm-scoped queries) --
+    /// Appends events to their hash chains in one transaction.
+    async fn audit_append(&self, events: &[NewAuditEvent]) -> StoreResult<()>;
+    /// One realm's events matching a filter, in delivery order.
+    async fn audit_list(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRow>>;
+    /// A chain's events after `after_seq`, in chain order.
+    async fn audit_chain(
+        &self,
+        chain: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRow>>;
+    /// Where a chain's verification starts after retention: (seq, hash).
+    async fn audit_checkpoint(&self, chain: &str) -> StoreResult<Option<(i64, String)>>;
+    /// Events of every chain after a delivery cursor (sinks).
+    async fn audit_after(&self, gseq: i64, limit: i64) -> StoreResult<Vec<AuditRow>>;
+    /// The newest `gseq` (0 when empty).
+    async fn audit_head(&self) -> StoreResult<i64>;
+    /// Deletes events older than `before`, recording per-chain checkpoints first; returns
+    /// how many were deleted.
+    async fn audit_prune(&self, before: i64) -> StoreResult<u64>;
+    /// Creates or updates a sink (its cursor is kept).
+    async fn sink_put(&self, sink: &SinkRow) -> StoreResult<()>;
+    /// All sinks.
+    async fn sinks(&self) -> StoreResult<Vec<SinkRow>>;
+    /// Removes a sink.
+    async fn sink_delete(&self, name: &str) -> StoreResult<bool>;
+    /// Moves a sink's cursor.
+    async fn sink_advance(&self, name: &str, cursor: i64) -> StoreResult<()>;
 }

@@ -193,3 +193,90 @@ pub struct VersionMeta {
     /// Who wrote it.
     pub created_by: String,
 }
+
+/// An audit event ready to be chained: the store assigns its sequence number, previous
+/// hash and hash inside the append transaction.
+#[derive(Debug, Clone)]
+pub struct NewAuditEvent {
+    /// Event id.
+    pub id: String,
+    /// Hash chain: the realm id, or `_system`.
+    pub chain: String,
+    /// Event time.
+    pub time: i64,
+    /// Realm, for filtering.
+    pub realm_id: Option<String>,
+    /// Action, for filtering.
+    pub action: String,
+    /// Outcome, for filtering.
+    pub outcome: String,
+    /// Actor (user id), for filtering.
+    pub actor: Option<String>,
+    /// The canonical JSON of the event; what the hash covers.
+    pub body: String,
+}
+
+/// A stored audit event.
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    /// Global delivery order.
+    pub gseq: i64,
+    /// Event id.
+    pub id: String,
+    /// Hash chain.
+    pub chain: String,
+    /// Position in its chain, from 1.
+    pub seq: i64,
+    /// Event time.
+    pub time: i64,
+    /// Realm.
+    pub realm_id: Option<String>,
+    /// Action.
+    pub action: String,
+    /// Outcome.
+    pub outcome: String,
+    /// Actor.
+    pub actor: Option<String>,
+    /// Canonical JSON.
+    pub body: String,
+    /// Hash of the previous event in the chain.
+    pub prev_hash: String,
+    /// `sha256(prev_hash ‖ "\n" ‖ body)`.
+    pub hash: String,
+}
+
+/// A realm-scoped audit query.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Realm (required: the API never lists across realms).
+    pub realm_id: String,
+    /// From this time (inclusive).
+    pub since: Option<i64>,
+    /// Until this time (exclusive).
+    pub until: Option<i64>,
+    /// Only this actor.
+    pub actor: Option<String>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only this outcome.
+    pub outcome: Option<String>,
+    /// After this `gseq` (cursor).
+    pub after: Option<i64>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// A configured delivery sink.
+#[derive(Debug, Clone)]
+pub struct SinkRow {
+    /// Unique name.
+    pub name: String,
+    /// `webhook` or `syslog`.
+    pub kind: String,
+    /// Sealed JSON configuration.
+    pub config: Vec<u8>,
+    /// Last delivered `gseq`.
+    pub cursor: i64,
+    /// Creation time.
+    pub created_at: i64,
+}

@@ -53,4 +53,10 @@ impl PgStore {
     }
 }
 
-super::sql::impl_sql_store!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow, "postgres");
+super::sql::impl_sql_store!(
+    PgStore,
+    sqlx::Postgres,
+    sqlx::postgres::PgRow,
+    "postgres",
+    "SELECT pg_advisory_xact_lock(hashtext($1))"
+);

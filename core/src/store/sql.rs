@@ -34,7 +34,7 @@ pub(super) fn like_prefix(prefix: &str) -> String {
 
 /// Expands the [`Store`](super::Store) implementation for one sqlx backend.
 macro_rules! impl_sql_store {
-    ($store:ident, $db:ty, $row:ty, $backend:literal) => {
+    ($store:ident, $db:ty, $row:ty, $backend:literal, $chain_lock:literal) => {
         use async_trait::async_trait;
         use sqlx::Row as _;
 
@@ -129,6 +129,23 @@ macro_rules! impl_sql_store {
             })
         }
 
+        fn audit_row(r: &$row) -> StoreResult<AuditRow> {
+            Ok(AuditRow {
+                gseq: r.try_get("gseq")?,
+                id: r.try_get("id")?,
+                chain: r.try_get("chain")?,
+                seq: r.try_get("seq")?,
+                time: r.try_get("time")?,
+                realm_id: r.try_get("realm_id")?,
+                action: r.try_get("action")?,
+                outcome: r.try_get("outcome")?,
+                actor: r.try_get("actor")?,
+                body: r.try_get("body")?,
+                prev_hash: r.try_get("prev_hash")?,
+                hash: r.try_get("hash")?,
+            })
+        }
+
         const TOKEN_COLS: &str = "id, hash, user_id, parent_id, name, capabilities, realm_id, \
                                   env, key_glob, expires_at, created_at, revoked_at";
         const META_COLS: &str = "env, key, current_version, created_at, created_by, \
@@ -162,6 +179,15 @@ macro_rules! impl_sql_store {
                 self.meta_get(name)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("meta {name} vanished")))
+            }
+
+            async fn meta_set(&self, name: &str, value: &str) -> StoreResult<()> {
+                sqlx::query("INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+                    .bind(name)
+                    .bind(value)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn user_create(&self, u: &User) -> StoreResult<()> {
@@ -363,8 +389,15 @@ macro_rules! impl_sql_store {
                     .collect()
             }
 
-            async fn data_keys_replace(&self, keys: &[DataKey]) -> StoreResult<()> {
+            async fn data_keys_replace(&self, keys: &[DataKey], meta: &[(String, String)]) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
+                for (name, value) in meta {
+                    sqlx::query("UPDATE meta SET value = $2 WHERE name = $1")
+                        .bind(name)
+                        .bind(value)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 for k in keys {
                     sqlx::query(
                         "UPDATE data_keys SET master_key_id = $2, wrapped = $3 WHERE realm_id = $1",
@@ -594,6 +627,197 @@ macro_rules! impl_sql_store {
                 .await?;
                 self.invalidate(realm_id, env, key);
                 Ok(done.rows_affected() > 0)
+            }
+                    async fn audit_append(&self, events: &[NewAuditEvent]) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                let mut heads: std::collections::HashMap<&str, (i64, String)> = std::collections::HashMap::new();
+                for e in events {
+                    if !heads.contains_key(e.chain.as_str()) {
+                        sqlx::query($chain_lock).bind(&e.chain).execute(&mut *tx).await?;
+                        let last = sqlx::query("SELECT seq, hash FROM audit_events WHERE chain = $1 ORDER BY seq DESC LIMIT 1")
+                            .bind(&e.chain)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        let head = match last {
+                            Some(r) => (r.try_get("seq")?, r.try_get("hash")?),
+                            None => sqlx::query("SELECT seq, hash FROM audit_checkpoints WHERE chain = $1")
+                                .bind(&e.chain)
+                                .fetch_optional(&mut *tx)
+                                .await?
+                                .map(|r| Ok::<_, sqlx::Error>((r.try_get("seq")?, r.try_get("hash")?)))
+                                .transpose()?
+                                .unwrap_or((0, crate::crypto::CHAIN_GENESIS.to_owned())),
+                        };
+                        heads.insert(e.chain.as_str(), head);
+                    }
+                    let head = heads.get_mut(e.chain.as_str()).ok_or_else(|| StoreError::Corrupt("chain head".into()))?;
+                    let seq = head.0 + 1;
+                    let hash = crate::crypto::chain_hash(&head.1, &e.body);
+                    sqlx::query(
+                        "INSERT INTO audit_events (id, chain, seq, time, realm_id, action, outcome, actor, body, prev_hash, hash) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    )
+                    .bind(&e.id)
+                    .bind(&e.chain)
+                    .bind(seq)
+                    .bind(e.time)
+                    .bind(&e.realm_id)
+                    .bind(&e.action)
+                    .bind(&e.outcome)
+                    .bind(&e.actor)
+                    .bind(&e.body)
+                    .bind(&head.1)
+                    .bind(&hash)
+                    .execute(&mut *tx)
+                    .await?;
+                    *head = (seq, hash);
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn audit_list(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRow>> {
+                sqlx::query(
+                    "SELECT * FROM audit_events WHERE realm_id = $1 \
+                     AND ($2 IS NULL OR time >= $2) AND ($3 IS NULL OR time < $3) \
+                     AND ($4 IS NULL OR actor = $4) AND ($5 IS NULL OR action = $5) \
+                     AND ($6 IS NULL OR outcome = $6) AND ($7 IS NULL OR gseq > $7) \
+                     ORDER BY gseq LIMIT $8",
+                )
+                .bind(&f.realm_id)
+                .bind(f.since)
+                .bind(f.until)
+                .bind(&f.actor)
+                .bind(&f.action)
+                .bind(&f.outcome)
+                .bind(f.after)
+                .bind(f.limit)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(audit_row)
+                .collect()
+            }
+
+            async fn audit_chain(&self, chain: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {
+                sqlx::query("SELECT * FROM audit_events WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+                    .bind(chain)
+                    .bind(after_seq)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(audit_row)
+                    .collect()
+            }
+
+            async fn audit_checkpoint(&self, chain: &str) -> StoreResult<Option<(i64, String)>> {
+                let row = sqlx::query("SELECT seq, hash FROM audit_checkpoints WHERE chain = $1")
+                    .bind(chain)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|r| Ok::<_, sqlx::Error>((r.try_get("seq")?, r.try_get("hash")?))).transpose()?)
+            }
+
+            async fn audit_after(&self, gseq: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {
+                sqlx::query("SELECT * FROM audit_events WHERE gseq > $1 ORDER BY gseq LIMIT $2")
+                    .bind(gseq)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(audit_row)
+                    .collect()
+            }
+
+            async fn audit_head(&self) -> StoreResult<i64> {
+                let row = sqlx::query("SELECT COALESCE(MAX(gseq), 0) AS head FROM audit_events")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(row.try_get("head")?)
+            }
+
+            async fn audit_prune(&self, before: i64) -> StoreResult<u64> {
+                let mut tx = self.pool.begin().await?;
+                let chains = sqlx::query(
+                    "SELECT chain, MAX(seq) AS seq FROM audit_events WHERE time < $1 GROUP BY chain",
+                )
+                .bind(before)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut deleted = 0;
+                for c in &chains {
+                    let chain: String = c.try_get("chain")?;
+                    let seq: i64 = c.try_get("seq")?;
+                    sqlx::query($chain_lock).bind(&chain).execute(&mut *tx).await?;
+                    let hash: String = sqlx::query("SELECT hash FROM audit_events WHERE chain = $1 AND seq = $2")
+                        .bind(&chain)
+                        .bind(seq)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get("hash")?;
+                    sqlx::query(
+                        "INSERT INTO audit_checkpoints (chain, seq, hash) VALUES ($1, $2, $3) \
+                         ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                    )
+                    .bind(&chain)
+                    .bind(seq)
+                    .bind(&hash)
+                    .execute(&mut *tx)
+                    .await?;
+                    deleted += sqlx::query("DELETE FROM audit_events WHERE chain = $1 AND seq <= $2")
+                        .bind(&chain)
+                        .bind(seq)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                tx.commit().await?;
+                Ok(deleted)
+            }
+
+            async fn sink_put(&self, sink: &SinkRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO audit_sinks (name, kind, config, cursor, created_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, config = excluded.config",
+                )
+                .bind(&sink.name)
+                .bind(&sink.kind)
+                .bind(&sink.config)
+                .bind(sink.cursor)
+                .bind(sink.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn sinks(&self) -> StoreResult<Vec<SinkRow>> {
+                let rows = sqlx::query("SELECT * FROM audit_sinks ORDER BY name").fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(SinkRow {
+                            name: r.try_get("name")?,
+                            kind: r.try_get("kind")?,
+                            config: r.try_get("config")?,
+                            cursor: r.try_get("cursor")?,
+                            created_at: r.try_get("created_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn sink_delete(&self, name: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM audit_sinks WHERE name = $1").bind(name).execute(&self.pool).await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn sink_advance(&self, name: &str, cursor: i64) -> StoreResult<()> {
+                sqlx::query("UPDATE audit_sinks SET cursor = $2 WHERE name = $1 AND cursor < $2")
+                    .bind(name)
+                    .bind(cursor)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
         }
 

@@ -206,4 +206,10 @@ async fn group_commit(pool: SqlitePool, mut jobs: mpsc::Receiver<WriteJob>, read
     }
 }
 
-super::sql::impl_sql_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, "sqlite");
+super::sql::impl_sql_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    sqlx::sqlite::SqliteRow,
+    "sqlite",
+    "SELECT $1"
+);

@@ -1,5 +1,6 @@
 //! Route handlers (business logic behind the guardians).
 
+pub mod audit;
 pub mod auth;
 pub mod policy;
 pub mod realms;

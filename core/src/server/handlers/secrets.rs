@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::super::error::{ApiError, ApiResult};
 use super::super::extract::Body;
+use super::super::middleware::audit::AuditDetail;
 use super::super::middleware::auth::principal;
 use super::super::middleware::policy::{env_of, resolve_realm};
 use super::super::state::state;
@@ -176,6 +177,7 @@ pub async fn put(
     if cas.is_some_and(|c| c < 0) {
         return Err(ApiError::bad_request("cas must be 0 or a positive version"));
     }
+    let value_hmac = crate::audit::audit_hmac(&st.keyring, body.value.as_bytes())?;
     let sealed = kv::seal_value(
         st.store.as_ref(),
         &st.keyring,
@@ -194,6 +196,9 @@ pub async fn put(
     };
     match st.store.secret_put(&ctx.realm.id, &write, cas).await? {
         WriteOutcome::Written(meta) => {
+            depot.insert_typed(AuditDetail(
+                serde_json::json!({"version": meta.version, "value_hmac": value_hmac}),
+            ));
             if let Ok(v) = format!("\"{}\"", meta.version).parse() {
                 res.headers_mut().insert("etag", v);
             }

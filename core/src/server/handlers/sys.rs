@@ -41,10 +41,57 @@ pub async fn health(depot: &mut Depot, res: &mut Response) -> Json<Health> {
 /// Prometheus metrics.
 #[handler]
 pub async fn metrics(depot: &mut Depot, res: &mut Response) {
-    let body = state(depot).metrics.render();
+    let st = state(depot).clone();
+    let mut body = st.metrics.render();
+    append_audit_metrics(&st, &mut body).await;
     res.add_header("content-type", "text/plain; version=0.0.4", true)
         .ok();
     res.render(body);
+}
+
+async fn append_audit_metrics(st: &super::super::state::AppState, out: &mut String) {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = &st.audit.stats;
+    let head = st.store.audit_head().await.unwrap_or(0);
+    let _ = writeln!(out, "# TYPE arcan_audit_events counter");
+    for (what, v) in [
+        ("emitted", s.emitted.load(Relaxed)),
+        ("dropped", s.dropped.load(Relaxed)),
+        ("stored", s.stored.load(Relaxed)),
+    ] {
+        let _ = writeln!(out, "arcan_audit_events_total{{stage=\"{what}\"}} {v}");
+    }
+    let _ = writeln!(
+        out,
+        "# TYPE arcan_audit_store_failures counter\narcan_audit_store_failures_total {}",
+        s.store_failures.load(Relaxed)
+    );
+    let _ = writeln!(out, "# TYPE arcan_audit_sink_delivered counter");
+    let sinks = s.sinks.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for (name, k) in &sinks {
+        let _ = writeln!(
+            out,
+            "arcan_audit_sink_delivered_total{{sink=\"{name}\"}} {}",
+            k.delivered.load(Relaxed)
+        );
+    }
+    let _ = writeln!(out, "# TYPE arcan_audit_sink_failed counter");
+    for (name, k) in &sinks {
+        let _ = writeln!(
+            out,
+            "arcan_audit_sink_failed_total{{sink=\"{name}\"}} {}",
+            k.failed.load(Relaxed)
+        );
+    }
+    let _ = writeln!(out, "# TYPE arcan_audit_sink_lag gauge");
+    for (name, k) in &sinks {
+        let _ = writeln!(
+            out,
+            "arcan_audit_sink_lag{{sink=\"{name}\"}} {}",
+            (head - k.cursor.load(Relaxed)).max(0)
+        );
+    }
 }
 
 /// Master-key status.
@@ -113,7 +160,14 @@ pub async fn master_key_rewrap(depot: &mut Depot) -> ApiResult<Json<MasterKeySta
             ..k
         });
     }
-    st.store.data_keys_replace(&rewrapped).await?;
+    let system = st.keyring.system_key()?;
+    let system_wrapped = hex::encode(new.wrap(system.as_slice()).await?);
+    st.store
+        .data_keys_replace(
+            &rewrapped,
+            &[(crate::crypto::SYSTEM_KEY_META.to_owned(), system_wrapped)],
+        )
+        .await?;
     std::fs::rename(&next, &path).map_err(ApiError::internal)?;
     let key_id = new.key_id().to_owned();
     st.keyring.set_provider(Arc::new(new));

@@ -1,0 +1,33 @@
+-- Audit log: one hash chain per realm (`chain` = realm id, or `_system`).
+CREATE TABLE audit_events (
+    gseq      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id        TEXT NOT NULL UNIQUE,
+    chain     TEXT NOT NULL,
+    seq       BIGINT NOT NULL,
+    time      BIGINT NOT NULL,
+    realm_id  TEXT,
+    action    TEXT NOT NULL,
+    outcome   TEXT NOT NULL,
+    actor     TEXT,
+    body      TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL,
+    UNIQUE (chain, seq)
+);
+CREATE INDEX audit_realm_time ON audit_events(realm_id, time);
+
+-- Where verification starts after retention removed the oldest events of a chain.
+CREATE TABLE audit_checkpoints (
+    chain TEXT PRIMARY KEY,
+    seq   BIGINT NOT NULL,
+    hash  TEXT NOT NULL
+);
+
+-- Delivery sinks and their cursors (config sealed by the system key).
+CREATE TABLE audit_sinks (
+    name       TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    config     BYTEA NOT NULL,
+    cursor     BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL
+);

@@ -1,0 +1,238 @@
+//! Delivery sinks. Each runs in its own task, reading the durable audit log after its
+//! cursor, delivering in order, and advancing the cursor only after a delivery succeeded
+//! (at-least-once). Failures back off exponentially with jitter.
+
+mod syslog;
+mod webhook;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::dispatcher::{AuditStats, SinkStats};
+use crate::crypto::{CryptoError, Keyring, open, seal};
+use crate::store::{AuditRow, SinkRow, Store};
+
+pub use syslog::{SyslogConfig, SyslogProtocol};
+pub use webhook::WebhookConfig;
+
+/// A sink's configuration (sealed at rest: it may hold a webhook secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SinkConfig {
+    /// HTTPS POST of signed JSON batches.
+    Webhook(WebhookConfig),
+    /// RFC 5424 over TCP (octet counting) or UDP.
+    Syslog(SyslogConfig),
+}
+
+/// A sink in the config file or the API: a name and its configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedSink {
+    /// Unique name.
+    pub name: String,
+    /// Configuration.
+    #[serde(flatten)]
+    pub config: SinkConfig,
+}
+
+impl SinkConfig {
+    /// `webhook` or `syslog`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkConfig::Webhook(_) => "webhook",
+            SinkConfig::Syslog(_) => "syslog",
+        }
+    }
+
+    /// Checks the configuration.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            SinkConfig::Webhook(w) => w.validate(),
+            SinkConfig::Syslog(s) => s.validate(),
+        }
+    }
+
+    /// What may be shown (no secret).
+    pub fn public(&self) -> Value {
+        match self {
+            SinkConfig::Webhook(w) => {
+                serde_json::json!({"kind": "webhook", "url": w.url, "ca_cert": w.ca_cert})
+            }
+            SinkConfig::Syslog(s) => {
+                serde_json::json!({"kind": "syslog", "address": s.address, "protocol": s.protocol, "facility": s.facility, "app_name": s.app_name})
+            }
+        }
+    }
+}
+
+const SINK_AAD: &[u8] = b"arcan:audit-sink:v1";
+
+/// Seals a sink configuration with the system key.
+pub fn seal_config(keyring: &Keyring, config: &SinkConfig) -> Result<Vec<u8>, CryptoError> {
+    let json =
+        zeroize::Zeroizing::new(serde_json::to_vec(config).map_err(|_| CryptoError::Encrypt)?);
+    let key = keyring.system_key()?;
+    seal(&key, &json, SINK_AAD)
+}
+
+/// Opens a sealed sink configuration.
+pub fn open_config(keyring: &Keyring, sealed: &[u8]) -> Result<SinkConfig, CryptoError> {
+    let key = keyring.system_key()?;
+    let json = open(&key, sealed, SINK_AAD)?;
+    serde_json::from_slice(&json).map_err(|_| CryptoError::Decrypt)
+}
+
+/// The JSON delivered for one stored event: its body plus chain position and hash.
+pub fn delivered(row: &AuditRow) -> Value {
+    let mut v: Value = serde_json::from_str(&row.body).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("chain".into(), row.chain.clone().into());
+        m.insert("seq".into(), row.seq.into());
+        m.insert("hash".into(), row.hash.clone().into());
+    }
+    v
+}
+
+/// Running sink tasks, by name.
+pub struct SinkManager {
+    store: Arc<dyn Store>,
+    stats: Arc<AuditStats>,
+    running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+}
+
+impl std::fmt::Debug for SinkManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkManager").finish_non_exhaustive()
+    }
+}
+
+impl SinkManager {
+    /// A manager with no sinks running.
+    pub fn new(store: Arc<dyn Store>, stats: Arc<AuditStats>) -> Self {
+        Self {
+            store,
+            stats,
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts (or restarts) a sink from its stored cursor.
+    pub fn start(&self, name: &str, config: SinkConfig, cursor: i64) {
+        let stats = self.stats.sink(name);
+        stats.cursor.store(cursor, Ordering::Relaxed);
+        let task = tokio::spawn(run(self.store.clone(), name.to_owned(), config, stats));
+        if let Some(old) = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), task.abort_handle())
+        {
+            old.abort();
+        }
+    }
+
+    /// Stops a sink.
+    pub fn stop(&self, name: &str) {
+        if let Some(h) = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+        {
+            h.abort();
+        }
+        self.stats.remove_sink(name);
+    }
+
+    /// Starts every stored sink.
+    pub async fn start_all(&self, keyring: &Keyring) -> anyhow::Result<()> {
+        for SinkRow {
+            name,
+            config,
+            cursor,
+            ..
+        } in self.store.sinks().await?
+        {
+            let config = open_config(keyring, &config)
+                .map_err(|e| anyhow::anyhow!("audit sink {name}: {e}"))?;
+            self.start(&name, config, cursor);
+        }
+        Ok(())
+    }
+}
+
+/// Events per delivery.
+const BATCH: i64 = 256;
+
+async fn run(store: Arc<dyn Store>, name: String, config: SinkConfig, stats: Arc<SinkStats>) {
+    let mut deliverer = match Deliverer::new(&config) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(sink = %name, error = %e, "audit sink cannot start");
+            return;
+        }
+    };
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let cursor = stats.cursor.load(Ordering::Relaxed);
+        let rows = match store.audit_after(cursor, BATCH).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(sink = %name, error = %e, "audit sink cannot read the log");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let Some(last) = rows.last().map(|r| r.gseq) else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        match deliverer.deliver(&rows).await {
+            Ok(()) => {
+                stats
+                    .delivered
+                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                stats.cursor.store(last, Ordering::Relaxed);
+                if let Err(e) = store.sink_advance(&name, last).await {
+                    tracing::warn!(sink = %name, error = %e, "cannot persist audit sink cursor");
+                }
+                backoff = Duration::from_millis(100);
+            }
+            Err(e) => {
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(sink = %name, error = %e, retry_in_ms = backoff.as_millis() as u64, "audit delivery failed");
+                let jitter = rand::thread_rng().gen_range(0..=backoff.as_millis() as u64 / 2);
+                tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+enum Deliverer {
+    Webhook(webhook::Webhook),
+    Syslog(syslog::Syslog),
+}
+
+impl Deliverer {
+    fn new(config: &SinkConfig) -> anyhow::Result<Self> {
+        Ok(match config {
+            SinkConfig::Webhook(c) => Deliverer::Webhook(webhook::Webhook::new(c)?),
+            SinkConfig::Syslog(c) => Deliverer::Syslog(syslog::Syslog::new(c)),
+        })
+    }
+
+    async fn deliver(&mut self, rows: &[AuditRow]) -> anyhow::Result<()> {
+        match self {
+            Deliverer::Webhook(w) => w.deliver(rows).await,
+            Deliverer::Syslog(s) => s.deliver(rows).await,
+        }
+    }
+}

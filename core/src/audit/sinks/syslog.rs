@@ -1,0 +1,161 @@
+//! The syslog sink: RFC 5424 messages over TCP (octet-counting framing, RFC 6587) or UDP.
+//! TLS transport is not implemented in this build.
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpStream, UdpSocket};
+
+use super::delivered;
+use crate::store::AuditRow;
+
+/// Transport.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogProtocol {
+    /// TCP with octet-counting framing.
+    Tcp,
+    /// UDP, one message per datagram.
+    Udp,
+}
+
+fn default_facility() -> u8 {
+    13 // log audit
+}
+
+fn default_app() -> String {
+    "arcan".into()
+}
+
+/// Syslog settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogConfig {
+    /// `host:port` of the collector.
+    pub address: String,
+    /// `tcp` or `udp`.
+    pub protocol: SyslogProtocol,
+    /// Facility number (0–23; default 13, log audit).
+    #[serde(default = "default_facility")]
+    pub facility: u8,
+    /// APP-NAME field.
+    #[serde(default = "default_app")]
+    pub app_name: String,
+}
+
+impl SyslogConfig {
+    pub(super) fn validate(&self) -> Result<(), String> {
+        if self.facility > 23 {
+            return Err("facility must be 0-23".into());
+        }
+        let app_ok = !self.app_name.is_empty()
+            && self.app_name.len() <= 48
+            && self.app_name.bytes().all(|b| (33..=126).contains(&b));
+        if !app_ok {
+            return Err("app_name must be 1-48 printable ASCII characters".into());
+        }
+        if self
+            .address
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .is_none()
+        {
+            return Err("address must be host:port".into());
+        }
+        Ok(())
+    }
+}
+
+pub(super) struct Syslog {
+    config: SyslogConfig,
+    hostname: String,
+    tcp: Option<TcpStream>,
+}
+
+fn severity(outcome: &str) -> u8 {
+    match outcome {
+        "success" => 6,            // informational
+        "denied" | "failure" => 5, // notice
+        _ => 3,                    // error
+    }
+}
+
+/// One RFC 5424 message: `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG`.
+pub(super) fn format(config: &SyslogConfig, hostname: &str, row: &AuditRow) -> String {
+    let time = crate::util::rfc3339(row.time);
+    let pri = u16::from(config.facility) * 8 + u16::from(severity(&row.outcome));
+    let msg = delivered(row);
+    format!(
+        "<{pri}>1 {time} {hostname} {} {} audit [arcan@32473 id=\"{}\" seq=\"{}\"] {msg}",
+        config.app_name,
+        std::process::id(),
+        row.id,
+        row.seq
+    )
+}
+
+impl Syslog {
+    pub(super) fn new(config: &SyslogConfig) -> Self {
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| (33..=126).contains(&b)))
+            .unwrap_or_else(|| "-".into());
+        Self {
+            config: config.clone(),
+            hostname,
+            tcp: None,
+        }
+    }
+
+    pub(super) async fn deliver(&mut self, rows: &[AuditRow]) -> anyhow::Result<()> {
+        match self.config.protocol {
+            SyslogProtocol::Udp => {
+                let sock = UdpSocket::bind(if self.config.address.starts_with('[') {
+                    "[::]:0"
+                } else {
+                    "0.0.0.0:0"
+                })
+                .await?;
+                for row in rows {
+                    let line = format(&self.config, &self.hostname, row);
+                    if line.len() > 65_000 {
+                        bail!("event {} too large for a UDP datagram", row.id);
+                    }
+                    sock.send_to(line.as_bytes(), &self.config.address)
+                        .await
+                        .with_context(|| format!("sending to {}", self.config.address))?;
+                }
+                Ok(())
+            }
+            SyslogProtocol::Tcp => {
+                let mut frames = Vec::new();
+                for row in rows {
+                    let line = format(&self.config, &self.hostname, row);
+                    frames.extend_from_slice(format!("{} ", line.len()).as_bytes());
+                    frames.extend_from_slice(line.as_bytes());
+                }
+                if self.tcp.is_none() {
+                    self.tcp = Some(
+                        TcpStream::connect(&self.config.address)
+                            .await
+                            .with_context(|| format!("connecting to {}", self.config.address))?,
+                    );
+                }
+                let Some(stream) = self.tcp.as_mut() else {
+                    bail!("no connection")
+                };
+                let sent = async {
+                    stream.write_all(&frames).await?;
+                    stream.flush().await
+                }
+                .await;
+                if let Err(e) = sent {
+                    self.tcp = None;
+                    return Err(e).context("writing to the syslog collector");
+                }
+                Ok(())
+            }
+        }
+    }
+}
