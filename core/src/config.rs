@@ -65,8 +65,12 @@ pub struct Config {
 pub struct AuditConfig {
     /// Events the in-memory channel holds before it drops (and counts) new ones.
     pub buffer: usize,
-    /// Events older than this many days are removed (a checkpoint keeps the chain verifiable).
-    pub retention_days: u32,
+    /// Events older than this many days are removed (a checkpoint keeps the chain
+    /// verifiable). Fractions are allowed.
+    pub retention_days: f64,
+    /// How often retention runs.
+    #[serde(with = "duration")]
+    pub retention_interval: Duration,
     /// Delivery sinks defined in the file (also manageable with `arcan audit sink`).
     pub sinks: Vec<crate::audit::sinks::NamedSink>,
 }
@@ -75,7 +79,8 @@ impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             buffer: 65_536,
-            retention_days: 90,
+            retention_days: 90.0,
+            retention_interval: Duration::from_secs(3600),
             sinks: Vec::new(),
         }
     }
@@ -297,8 +302,14 @@ impl Config {
         {
             return bad("database_url must be a postgres:// URL (SQLite is the default)");
         }
-        if self.audit.buffer == 0 || self.audit.retention_days == 0 {
-            return bad("audit.buffer and audit.retention_days must be at least 1");
+        if self.audit.buffer == 0 {
+            return bad("audit.buffer must be at least 1");
+        }
+        if !(self.audit.retention_days.is_finite() && self.audit.retention_days > 0.0) {
+            return bad("audit.retention_days must be a positive number");
+        }
+        if self.audit.retention_interval.is_zero() {
+            return bad("audit.retention_interval must be positive");
         }
         for s in &self.audit.sinks {
             s.config

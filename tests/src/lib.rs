@@ -5,6 +5,8 @@
 //! server on `ARCAN_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/test`). A
 //! missing PostgreSQL is a failure with instructions, never a skip.
 
+pub mod receivers;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -282,6 +284,45 @@ impl Server {
             )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+
+    /// Runs a statement directly against the store (to simulate tampering).
+    pub async fn exec_sql(&self, sql: &str) -> u64 {
+        use sqlx::Connection;
+        match &self.db_url {
+            None => {
+                let url = format!("sqlite://{}", self.dir.join("arcan.db").display());
+                let mut c = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
+                sqlx::query(sql)
+                    .execute(&mut c)
+                    .await
+                    .expect(sql)
+                    .rows_affected()
+            }
+            Some(url) => {
+                let mut c = sqlx::PgConnection::connect(url).await.expect("pg");
+                sqlx::query(sql)
+                    .execute(&mut c)
+                    .await
+                    .expect(sql)
+                    .rows_affected()
+            }
+        }
+    }
+
+    /// Polls `f` every 100 ms until it returns true or `secs` pass.
+    pub async fn wait_for<F, Fut>(secs: u64, mut f: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        for _ in 0..secs * 10 {
+            if f().await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
     }
 
     /// Every byte the store holds: the SQLite files, or every PostgreSQL row as text.

@@ -102,9 +102,8 @@ async fn start_audit(state: &Arc<AppState>) -> anyhow::Result<()> {
     state.sinks.start_all(&state.keyring).await?;
     let st = state.clone();
     tokio::spawn(async move {
-        let keep =
-            std::time::Duration::from_secs(u64::from(st.config.audit.retention_days) * 86_400);
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        let keep = std::time::Duration::from_secs_f64(st.config.audit.retention_days * 86_400.0);
+        let mut tick = tokio::time::interval(st.config.audit.retention_interval);
         loop {
             tick.tick().await;
             let before = crate::util::now_ms() - keep.as_millis() as i64;

@@ -152,6 +152,12 @@ pub async fn check(st: &AppState, need: Need, req: &Request, depot: &mut Depot) 
     if !access.sees_realm() {
         return Err(ApiError::not_found("realm not found"));
     }
+    // The caller may see the realm: from here on its events belong to the realm's log,
+    // refusals included.
+    depot.insert_typed(RealmCtx {
+        realm: realm.clone(),
+        access: access.clone(),
+    });
     if let Some(capability) = cap {
         let env = env_of(req);
         let key: Option<String> = req.param("key");
@@ -164,7 +170,6 @@ pub async fn check(st: &AppState, need: Need, req: &Request, depot: &mut Depot) 
             return Err(ApiError::forbidden(format!("permission denied: {why}")));
         }
     }
-    depot.insert_typed(RealmCtx { realm, access });
     Ok(())
 }
 
