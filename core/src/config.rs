@@ -63,6 +63,8 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
+    /// Record audit events (on by default; off only for benchmarking a baseline).
+    pub enabled: bool,
     /// Events the in-memory channel holds before it drops (and counts) new ones.
     pub buffer: usize,
     /// Events older than this many days are removed (a checkpoint keeps the chain
@@ -78,6 +80,7 @@ pub struct AuditConfig {
 impl Default for AuditConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             buffer: 65_536,
             retention_days: 90.0,
             retention_interval: Duration::from_secs(3600),

@@ -127,7 +127,7 @@ impl WebhookReceiver {
 
     /// Stops serving.
     pub fn stop(&self) {
-        self.handle.stop_forcible();
+        self.handle.stop_forceful();
     }
 }
 
@@ -171,7 +171,7 @@ input(type="imudp" address="127.0.0.1" port="{udp_port}" ruleset="arcan")
             ),
         )
         .expect("conf");
-        let child = Command::new(bin)
+        let mut child = Command::new(bin)
             .arg("-n")
             .arg("-f")
             .arg(&conf)
@@ -192,6 +192,8 @@ input(type="imudp" address="127.0.0.1" port="{udp_port}" ruleset="arcan")
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("rsyslogd did not open 127.0.0.1:{tcp_port}");
     }
 

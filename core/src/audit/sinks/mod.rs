@@ -23,7 +23,7 @@ pub use webhook::WebhookConfig;
 
 /// A sink's configuration (sealed at rest: it may hold a webhook secret).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum SinkConfig {
     /// HTTPS POST of signed JSON batches.
     Webhook(WebhookConfig),
@@ -31,15 +31,29 @@ pub enum SinkConfig {
     Syslog(SyslogConfig),
 }
 
-/// A sink in the config file or the API: a name and its configuration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A sink in the config file or the API: a name and its configuration, in one flat
+/// mapping (`name`, `kind`, then the kind's fields; unknown fields are errors).
+#[derive(Debug, Clone)]
 pub struct NamedSink {
     /// Unique name.
     pub name: String,
     /// Configuration.
-    #[serde(flatten)]
     pub config: SinkConfig,
+}
+
+impl<'de> Deserialize<'de> for NamedSink {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        // serde's `flatten` cannot be combined with `deny_unknown_fields`, so split by hand.
+        let mut map = serde_json::Map::<String, Value>::deserialize(d)?;
+        let name = match map.remove("name") {
+            Some(Value::String(n)) => n,
+            Some(_) => return Err(D::Error::custom("`name` must be a string")),
+            None => return Err(D::Error::missing_field("name")),
+        };
+        let config = SinkConfig::deserialize(Value::Object(map)).map_err(D::Error::custom)?;
+        Ok(Self { name, config })
+    }
 }
 
 impl SinkConfig {
@@ -234,5 +248,35 @@ impl Deliverer {
             Deliverer::Webhook(w) => w.deliver(rows).await,
             Deliverer::Syslog(s) => s.deliver(rows).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_sinks_parse_strictly() {
+        let ok: NamedSink = serde_json::from_value(serde_json::json!({
+            "name": "s", "kind": "syslog", "address": "127.0.0.1:514", "protocol": "udp"
+        }))
+        .expect("valid");
+        assert_eq!(ok.config.kind(), "syslog");
+        for bad in [
+            serde_json::json!({"kind": "syslog", "address": "a:1", "protocol": "udp"}),
+            serde_json::json!({"name": "s", "kind": "syslog", "address": "a:1", "protocol": "udp", "x": 1}),
+            serde_json::json!({"name": "s", "kind": "ftp"}),
+            serde_json::json!({"name": "s", "kind": "webhook", "url": "https://x"}),
+        ] {
+            assert!(
+                serde_json::from_value::<NamedSink>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+        let yaml: NamedSink = serde_norway::from_str(
+            "name: w\nkind: webhook\nurl: https://h/x\nsecret: 0123456789abcdef\nca_cert: /tmp/ca.pem\n",
+        )
+        .expect("yaml");
+        assert_eq!(yaml.config.kind(), "webhook");
     }
 }

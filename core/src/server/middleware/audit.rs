@@ -84,7 +84,7 @@ pub fn emit_for(
     status: u16,
     default_action: &'static str,
 ) {
-    if req.uri().path().starts_with("/api/") {
+    if st.config.audit.enabled && req.uri().path().starts_with("/api/") {
         st.audit
             .emit(request_event(req, depot, status, default_action));
     }

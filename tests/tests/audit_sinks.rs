@@ -1,0 +1,281 @@
+//! Audit delivery to real receivers: an HTTPS webhook that checks signatures (down for a
+//! while, then up) and an rsyslog daemon over TCP and UDP.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use arcan_tests::receivers::{Rsyslog, WebhookReceiver, free_port, test_pki};
+use arcan_tests::*;
+
+const SECRET: &str = "webhook-shared-secret-0123456789";
+
+async fn status(s: &Server) -> Value {
+    s.get("/api/v1/audit/status", &s.root).await.1
+}
+
+async fn webhook_catches_up_exactly_once(b: Backend) {
+    let s = Server::start(b).await;
+    let port = free_port();
+    let (ca, cert, key) = test_pki(&s.dir);
+    let sink = json!({"name": "siem", "kind": "webhook", "url": format!("https://localhost:{port}/hook"), "secret": SECRET, "ca_cert": ca});
+    let (st, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/audit/sinks",
+            Some(&s.root),
+            Some(sink),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    assert!(
+        !body.to_string().contains(SECRET),
+        "the secret is never echoed"
+    );
+    let (_, list) = s.get("/api/v1/audit/sinks", &s.root).await;
+    assert!(!list.to_string().contains(SECRET), "{list}");
+    // Events while the receiver is down, including denied requests outside any realm.
+    s.realm("acme").await;
+    let canary = "WEBHOOK-CANARY-51aa";
+    s.put(&s.root, "acme", "prod", "app/db", canary).await;
+    assert_eq!(
+        s.call(
+            Method::GET,
+            "/api/v1/realms/acme/secrets/app/db?env=prod",
+            None,
+            None
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.get("/api/v1/realms/acme/secrets/app/db?env=prod", "arc_bogus")
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    for i in 0..20 {
+        s.put(&s.root, "acme", "dev", &format!("k{i}"), "v").await;
+    }
+    let failing = Server::wait_for(10, || async {
+        status(&s).await["sinks"][0]["failed"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    assert!(
+        failing,
+        "delivery to a down receiver must fail and be counted"
+    );
+    assert!(status(&s).await["sinks"][0]["lag"].as_i64().expect("lag") > 0);
+    // Receiver up: the sink catches up.
+    let rx = WebhookReceiver::start(port, &cert, &key, SECRET).await;
+    let caught_up = Server::wait_for(60, || async {
+        let st = status(&s).await;
+        st["sinks"][0]["lag"] == 0 && st["stored"] == st["emitted"]
+    })
+    .await;
+    assert!(caught_up, "{}", status(&s).await);
+    let head = status(&s).await["head"].as_i64().expect("head");
+    let (events, bodies, rejected) = {
+        let seen = rx.seen.lock().expect("lock");
+        (seen.events.clone(), seen.bodies.clone(), seen.rejected)
+    };
+    assert_eq!(rejected, 0, "every delivery was signed correctly");
+    let mut unique = BTreeMap::new();
+    for e in &events {
+        unique
+            .entry(e["id"].as_str().expect("id").to_owned())
+            .or_insert_with(|| e.clone());
+    }
+    assert!(
+        unique.len() as i64 >= head - 2,
+        "every stored event arrived: {} of {head}",
+        unique.len()
+    );
+    // Ordered per chain, no gaps after de-duplication.
+    let mut per_chain: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut firsts = HashSet::new();
+    for e in &events {
+        if firsts.insert(e["id"].as_str().expect("id").to_owned()) {
+            per_chain
+                .entry(e["chain"].as_str().expect("chain").to_owned())
+                .or_default()
+                .push(e["seq"].as_i64().expect("seq"));
+        }
+    }
+    for (chain, seqs) in &per_chain {
+        let expected: Vec<i64> = (1..=seqs.len() as i64).collect();
+        assert_eq!(
+            seqs, &expected,
+            "chain {chain} arrives in order, exactly once"
+        );
+    }
+    let denied: Vec<_> = unique.values().filter(|e| e["status"] == 401).collect();
+    assert!(denied.len() >= 2, "401s are delivered too");
+    let all = bodies.join("\n");
+    for needle in [canary, s.root.as_str(), SECRET, "arc_bogus"] {
+        assert!(!all.contains(needle), "webhook output holds {needle:?}");
+    }
+    rx.stop();
+    // Removing the sink stops it.
+    let (st, _) = s
+        .call(
+            Method::DELETE,
+            "/api/v1/audit/sinks/siem",
+            Some(&s.root),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _) = s
+        .call(
+            Method::DELETE,
+            "/api/v1/audit/sinks/siem",
+            Some(&s.root),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let metrics = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("arcan_audit_events_total{stage=\"dropped\"} 0"),
+        "{metrics}"
+    );
+}
+
+async fn bad_sinks_refused(b: Backend) {
+    let s = Server::start(b).await;
+    for (what, sink) in [
+        (
+            "plain http",
+            json!({"name": "a", "kind": "webhook", "url": "http://x/hook", "secret": SECRET}),
+        ),
+        (
+            "short secret",
+            json!({"name": "a", "kind": "webhook", "url": "https://x/hook", "secret": "short"}),
+        ),
+        ("unknown kind", json!({"name": "a", "kind": "kafka"})),
+        (
+            "unknown field",
+            json!({"name": "a", "kind": "syslog", "address": "127.0.0.1:1", "protocol": "tcp", "colour": 1}),
+        ),
+        (
+            "bad protocol",
+            json!({"name": "a", "kind": "syslog", "address": "127.0.0.1:1", "protocol": "sctp"}),
+        ),
+        (
+            "bad address",
+            json!({"name": "a", "kind": "syslog", "address": "nowhere", "protocol": "udp"}),
+        ),
+        (
+            "bad name",
+            json!({"name": "a b", "kind": "syslog", "address": "127.0.0.1:1", "protocol": "udp"}),
+        ),
+    ] {
+        let (st, body) = s
+            .call(
+                Method::POST,
+                "/api/v1/audit/sinks",
+                Some(&s.root),
+                Some(sink),
+            )
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{what}: {body}");
+    }
+    let (_, user) = s.user("u@example.com").await;
+    let sink = json!({"name": "a", "kind": "syslog", "address": "127.0.0.1:1", "protocol": "udp"});
+    assert_eq!(
+        s.call(Method::POST, "/api/v1/audit/sinks", Some(&user), Some(sink))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+async fn rsyslog_receives_rfc5424(b: Backend) {
+    let dir = std::env::temp_dir().join(format!("arcan-rsyslog-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let syslog = Rsyslog::start(&dir);
+    let config = format!(
+        "{RELAXED}audit:\n  sinks:\n    - name: syslog-tcp\n      kind: syslog\n      address: 127.0.0.1:{}\n      protocol: tcp\n    - name: syslog-udp\n      kind: syslog\n      address: 127.0.0.1:{}\n      protocol: udp\n      app_name: arcan-udp\n",
+        syslog.tcp_port, syslog.udp_port
+    );
+    let s = Server::start_with(b, &config).await;
+    s.realm("acme").await;
+    let canary = "SYSLOG-CANARY-7d2e";
+    s.put(&s.root, "acme", "prod", "app/db", canary).await;
+    assert_eq!(
+        s.get("/api/v1/realms/acme/secrets/app/db?env=prod", "arc_bogus")
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let delivered = Server::wait_for(30, || async {
+        let st = status(&s).await;
+        st["stored"] == st["emitted"]
+            && st["sinks"]
+                .as_array()
+                .is_some_and(|a| a.len() == 2 && a.iter().all(|k| k["lag"] == 0))
+    })
+    .await;
+    assert!(delivered, "{}", status(&s).await);
+    let head = status(&s).await["head"].as_i64().expect("head") as usize;
+    let mut lines = Vec::new();
+    for _ in 0..50 {
+        lines = syslog.lines();
+        if lines.len() >= 2 * head {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        lines.len() >= 2 * head,
+        "rsyslog wrote {} lines for {head} events on two sinks",
+        lines.len()
+    );
+    let (mut tcp, mut udp) = (0, 0);
+    for line in &lines {
+        let parts: Vec<&str> = line.splitn(6, '|').collect();
+        assert_eq!(parts.len(), 6, "{line}");
+        assert_eq!(parts[0], "1", "RFC 5424 version: {line}");
+        assert_eq!(parts[2], "audit", "MSGID: {line}");
+        assert_eq!(parts[3], "13", "facility 13 (log audit): {line}");
+        let event: Value =
+            serde_json::from_str(parts[5].trim()).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(event["id"].is_string() && event["hash"].is_string());
+        match parts[1] {
+            "arcan" => tcp += 1,
+            "arcan-udp" => udp += 1,
+            other => panic!("unexpected APP-NAME {other}"),
+        }
+        if event["outcome"] == "success" {
+            assert_eq!(parts[4], "6", "successes are informational: {line}");
+        }
+        if event["status"] == 401 {
+            assert_eq!(parts[4], "5", "denied events are notices: {line}");
+        }
+    }
+    assert!(
+        tcp >= head && udp >= head,
+        "tcp {tcp}, udp {udp}, events {head}"
+    );
+    let all = lines.join("\n");
+    for needle in [canary, s.root.as_str(), "arc_bogus"] {
+        assert!(!all.contains(needle), "syslog output holds {needle:?}");
+    }
+    drop(syslog);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+both_backends!(
+    webhook_catches_up_exactly_once,
+    bad_sinks_refused,
+    rsyslog_receives_rfc5424
+);
