@@ -1,7 +1,7 @@
 -- Audit log: one hash chain per realm (`chain` = realm id, or `_system`).
 CREATE TABLE audit_events (
     gseq      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    id        TEXT NOT NULL UNIQUE,
+    id        TEXT NOT NULL,
     chain     TEXT NOT NULL,
     seq       BIGINT NOT NULL,
     time      BIGINT NOT NULL,

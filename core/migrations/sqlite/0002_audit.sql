@@ -1,7 +1,7 @@
 -- Audit log: one hash chain per realm (`chain` = realm id, or `_system`).
 CREATE TABLE audit_events (
     gseq      INTEGER PRIMARY KEY AUTOINCREMENT,
-    id        TEXT NOT NULL UNIQUE,
+    id        TEXT NOT NULL,
     chain     TEXT NOT NULL,
     seq       INTEGER NOT NULL,
     time      INTEGER NOT NULL,

@@ -77,7 +77,7 @@ impl std::fmt::Debug for Auditor {
 }
 
 /// Most events written in one store transaction.
-const BATCH: usize = 1024;
+const BATCH: usize = 4096;
 
 impl Auditor {
     /// Starts the store sink with a channel of `capacity` events.

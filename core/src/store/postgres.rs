@@ -46,7 +46,7 @@ impl PgStore {
         w: &SecretWrite,
         cas: Option<i64>,
     ) -> StoreResult<WriteOutcome> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN").await?;
         let out = put_in_tx(&mut tx, realm_id, w, cas).await?;
         tx.commit().await?;
         Ok(out)
@@ -58,5 +58,6 @@ super::sql::impl_sql_store!(
     sqlx::Postgres,
     sqlx::postgres::PgRow,
     "postgres",
-    "SELECT pg_advisory_xact_lock(hashtext($1))"
+    "SELECT pg_advisory_xact_lock(hashtext($1))",
+    "BEGIN"
 );

@@ -34,7 +34,7 @@ pub(super) fn like_prefix(prefix: &str) -> String {
 
 /// Expands the [`Store`](super::Store) implementation for one sqlx backend.
 macro_rules! impl_sql_store {
-    ($store:ident, $db:ty, $row:ty, $backend:literal, $chain_lock:literal) => {
+    ($store:ident, $db:ty, $row:ty, $backend:literal, $chain_lock:literal, $begin:literal) => {
         use async_trait::async_trait;
         use sqlx::Row as _;
 
@@ -145,6 +145,9 @@ macro_rules! impl_sql_store {
                 hash: r.try_get("hash")?,
             })
         }
+
+        /// Audit rows per INSERT statement (11 parameters each).
+        const AUDIT_INSERT_CHUNK: usize = 256;
 
         const TOKEN_COLS: &str = "id, hash, user_id, parent_id, name, capabilities, realm_id, \
                                   env, key_glob, expires_at, created_at, revoked_at";
@@ -301,7 +304,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn realm_create(&self, r: &Realm, k: &DataKey, b: &Binding) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 sqlx::query(
                     "INSERT INTO realms (id, slug, name, created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
                 )
@@ -347,7 +350,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn realm_delete(&self, realm_id: &str) -> StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 for table in [
                     "secret_versions",
                     "secrets",
@@ -390,7 +393,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn data_keys_replace(&self, keys: &[DataKey], meta: &[(String, String)]) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 for (name, value) in meta {
                     sqlx::query("UPDATE meta SET value = $2 WHERE name = $1")
                         .bind(name)
@@ -453,7 +456,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn role_delete(&self, realm_id: &str, name: &str) -> StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 sqlx::query("DELETE FROM bindings WHERE realm_id = $1 AND role = $2")
                     .bind(realm_id)
                     .bind(name)
@@ -629,8 +632,9 @@ macro_rules! impl_sql_store {
                 Ok(done.rows_affected() > 0)
             }
                     async fn audit_append(&self, events: &[NewAuditEvent]) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let mut heads: std::collections::HashMap<&str, (i64, String)> = std::collections::HashMap::new();
+                let mut chained = Vec::with_capacity(events.len());
                 for e in events {
                     if !heads.contains_key(e.chain.as_str()) {
                         sqlx::query($chain_lock).bind(&e.chain).execute(&mut *tx).await?;
@@ -653,24 +657,28 @@ macro_rules! impl_sql_store {
                     let head = heads.get_mut(e.chain.as_str()).ok_or_else(|| StoreError::Corrupt("chain head".into()))?;
                     let seq = head.0 + 1;
                     let hash = crate::crypto::chain_hash(&head.1, &e.body);
-                    sqlx::query(
-                        "INSERT INTO audit_events (id, chain, seq, time, realm_id, action, outcome, actor, body, prev_hash, hash) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    )
-                    .bind(&e.id)
-                    .bind(&e.chain)
-                    .bind(seq)
-                    .bind(e.time)
-                    .bind(&e.realm_id)
-                    .bind(&e.action)
-                    .bind(&e.outcome)
-                    .bind(&e.actor)
-                    .bind(&e.body)
-                    .bind(&head.1)
-                    .bind(&hash)
-                    .execute(&mut *tx)
-                    .await?;
-                    *head = (seq, hash);
+                    chained.push((e, seq, std::mem::replace(&mut head.1, hash.clone()), hash));
+                    head.0 = seq;
+                }
+                // Multi-row inserts: one statement per chunk instead of one per event.
+                for chunk in chained.chunks(AUDIT_INSERT_CHUNK) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO audit_events (id, chain, seq, time, realm_id, action, outcome, actor, body, prev_hash, hash) ",
+                    );
+                    q.push_values(chunk, |mut b, (e, seq, prev, hash)| {
+                        b.push_bind(&e.id)
+                            .push_bind(&e.chain)
+                            .push_bind(*seq)
+                            .push_bind(e.time)
+                            .push_bind(&e.realm_id)
+                            .push_bind(&e.action)
+                            .push_bind(&e.outcome)
+                            .push_bind(&e.actor)
+                            .push_bind(&e.body)
+                            .push_bind(prev)
+                            .push_bind(hash);
+                    });
+                    q.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())
@@ -738,7 +746,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn audit_prune(&self, before: i64) -> StoreResult<u64> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let chains = sqlx::query(
                     "SELECT chain, MAX(seq) AS seq FROM audit_events WHERE time < $1 GROUP BY chain",
                 )

@@ -160,7 +160,7 @@ impl SqliteStore {
 }
 
 async fn run_batch(pool: &SqlitePool, batch: &[WriteJob]) -> StoreResult<Vec<WriteOutcome>> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut outs = Vec::with_capacity(batch.len());
     for job in batch {
         outs.push(put_in_tx(&mut tx, &job.realm_id, &job.write, job.cas).await?);
@@ -211,5 +211,6 @@ super::sql::impl_sql_store!(
     sqlx::Sqlite,
     sqlx::sqlite::SqliteRow,
     "sqlite",
-    "SELECT $1"
+    "SELECT $1",
+    "BEGIN IMMEDIATE"
 );

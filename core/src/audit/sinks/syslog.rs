@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
 
-use super::delivered;
+use super::delivered_json;
 use crate::store::AuditRow;
 
 /// Transport.
@@ -84,7 +84,7 @@ fn severity(outcome: &str) -> u8 {
 pub(super) fn format(config: &SyslogConfig, hostname: &str, row: &AuditRow) -> String {
     let time = crate::util::rfc3339(row.time);
     let pri = u16::from(config.facility) * 8 + u16::from(severity(&row.outcome));
-    let msg = delivered(row);
+    let msg = delivered_json(row);
     format!(
         "<{pri}>1 {time} {hostname} {} {} audit [arcan@32473 id=\"{}\" seq=\"{}\"] {msg}",
         config.app_name,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use super::delivered;
+use super::delivered_json;
 use crate::crypto::hmac_hex;
 use crate::store::AuditRow;
 
@@ -63,8 +63,15 @@ impl Webhook {
     }
 
     pub(super) async fn deliver(&mut self, rows: &[AuditRow]) -> anyhow::Result<()> {
-        let events: Vec<_> = rows.iter().map(delivered).collect();
-        let body = serde_json::to_vec(&serde_json::json!({ "events": events }))?;
+        let mut body = Vec::with_capacity(rows.len() * 700);
+        body.extend_from_slice(b"{\"events\":[");
+        for (i, row) in rows.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(delivered_json(row).as_bytes());
+        }
+        body.extend_from_slice(b"]}");
         let ts = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs()
