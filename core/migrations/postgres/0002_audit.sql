@@ -14,7 +14,7 @@ CREATE TABLE audit_events (
     hash      TEXT NOT NULL,
     UNIQUE (chain, seq)
 );
-CREATE INDEX audit_realm_time ON audit_events(realm_id, time);
+-- Realm queries use the chain (a realm's chain id is its realm id) and its (chain, seq) index.
 
 -- Where verification starts after retention removed the oldest events of a chain.
 CREATE TABLE audit_checkpoints (

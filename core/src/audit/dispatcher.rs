@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{Event, SYSTEM_CHAIN};
-use crate::store::{NewAuditEvent, Store};
+use crate::store::{AuditRow, NewAuditEvent, Store};
 
 /// Counters of one delivery sink.
 #[derive(Debug, Default)]
@@ -66,6 +66,8 @@ enum Msg {
 #[derive(Clone)]
 pub struct Auditor {
     tx: mpsc::Sender<Msg>,
+    /// Every stored batch, in order, for sinks that are caught up (single-writer stores).
+    pub live: broadcast::Sender<Arc<Vec<AuditRow>>>,
     /// Pipeline counters.
     pub stats: Arc<AuditStats>,
 }
@@ -79,13 +81,17 @@ impl std::fmt::Debug for Auditor {
 /// Most events written in one store transaction.
 const BATCH: usize = 4096;
 
+/// Stored batches kept for live sinks before a slow one must catch up from the store.
+const LIVE_BATCHES: usize = 32;
+
 impl Auditor {
     /// Starts the store sink with a channel of `capacity` events.
     pub fn start(store: Arc<dyn Store>, capacity: usize) -> Self {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let stats = Arc::new(AuditStats::default());
-        tokio::spawn(store_sink(store, rx, stats.clone()));
-        Self { tx, stats }
+        let (live, _) = broadcast::channel(LIVE_BATCHES);
+        tokio::spawn(store_sink(store, rx, stats.clone(), live.clone()));
+        Self { tx, live, stats }
     }
 
     /// Hands an event over without waiting; a full channel drops it, counted and logged.
@@ -126,7 +132,12 @@ fn to_row(e: &Event) -> NewAuditEvent {
 }
 
 /// Writes batches to the store; on failure retries with backoff, keeping the events.
-async fn store_sink(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Msg>, stats: Arc<AuditStats>) {
+async fn store_sink(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Msg>,
+    stats: Arc<AuditStats>,
+    live: broadcast::Sender<Arc<Vec<AuditRow>>>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut waiters = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -143,11 +154,14 @@ async fn store_sink(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Msg>, stats: A
         let mut backoff = Duration::from_millis(50);
         while !batch.is_empty() {
             match store.audit_append(&batch).await {
-                Ok(()) => {
+                Ok(rows) => {
                     stats
                         .stored
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     batch.clear();
+                    if store.single_writer() {
+                        let _ = live.send(Arc::new(rows));
+                    }
                 }
                 Err(e) => {
                     stats.store_failures.fetch_add(1, Ordering::Relaxed);

@@ -64,7 +64,7 @@ impl AppState {
     /// Builds the state.
     pub fn new(config: Config, store: Arc<dyn Store>, keyring: Keyring) -> Self {
         let audit = Auditor::start(store.clone(), config.audit.buffer);
-        let sinks = SinkManager::new(store.clone(), audit.stats.clone());
+        let sinks = SinkManager::new(store.clone(), &audit);
         Self {
             audit,
             sinks,

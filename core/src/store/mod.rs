@@ -179,8 +179,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
 
     // -- audit (the dispatcher's and the reaper's trusted path, and realm-scoped queries) --
-    /// Appends events to their hash chains in one transaction.
-    async fn audit_append(&self, events: &[NewAuditEvent]) -> StoreResult<()>;
+    /// Appends events to their hash chains in one transaction; returns the stored rows
+    /// (with their delivery order `gseq`), sorted by `gseq`.
+    async fn audit_append(&self, events: &[NewAuditEvent]) -> StoreResult<Vec<AuditRow>>;
+    /// True when this process is the store's only writer (SQLite), so the rows
+    /// [`audit_append`](Store::audit_append) returns are every new event, in order.
+    fn single_writer(&self) -> bool;
     /// One realm's events matching a filter, in delivery order.
     async fn audit_list(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRow>>;
     /// A chain's events after `after_seq`, in chain order.

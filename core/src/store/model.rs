@@ -248,7 +248,7 @@ pub struct AuditRow {
 /// A realm-scoped audit query.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
-    /// Realm (required: the API never lists across realms).
+    /// Realm (required: the API never lists across realms); its chain is queried.
     pub realm_id: String,
     /// From this time (inclusive).
     pub since: Option<i64>,
@@ -260,7 +260,7 @@ pub struct AuditFilter {
     pub action: Option<String>,
     /// Only this outcome.
     pub outcome: Option<String>,
-    /// After this `gseq` (cursor).
+    /// After this chain sequence number (cursor).
     pub after: Option<i64>,
     /// Page size.
     pub limit: i64,

@@ -631,10 +631,15 @@ macro_rules! impl_sql_store {
                 self.invalidate(realm_id, env, key);
                 Ok(done.rows_affected() > 0)
             }
-                    async fn audit_append(&self, events: &[NewAuditEvent]) -> StoreResult<()> {
+                    fn single_writer(&self) -> bool {
+                $backend == "sqlite"
+            }
+
+            async fn audit_append(&self, events: &[NewAuditEvent]) -> StoreResult<Vec<AuditRow>> {
                 let mut tx = self.pool.begin_with($begin).await?;
                 let mut heads: std::collections::HashMap<&str, (i64, String)> = std::collections::HashMap::new();
                 let mut chained = Vec::with_capacity(events.len());
+                let mut ids = std::collections::HashMap::with_capacity(events.len());
                 for e in events {
                     if !heads.contains_key(e.chain.as_str()) {
                         sqlx::query($chain_lock).bind(&e.chain).execute(&mut *tx).await?;
@@ -678,19 +683,43 @@ macro_rules! impl_sql_store {
                             .push_bind(prev)
                             .push_bind(hash);
                     });
-                    q.build().execute(&mut *tx).await?;
+                    q.push(" RETURNING gseq, chain, seq");
+                    for r in q.build().fetch_all(&mut *tx).await? {
+                        ids.insert((r.try_get::<String, _>("chain")?, r.try_get::<i64, _>("seq")?), r.try_get::<i64, _>("gseq")?);
+                    }
                 }
                 tx.commit().await?;
-                Ok(())
+                let mut rows = Vec::with_capacity(chained.len());
+                for (e, seq, prev_hash, hash) in chained {
+                    let gseq = *ids
+                        .get(&(e.chain.clone(), seq))
+                        .ok_or_else(|| StoreError::Corrupt("insert returned no gseq".into()))?;
+                    rows.push(AuditRow {
+                        gseq,
+                        id: e.id.clone(),
+                        chain: e.chain.clone(),
+                        seq,
+                        time: e.time,
+                        realm_id: e.realm_id.clone(),
+                        action: e.action.clone(),
+                        outcome: e.outcome.clone(),
+                        actor: e.actor.clone(),
+                        body: e.body.clone(),
+                        prev_hash,
+                        hash,
+                    });
+                }
+                rows.sort_by_key(|r| r.gseq);
+                Ok(rows)
             }
 
             async fn audit_list(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRow>> {
                 sqlx::query(
-                    "SELECT * FROM audit_events WHERE realm_id = $1 \
+                    "SELECT * FROM audit_events WHERE chain = $1 \
                      AND ($2 IS NULL OR time >= $2) AND ($3 IS NULL OR time < $3) \
                      AND ($4 IS NULL OR actor = $4) AND ($5 IS NULL OR action = $5) \
-                     AND ($6 IS NULL OR outcome = $6) AND ($7 IS NULL OR gseq > $7) \
-                     ORDER BY gseq LIMIT $8",
+                     AND ($6 IS NULL OR outcome = $6) AND ($7 IS NULL OR seq > $7) \
+                     ORDER BY seq LIMIT $8",
                 )
                 .bind(&f.realm_id)
                 .bind(f.since)

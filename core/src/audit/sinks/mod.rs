@@ -13,6 +13,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::sync::broadcast;
 
 use super::dispatcher::{AuditStats, SinkStats};
 use crate::crypto::{CryptoError, Keyring, open, seal};
@@ -132,6 +133,7 @@ pub fn delivered_json(row: &AuditRow) -> String {
 pub struct SinkManager {
     store: Arc<dyn Store>,
     stats: Arc<AuditStats>,
+    live: broadcast::Sender<Arc<Vec<AuditRow>>>,
     running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
 }
 
@@ -143,10 +145,11 @@ impl std::fmt::Debug for SinkManager {
 
 impl SinkManager {
     /// A manager with no sinks running.
-    pub fn new(store: Arc<dyn Store>, stats: Arc<AuditStats>) -> Self {
+    pub fn new(store: Arc<dyn Store>, auditor: &super::Auditor) -> Self {
         Self {
             store,
-            stats,
+            stats: auditor.stats.clone(),
+            live: auditor.live.clone(),
             running: Mutex::new(HashMap::new()),
         }
     }
@@ -155,7 +158,14 @@ impl SinkManager {
     pub fn start(&self, name: &str, config: SinkConfig, cursor: i64) {
         let stats = self.stats.sink(name);
         stats.cursor.store(cursor, Ordering::Relaxed);
-        let task = tokio::spawn(run(self.store.clone(), name.to_owned(), config, stats));
+        let live = self.live.subscribe();
+        let task = tokio::spawn(run(
+            self.store.clone(),
+            name.to_owned(),
+            config,
+            stats,
+            live,
+        ));
         if let Some(old) = self
             .running
             .lock()
@@ -199,7 +209,46 @@ impl SinkManager {
 /// Events per delivery.
 const BATCH: i64 = 1000;
 
-async fn run(store: Arc<dyn Store>, name: String, config: SinkConfig, stats: Arc<SinkStats>) {
+/// Where the next rows come from: the store after the cursor, or the live feed of batches
+/// stored by this process once the sink has caught up (single-writer stores only).
+async fn next_rows(
+    store: &dyn Store,
+    cursor: i64,
+    live: &mut broadcast::Receiver<Arc<Vec<AuditRow>>>,
+    tail: &mut Option<i64>,
+) -> Result<Vec<AuditRow>, crate::store::StoreError> {
+    if *tail == Some(cursor) {
+        match live.recv().await {
+            // The next batch follows the last one delivered: nothing can be in between.
+            Ok(batch) if batch.first().is_some_and(|r| r.gseq > cursor) => {
+                *tail = batch.last().map(|r| r.gseq);
+                return Ok(batch.as_ref().clone());
+            }
+            Ok(_) => return Ok(Vec::new()),
+            Err(_) => *tail = None, // lagged or closed: catch up from the store
+        }
+    }
+    let rows = store.audit_after(cursor, BATCH).await?;
+    if rows.is_empty() && store.single_writer() {
+        // Caught up. Anything stored from now on arrives on the live feed; drain what is
+        // already queued there (it is in the store and was just read, or is newer).
+        while let Ok(batch) = live.try_recv() {
+            if batch.last().is_some_and(|r| r.gseq > cursor) {
+                return Ok(batch.iter().filter(|r| r.gseq > cursor).cloned().collect());
+            }
+        }
+        *tail = Some(cursor);
+    }
+    Ok(rows)
+}
+
+async fn run(
+    store: Arc<dyn Store>,
+    name: String,
+    config: SinkConfig,
+    stats: Arc<SinkStats>,
+    mut live: broadcast::Receiver<Arc<Vec<AuditRow>>>,
+) {
     let mut deliverer = match Deliverer::new(&config) {
         Ok(d) => d,
         Err(e) => {
@@ -208,29 +257,36 @@ async fn run(store: Arc<dyn Store>, name: String, config: SinkConfig, stats: Arc
         }
     };
     let mut backoff = Duration::from_millis(100);
+    let mut tail: Option<i64> = None;
+    let mut pending: Vec<AuditRow> = Vec::new();
     loop {
         let cursor = stats.cursor.load(Ordering::Relaxed);
-        let rows = match store.audit_after(cursor, BATCH).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(sink = %name, error = %e, "audit sink cannot read the log");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+        if pending.is_empty() {
+            pending = match next_rows(store.as_ref(), cursor, &mut live, &mut tail).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(sink = %name, error = %e, "audit sink cannot read the log");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+        }
+        let Some(last) = pending.last().map(|r| r.gseq) else {
+            if tail.is_none() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
-        };
-        let Some(last) = rows.last().map(|r| r.gseq) else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
-        match deliverer.deliver(&rows).await {
+        match deliverer.deliver(&pending).await {
             Ok(()) => {
                 stats
                     .delivered
-                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                    .fetch_add(pending.len() as u64, Ordering::Relaxed);
                 stats.cursor.store(last, Ordering::Relaxed);
                 if let Err(e) = store.sink_advance(&name, last).await {
                     tracing::warn!(sink = %name, error = %e, "cannot persist audit sink cursor");
                 }
+                pending.clear();
                 backoff = Duration::from_millis(100);
             }
             Err(e) => {
