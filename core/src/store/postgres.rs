@@ -24,6 +24,11 @@ impl PgStore {
         Ok(Self { pool })
     }
 
+    /// PostgreSQL arbitrates concurrent writers itself.
+    async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        None
+    }
+
     /// Reads go straight to PostgreSQL: other nodes may write, so no local cache.
     async fn get_secret(
         &self,

@@ -174,6 +174,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn meta_init(&self, name: &str, value: &str) -> StoreResult<String> {
+                let _write = self.write_guard().await;
                 sqlx::query("INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
                     .bind(name)
                     .bind(value)
@@ -185,6 +186,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn meta_set(&self, name: &str, value: &str) -> StoreResult<()> {
+                let _write = self.write_guard().await;
                 sqlx::query("INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
                     .bind(name)
                     .bind(value)
@@ -194,6 +196,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn user_create(&self, u: &User) -> StoreResult<()> {
+                let _write = self.write_guard().await;
                 let caps = serde_json::to_string(&u.global_capabilities)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 sqlx::query(
@@ -233,6 +236,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn token_create(&self, t: &TokenRecord) -> StoreResult<()> {
+                let _write = self.write_guard().await;
                 let caps = t
                     .capabilities
                     .as_ref()
@@ -293,6 +297,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn token_revoke(&self, id: &str, at: i64) -> StoreResult<bool> {
+                let _write = self.write_guard().await;
                 let done = sqlx::query(
                     "UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
                 )
@@ -304,6 +309,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn realm_create(&self, r: &Realm, k: &DataKey, b: &Binding) -> StoreResult<()> {
+                let _write = self.write_guard().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 sqlx::query(
                     "INSERT INTO realms (id, slug, name, created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
@@ -350,6 +356,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn realm_delete(&self, realm_id: &str) -> StoreResult<bool> {
+                let _write = self.write_guard().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 for table in [
                     "secret_versions",
@@ -393,6 +400,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn data_keys_replace(&self, keys: &[DataKey], meta: &[(String, String)]) -> StoreResult<()> {
+                let _write = self.write_guard().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 for (name, value) in meta {
                     sqlx::query("UPDATE meta SET value = $2 WHERE name = $1")
@@ -416,6 +424,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn role_put(&self, realm_id: &str, role: &Role) -> StoreResult<()> {
+                let _write = self.write_guard().await;
                 let caps = serde_json::to_string(&role.capabilities)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 sqlx::query(
@@ -456,6 +465,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn role_delete(&self, realm_id: &str, name: &str) -> StoreResult<bool> {
+                let _write = self.write_guard().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 sqlx::query("DELETE FROM bindings WHERE realm_id = $1 AND role = $2")
                     .bind(realm_id)
@@ -472,6 +482,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn binding_create(&self, b: &Binding) -> StoreResult<()> {
+                let _write = self.write_guard().await;
                 insert_binding(&self.pool, b).await
             }
 
@@ -522,6 +533,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn binding_delete(&self, realm_id: &str, id: &str) -> StoreResult<bool> {
+                let _write = self.write_guard().await;
                 let done = sqlx::query("DELETE FROM bindings WHERE realm_id = $1 AND id = $2")
                     .bind(realm_id)
                     .bind(id)
@@ -617,6 +629,7 @@ macro_rules! impl_sql_store {
                 by: &str,
                 at: i64,
             ) -> StoreResult<bool> {
+                let _write = self.write_guard().await;
                 let done = sqlx::query(
                     "UPDATE secrets SET deleted = TRUE, updated_at = $4, updated_by = $5 \
                      WHERE realm_id = $1 AND env = $2 AND key = $3 AND NOT deleted",
@@ -636,6 +649,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn audit_append(&self, events: &[NewAuditEvent]) -> StoreResult<Vec<AuditRow>> {
+                let _write = self.write_guard().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 let mut heads: std::collections::HashMap<&str, (i64, String)> = std::collections::HashMap::new();
                 let mut chained = Vec::with_capacity(events.len());
@@ -775,6 +789,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn audit_prune(&self, before: i64) -> StoreResult<u64> {
+                let _write = self.write_guard().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 let chains = sqlx::query(
                     "SELECT chain, MAX(seq) AS seq FROM audit_events WHERE time < $1 GROUP BY chain",
@@ -814,6 +829,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn sink_put(&self, sink: &SinkRow) -> StoreResult<()> {
+                let _write = self.write_guard().await;
                 sqlx::query(
                     "INSERT INTO audit_sinks (name, kind, config, cursor, created_at) VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, config = excluded.config",
@@ -844,11 +860,13 @@ macro_rules! impl_sql_store {
             }
 
             async fn sink_delete(&self, name: &str) -> StoreResult<bool> {
+                let _write = self.write_guard().await;
                 let done = sqlx::query("DELETE FROM audit_sinks WHERE name = $1").bind(name).execute(&self.pool).await?;
                 Ok(done.rows_affected() > 0)
             }
 
             async fn sink_advance(&self, name: &str, cursor: i64) -> StoreResult<()> {
+                let _write = self.write_guard().await;
                 sqlx::query("UPDATE audit_sinks SET cursor = $2 WHERE name = $1 AND cursor < $2")
                     .bind(name)
                     .bind(cursor)

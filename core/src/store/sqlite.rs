@@ -20,6 +20,9 @@ use tokio::sync::{mpsc, oneshot};
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Serialises this process's write transactions, so writers queue here instead of
+    /// sleeping in SQLite's busy handler.
+    write: Arc<tokio::sync::Mutex<()>>,
     writes: mpsc::Sender<WriteJob>,
     reads: Arc<ReadCache>,
 }
@@ -92,13 +95,24 @@ impl SqliteStore {
                 .build(),
             epoch: AtomicU64::new(0),
         });
+        let write = Arc::new(tokio::sync::Mutex::new(()));
         let (writes, jobs) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(group_commit(pool.clone(), jobs, reads.clone()));
+        tokio::spawn(group_commit(
+            pool.clone(),
+            jobs,
+            reads.clone(),
+            write.clone(),
+        ));
         Ok(Self {
             pool,
+            write,
             writes,
             reads,
         })
+    }
+
+    async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        Some(self.write.lock().await)
     }
 
     async fn get_secret(
@@ -171,7 +185,12 @@ async fn run_batch(pool: &SqlitePool, batch: &[WriteJob]) -> StoreResult<Vec<Wri
 
 /// The writer task: drains the queue into one transaction per round. When a batch fails,
 /// each write is retried alone so one bad write cannot fail its neighbours.
-async fn group_commit(pool: SqlitePool, mut jobs: mpsc::Receiver<WriteJob>, reads: Arc<ReadCache>) {
+async fn group_commit(
+    pool: SqlitePool,
+    mut jobs: mpsc::Receiver<WriteJob>,
+    reads: Arc<ReadCache>,
+    write: Arc<tokio::sync::Mutex<()>>,
+) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -186,6 +205,7 @@ async fn group_commit(pool: SqlitePool, mut jobs: mpsc::Receiver<WriteJob>, read
         for job in &batch {
             reads.evict(&job.realm_id, &job.write.env, &job.write.key);
         }
+        let guard = write.lock().await;
         let outcomes: Vec<StoreResult<WriteOutcome>> = match run_batch(&pool, &batch).await {
             Ok(outs) => outs.into_iter().map(Ok).collect(),
             Err(_) => {
@@ -197,6 +217,7 @@ async fn group_commit(pool: SqlitePool, mut jobs: mpsc::Receiver<WriteJob>, read
                 outs
             }
         };
+        drop(guard);
         for job in &batch {
             reads.evict(&job.realm_id, &job.write.env, &job.write.key);
         }
