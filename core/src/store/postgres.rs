@@ -44,6 +44,15 @@ impl PgStore {
 
     fn invalidate_realm(&self, _realm_id: &str) {}
 
+    /// Appends audit events in their own transaction (chains are serialised by an
+    /// advisory lock per chain, so several nodes may append).
+    async fn append_audit(&self, events: &[NewAuditEvent]) -> StoreResult<Vec<AuditRow>> {
+        let mut tx = self.pool.begin_with("BEGIN").await?;
+        let rows = audit_in_tx(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
     /// A KV write in its own transaction; PostgreSQL groups concurrent commits itself.
     async fn put_secret(
         &self,

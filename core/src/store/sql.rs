@@ -649,82 +649,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn audit_append(&self, events: &[NewAuditEvent]) -> StoreResult<Vec<AuditRow>> {
-                let _write = self.write_guard().await;
-                let mut tx = self.pool.begin_with($begin).await?;
-                let mut heads: std::collections::HashMap<&str, (i64, String)> = std::collections::HashMap::new();
-                let mut chained = Vec::with_capacity(events.len());
-                let mut ids = std::collections::HashMap::with_capacity(events.len());
-                for e in events {
-                    if !heads.contains_key(e.chain.as_str()) {
-                        sqlx::query($chain_lock).bind(&e.chain).execute(&mut *tx).await?;
-                        let last = sqlx::query("SELECT seq, hash FROM audit_events WHERE chain = $1 ORDER BY seq DESC LIMIT 1")
-                            .bind(&e.chain)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        let head = match last {
-                            Some(r) => (r.try_get("seq")?, r.try_get("hash")?),
-                            None => sqlx::query("SELECT seq, hash FROM audit_checkpoints WHERE chain = $1")
-                                .bind(&e.chain)
-                                .fetch_optional(&mut *tx)
-                                .await?
-                                .map(|r| Ok::<_, sqlx::Error>((r.try_get("seq")?, r.try_get("hash")?)))
-                                .transpose()?
-                                .unwrap_or((0, crate::crypto::CHAIN_GENESIS.to_owned())),
-                        };
-                        heads.insert(e.chain.as_str(), head);
-                    }
-                    let head = heads.get_mut(e.chain.as_str()).ok_or_else(|| StoreError::Corrupt("chain head".into()))?;
-                    let seq = head.0 + 1;
-                    let hash = crate::crypto::chain_hash(&head.1, &e.body);
-                    chained.push((e, seq, std::mem::replace(&mut head.1, hash.clone()), hash));
-                    head.0 = seq;
-                }
-                // Multi-row inserts: one statement per chunk instead of one per event.
-                for chunk in chained.chunks(AUDIT_INSERT_CHUNK) {
-                    let mut q = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO audit_events (id, chain, seq, time, realm_id, action, outcome, actor, body, prev_hash, hash) ",
-                    );
-                    q.push_values(chunk, |mut b, (e, seq, prev, hash)| {
-                        b.push_bind(&e.id)
-                            .push_bind(&e.chain)
-                            .push_bind(*seq)
-                            .push_bind(e.time)
-                            .push_bind(&e.realm_id)
-                            .push_bind(&e.action)
-                            .push_bind(&e.outcome)
-                            .push_bind(&e.actor)
-                            .push_bind(&e.body)
-                            .push_bind(prev)
-                            .push_bind(hash);
-                    });
-                    q.push(" RETURNING gseq, chain, seq");
-                    for r in q.build().fetch_all(&mut *tx).await? {
-                        ids.insert((r.try_get::<String, _>("chain")?, r.try_get::<i64, _>("seq")?), r.try_get::<i64, _>("gseq")?);
-                    }
-                }
-                tx.commit().await?;
-                let mut rows = Vec::with_capacity(chained.len());
-                for (e, seq, prev_hash, hash) in chained {
-                    let gseq = *ids
-                        .get(&(e.chain.clone(), seq))
-                        .ok_or_else(|| StoreError::Corrupt("insert returned no gseq".into()))?;
-                    rows.push(AuditRow {
-                        gseq,
-                        id: e.id.clone(),
-                        chain: e.chain.clone(),
-                        seq,
-                        time: e.time,
-                        realm_id: e.realm_id.clone(),
-                        action: e.action.clone(),
-                        outcome: e.outcome.clone(),
-                        actor: e.actor.clone(),
-                        body: e.body.clone(),
-                        prev_hash,
-                        hash,
-                    });
-                }
-                rows.sort_by_key(|r| r.gseq);
-                Ok(rows)
+                self.append_audit(events).await
             }
 
             async fn audit_list(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRow>> {
@@ -906,6 +831,87 @@ macro_rules! impl_sql_store {
                 created_at: r.try_get("v_created_at")?,
                 created_by: r.try_get("v_created_by")?,
             }))
+        }
+
+        /// Chains and inserts audit events inside a transaction; returns the stored rows
+        /// sorted by `gseq`.
+        async fn audit_in_tx(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            events: &[NewAuditEvent],
+        ) -> StoreResult<Vec<AuditRow>> {
+            let mut heads: std::collections::HashMap<&str, (i64, String)> = std::collections::HashMap::new();
+            let mut chained = Vec::with_capacity(events.len());
+            let mut ids = std::collections::HashMap::with_capacity(events.len());
+            for e in events {
+                if !heads.contains_key(e.chain.as_str()) {
+                    sqlx::query($chain_lock).bind(&e.chain).execute(&mut **tx).await?;
+                    let last = sqlx::query("SELECT seq, hash FROM audit_events WHERE chain = $1 ORDER BY seq DESC LIMIT 1")
+                        .bind(&e.chain)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                    let head = match last {
+                        Some(r) => (r.try_get("seq")?, r.try_get("hash")?),
+                        None => sqlx::query("SELECT seq, hash FROM audit_checkpoints WHERE chain = $1")
+                            .bind(&e.chain)
+                            .fetch_optional(&mut **tx)
+                            .await?
+                            .map(|r| Ok::<_, sqlx::Error>((r.try_get("seq")?, r.try_get("hash")?)))
+                            .transpose()?
+                            .unwrap_or((0, crate::crypto::CHAIN_GENESIS.to_owned())),
+                    };
+                    heads.insert(e.chain.as_str(), head);
+                }
+                let head = heads.get_mut(e.chain.as_str()).ok_or_else(|| StoreError::Corrupt("chain head".into()))?;
+                let seq = head.0 + 1;
+                let hash = crate::crypto::chain_hash(&head.1, &e.body);
+                chained.push((e, seq, std::mem::replace(&mut head.1, hash.clone()), hash));
+                head.0 = seq;
+            }
+            // Multi-row inserts: one statement per chunk instead of one per event.
+            for chunk in chained.chunks(AUDIT_INSERT_CHUNK) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO audit_events (id, chain, seq, time, realm_id, action, outcome, actor, body, prev_hash, hash) ",
+                );
+                q.push_values(chunk, |mut b, (e, seq, prev, hash)| {
+                    b.push_bind(&e.id)
+                        .push_bind(&e.chain)
+                        .push_bind(*seq)
+                        .push_bind(e.time)
+                        .push_bind(&e.realm_id)
+                        .push_bind(&e.action)
+                        .push_bind(&e.outcome)
+                        .push_bind(&e.actor)
+                        .push_bind(&e.body)
+                        .push_bind(prev)
+                        .push_bind(hash);
+                });
+                q.push(" RETURNING gseq, chain, seq");
+                for r in q.build().fetch_all(&mut **tx).await? {
+                    ids.insert((r.try_get::<String, _>("chain")?, r.try_get::<i64, _>("seq")?), r.try_get::<i64, _>("gseq")?);
+                }
+            }
+            let mut rows = Vec::with_capacity(chained.len());
+            for (e, seq, prev_hash, hash) in chained {
+                let gseq = *ids
+                    .get(&(e.chain.clone(), seq))
+                    .ok_or_else(|| StoreError::Corrupt("insert returned no gseq".into()))?;
+                rows.push(AuditRow {
+                    gseq,
+                    id: e.id.clone(),
+                    chain: e.chain.clone(),
+                    seq,
+                    time: e.time,
+                    realm_id: e.realm_id.clone(),
+                    action: e.action.clone(),
+                    outcome: e.outcome.clone(),
+                    actor: e.actor.clone(),
+                    body: e.body.clone(),
+                    prev_hash,
+                    hash,
+                });
+            }
+            rows.sort_by_key(|r| r.gseq);
+            Ok(rows)
         }
 
         /// One KV write inside a transaction. The first statement writes, so the transaction

@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// The SQLite implementation of [`Store`].
 ///
-/// KV writes go through one writer task that commits whatever writes are queued in a
-/// single transaction (group commit): one fsync acknowledges many writes, and writers
+/// KV writes and audit batches go through one writer task that commits whatever is queued
+/// in a single transaction (group commit): one fsync acknowledges many writes, and writers
 /// never contend for SQLite's lock. This process is the database's only writer, so current
 /// versions are cached coherently in memory (still sealed): a write or delete evicts its
 /// key before it is acknowledged.
@@ -51,13 +51,73 @@ impl ReadCache {
     }
 }
 
-/// A queued KV write and where to send its outcome.
+/// A queued write and where to send its outcome. KV writes and audit batches share the
+/// writer, so one commit (one fsync) covers both.
 #[derive(Debug)]
-struct WriteJob {
-    realm_id: String,
-    write: SecretWrite,
-    cas: Option<i64>,
-    reply: oneshot::Sender<StoreResult<WriteOutcome>>,
+enum WriteJob {
+    Kv {
+        realm_id: String,
+        write: SecretWrite,
+        cas: Option<i64>,
+        reply: oneshot::Sender<StoreResult<WriteOutcome>>,
+    },
+    Audit {
+        events: Vec<NewAuditEvent>,
+        reply: oneshot::Sender<StoreResult<Vec<AuditRow>>>,
+    },
+}
+
+/// What a job produced.
+enum Done {
+    Kv(WriteOutcome),
+    Audit(Vec<AuditRow>),
+}
+
+impl WriteJob {
+    async fn run(&self, tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> StoreResult<Done> {
+        match self {
+            WriteJob::Kv {
+                realm_id,
+                write,
+                cas,
+                ..
+            } => Ok(Done::Kv(put_in_tx(tx, realm_id, write, *cas).await?)),
+            WriteJob::Audit { events, .. } => Ok(Done::Audit(audit_in_tx(tx, events).await?)),
+        }
+    }
+
+    fn reply(self, out: StoreResult<Done>) {
+        match (self, out) {
+            (WriteJob::Kv { reply, .. }, Ok(Done::Kv(o))) => {
+                let _ = reply.send(Ok(o));
+            }
+            (WriteJob::Audit { reply, .. }, Ok(Done::Audit(rows))) => {
+                let _ = reply.send(Ok(rows));
+            }
+            (WriteJob::Kv { reply, .. }, Err(e)) => {
+                let _ = reply.send(Err(e));
+            }
+            (WriteJob::Audit { reply, .. }, Err(e)) => {
+                let _ = reply.send(Err(e));
+            }
+            (WriteJob::Kv { reply, .. }, Ok(_)) => {
+                let _ = reply.send(Err(StoreError::Corrupt("writer outcome mismatch".into())));
+            }
+            (WriteJob::Audit { reply, .. }, Ok(_)) => {
+                let _ = reply.send(Err(StoreError::Corrupt("writer outcome mismatch".into())));
+            }
+        }
+    }
+
+    /// The KV key this job changes, for cache eviction.
+    fn kv_key(&self) -> Option<(&str, &str, &str)> {
+        match self {
+            WriteJob::Kv {
+                realm_id, write, ..
+            } => Some((realm_id, &write.env, &write.key)),
+            WriteJob::Audit { .. } => None,
+        }
+    }
 }
 
 /// Secrets whose current version is kept in memory (sealed).
@@ -111,6 +171,21 @@ impl SqliteStore {
         })
     }
 
+    async fn append_audit(&self, events: &[NewAuditEvent]) -> StoreResult<Vec<AuditRow>> {
+        let (reply, outcome) = oneshot::channel();
+        let job = WriteJob::Audit {
+            events: events.to_vec(),
+            reply,
+        };
+        self.writes
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Corrupt("the SQLite writer has stopped".into()))?;
+        outcome
+            .await
+            .map_err(|_| StoreError::Corrupt("the SQLite writer dropped a write".into()))?
+    }
+
     async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         Some(self.write.lock().await)
     }
@@ -157,7 +232,7 @@ impl SqliteStore {
         cas: Option<i64>,
     ) -> StoreResult<WriteOutcome> {
         let (reply, outcome) = oneshot::channel();
-        let job = WriteJob {
+        let job = WriteJob::Kv {
             realm_id: realm_id.to_owned(),
             write: w.clone(),
             cas,
@@ -173,11 +248,11 @@ impl SqliteStore {
     }
 }
 
-async fn run_batch(pool: &SqlitePool, batch: &[WriteJob]) -> StoreResult<Vec<WriteOutcome>> {
+async fn run_batch(pool: &SqlitePool, batch: &[WriteJob]) -> StoreResult<Vec<Done>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut outs = Vec::with_capacity(batch.len());
     for job in batch {
-        outs.push(put_in_tx(&mut tx, &job.realm_id, &job.write, job.cas).await?);
+        outs.push(job.run(&mut tx).await?);
     }
     tx.commit().await?;
     Ok(outs)
@@ -202,11 +277,14 @@ async fn group_commit(
         // Evict before and after: before, so a read in flight cannot cache the old value
         // under the old epoch; after (and before replying), so nothing read during the
         // commit survives it.
-        for job in &batch {
-            reads.evict(&job.realm_id, &job.write.env, &job.write.key);
-        }
+        let evict = |batch: &[WriteJob]| {
+            for (realm, env, key) in batch.iter().filter_map(WriteJob::kv_key) {
+                reads.evict(realm, env, key);
+            }
+        };
+        evict(&batch);
         let guard = write.lock().await;
-        let outcomes: Vec<StoreResult<WriteOutcome>> = match run_batch(&pool, &batch).await {
+        let outcomes: Vec<StoreResult<Done>> = match run_batch(&pool, &batch).await {
             Ok(outs) => outs.into_iter().map(Ok).collect(),
             Err(_) => {
                 let mut outs = Vec::with_capacity(batch.len());
@@ -218,11 +296,9 @@ async fn group_commit(
             }
         };
         drop(guard);
-        for job in &batch {
-            reads.evict(&job.realm_id, &job.write.env, &job.write.key);
-        }
+        evict(&batch);
         for (job, out) in batch.into_iter().zip(outcomes) {
-            let _ = job.reply.send(out);
+            job.reply(out);
         }
     }
 }
