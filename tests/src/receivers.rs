@@ -131,14 +131,19 @@ impl WebhookReceiver {
     }
 }
 
-/// A real rsyslog daemon listening on loopback TCP and UDP ports, writing what it parses
-/// as `protocol-version|app-name|msgid|facility|severity|msg` lines.
+/// A real rsyslog daemon listening on loopback TCP, TLS (RFC 5425, OpenSSL driver) and UDP
+/// ports, writing what it parses as `protocol-version|app-name|msgid|facility|severity|msg`
+/// lines.
 pub struct Rsyslog {
     child: Child,
     /// TCP port.
     pub tcp_port: u16,
+    /// TLS port (certificate for `localhost`, signed by [`Rsyslog::ca`]).
+    pub tls_port: u16,
     /// UDP port.
     pub udp_port: u16,
+    /// CA of the TLS listener.
+    pub ca: PathBuf,
     /// Output file.
     pub out: PathBuf,
 }
@@ -150,7 +155,19 @@ impl Rsyslog {
             .into_iter()
             .find(|p| Path::new(p).exists())
             .unwrap_or_else(|| panic!("rsyslogd not found: install it with `apt-get install rsyslog` (./scripts/test does)"));
-        let (tcp_port, udp_port) = (free_port(), free_port());
+        let ossl = [
+            "/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so",
+            "/usr/lib/rsyslog/lmnsd_ossl.so",
+        ];
+        assert!(
+            ossl.iter().any(|p| Path::new(p).exists()),
+            "rsyslog's OpenSSL driver is missing: `apt-get install rsyslog-openssl` (./scripts/test does)"
+        );
+        let (tcp_port, udp_port, tls_port) = (free_port(), free_port(), free_port());
+        let (ca, cert, key) = test_pki(dir);
+        let (cert_path, key_path) = (dir.join("syslog-cert.pem"), dir.join("syslog-key.pem"));
+        std::fs::write(&cert_path, cert).expect("cert");
+        std::fs::write(&key_path, key).expect("key");
         let out = dir.join("syslog-out.log");
         let work = dir.join("rsyslog-work");
         std::fs::create_dir_all(&work).expect("work dir");
@@ -158,16 +175,20 @@ impl Rsyslog {
         std::fs::write(
             &conf,
             format!(
-                r#"global(workDirectory="{work}")
+                r#"global(workDirectory="{work}" DefaultNetstreamDriverCAFile="{ca}" DefaultNetstreamDriverCertFile="{cert}" DefaultNetstreamDriverKeyFile="{key}")
 module(load="imtcp")
 module(load="imudp")
 template(name="fields" type="string" string="%protocol-version%|%app-name%|%msgid%|%syslogfacility%|%syslogseverity%|%msg%\n")
 ruleset(name="arcan") {{ action(type="omfile" file="{out}" template="fields") }}
 input(type="imtcp" address="127.0.0.1" port="{tcp_port}" ruleset="arcan")
+input(type="imtcp" address="127.0.0.1" port="{tls_port}" ruleset="arcan" streamDriver.name="ossl" streamDriver.mode="1" streamDriver.authMode="anon")
 input(type="imudp" address="127.0.0.1" port="{udp_port}" ruleset="arcan")
 "#,
                 work = work.display(),
-                out = out.display()
+                out = out.display(),
+                ca = ca.display(),
+                cert = cert_path.display(),
+                key = key_path.display(),
             ),
         )
         .expect("conf");
@@ -186,7 +207,9 @@ input(type="imudp" address="127.0.0.1" port="{udp_port}" ruleset="arcan")
                 return Self {
                     child,
                     tcp_port,
+                    tls_port,
                     udp_port,
+                    ca,
                     out,
                 };
             }

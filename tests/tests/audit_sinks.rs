@@ -1,5 +1,5 @@
 //! Audit delivery to real receivers: an HTTPS webhook that checks signatures (down for a
-//! while, then up) and an rsyslog daemon over TCP and UDP.
+//! while, then up) and an rsyslog daemon over TCP, TLS and UDP.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -178,6 +178,18 @@ async fn bad_sinks_refused(b: Backend) {
             "bad name",
             json!({"name": "a b", "kind": "syslog", "address": "127.0.0.1:1", "protocol": "udp"}),
         ),
+        (
+            "tls over udp",
+            json!({"name": "a", "kind": "syslog", "address": "127.0.0.1:1", "protocol": "udp", "tls": true}),
+        ),
+        (
+            "missing ca file",
+            json!({"name": "a", "kind": "syslog", "address": "127.0.0.1:1", "protocol": "tcp", "tls": true, "ca_cert": "/nonexistent.pem"}),
+        ),
+        (
+            "ca without tls",
+            json!({"name": "a", "kind": "syslog", "address": "127.0.0.1:1", "protocol": "tcp", "ca_cert": "/etc/hostname"}),
+        ),
     ] {
         let (st, body) = s
             .call(
@@ -204,8 +216,11 @@ async fn rsyslog_receives_rfc5424(b: Backend) {
     std::fs::create_dir_all(&dir).expect("dir");
     let syslog = Rsyslog::start(&dir);
     let config = format!(
-        "{RELAXED}audit:\n  sinks:\n    - name: syslog-tcp\n      kind: syslog\n      address: 127.0.0.1:{}\n      protocol: tcp\n    - name: syslog-udp\n      kind: syslog\n      address: 127.0.0.1:{}\n      protocol: udp\n      app_name: arcan-udp\n",
-        syslog.tcp_port, syslog.udp_port
+        "{RELAXED}audit:\n  sinks:\n    - name: syslog-tcp\n      kind: syslog\n      address: 127.0.0.1:{}\n      protocol: tcp\n    - name: syslog-udp\n      kind: syslog\n      address: 127.0.0.1:{}\n      protocol: udp\n      app_name: arcan-udp\n    - name: syslog-tls\n      kind: syslog\n      address: localhost:{}\n      protocol: tcp\n      tls: true\n      ca_cert: {}\n      app_name: arcan-tls\n",
+        syslog.tcp_port,
+        syslog.udp_port,
+        syslog.tls_port,
+        syslog.ca.display()
     );
     let s = Server::start_with(b, &config).await;
     s.realm("acme").await;
@@ -222,7 +237,7 @@ async fn rsyslog_receives_rfc5424(b: Backend) {
         st["stored"] == st["emitted"]
             && st["sinks"]
                 .as_array()
-                .is_some_and(|a| a.len() == 2 && a.iter().all(|k| k["lag"] == 0))
+                .is_some_and(|a| a.len() == 3 && a.iter().all(|k| k["lag"] == 0))
     })
     .await;
     assert!(delivered, "{}", status(&s).await);
@@ -230,17 +245,17 @@ async fn rsyslog_receives_rfc5424(b: Backend) {
     let mut lines = Vec::new();
     for _ in 0..50 {
         lines = syslog.lines();
-        if lines.len() >= 2 * head {
+        if lines.len() >= 3 * head {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(
-        lines.len() >= 2 * head,
-        "rsyslog wrote {} lines for {head} events on two sinks",
+        lines.len() >= 3 * head,
+        "rsyslog wrote {} lines for {head} events on three sinks",
         lines.len()
     );
-    let (mut tcp, mut udp) = (0, 0);
+    let (mut tcp, mut udp, mut tls) = (0, 0, 0);
     for line in &lines {
         let parts: Vec<&str> = line.splitn(6, '|').collect();
         assert_eq!(parts.len(), 6, "{line}");
@@ -253,6 +268,7 @@ async fn rsyslog_receives_rfc5424(b: Backend) {
         match parts[1] {
             "arcan" => tcp += 1,
             "arcan-udp" => udp += 1,
+            "arcan-tls" => tls += 1,
             other => panic!("unexpected APP-NAME {other}"),
         }
         if event["outcome"] == "success" {
@@ -263,8 +279,8 @@ async fn rsyslog_receives_rfc5424(b: Backend) {
         }
     }
     assert!(
-        tcp >= head && udp >= head,
-        "tcp {tcp}, udp {udp}, events {head}"
+        tcp >= head && udp >= head && tls >= head,
+        "tcp {tcp}, udp {udp}, tls {tls}, events {head}"
     );
     let all = lines.join("\n");
     for needle in [canary, s.root.as_str(), "arc_bogus"] {
