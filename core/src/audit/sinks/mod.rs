@@ -81,7 +81,7 @@ impl SinkConfig {
                 serde_json::json!({"kind": "webhook", "url": w.url, "ca_cert": w.ca_cert})
             }
             SinkConfig::Syslog(s) => {
-                serde_json::json!({"kind": "syslog", "address": s.address, "protocol": s.protocol, "facility": s.facility, "app_name": s.app_name})
+                serde_json::json!({"kind": "syslog", "address": s.address, "protocol": s.protocol, "facility": s.facility, "app_name": s.app_name, "tls": s.tls, "ca_cert": s.ca_cert})
             }
         }
     }

@@ -67,6 +67,15 @@ impl SyslogConfig {
         {
             return Err("address must be host:port".into());
         }
+        if self.tls && self.protocol != SyslogProtocol::Tcp {
+            return Err("tls needs protocol tcp".into());
+        }
+        if self.ca_cert.is_some() && !self.tls {
+            return Err("ca_cert goes with tls: true".into());
+        }
+        if self.tls {
+            tls_connector(self.ca_cert.as_deref())?;
+        }
         Ok(())
     }
 }
