@@ -123,40 +123,34 @@ async fn rewrap_keeps_data(b: Backend) {
     assert_eq!(st, StatusCode::FORBIDDEN);
 }
 
+/// Starts a second server on the same data and returns why it refused to start.
+fn start_error(s: &Server) -> String {
+    let out = std::process::Command::new(arcan_bin())
+        .args(["server", "--port", "0", "--data-dir"])
+        .arg(&s.dir)
+        .args(
+            s.db_url
+                .iter()
+                .flat_map(|u| ["--database-url".to_owned(), u.clone()]),
+        )
+        .env("HOME", &s.dir)
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "the server must refuse to start");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 async fn wrong_master_key_refused(b: Backend) {
     let s = Server::start(b).await;
     s.realm("acme").await;
     s.put(&s.root, "acme", "prod", "k", "v").await;
     let path = s.dir.join("master.key");
     std::fs::write(&path, format!("{}\n", "ab".repeat(32))).expect("overwrite key");
-    let out = std::process::Command::new(arcan_bin())
-        .args(["server", "--port", "0", "--data-dir"])
-        .arg(&s.dir)
-        .args(
-            s.db_url
-                .iter()
-                .flat_map(|u| ["--database-url".to_owned(), u.clone()]),
-        )
-        .env("HOME", &s.dir)
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = start_error(&s);
     assert!(err.contains("cannot unwrap"), "{err}");
     std::fs::remove_file(&path).expect("rm");
-    let out = std::process::Command::new(arcan_bin())
-        .args(["server", "--port", "0", "--data-dir"])
-        .arg(&s.dir)
-        .args(
-            s.db_url
-                .iter()
-                .flat_map(|u| ["--database-url".to_owned(), u.clone()]),
-        )
-        .env("HOME", &s.dir)
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("missing"));
+    let err = start_error(&s);
+    assert!(err.contains("missing"), "{err}");
 }
 
 both_backends!(

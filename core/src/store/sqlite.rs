@@ -172,13 +172,18 @@ impl SqliteStore {
     }
 
     async fn append_audit(&self, events: &[NewAuditEvent]) -> StoreResult<Vec<AuditRow>> {
+        let events = events.to_vec();
+        self.submit(|reply| WriteJob::Audit { events, reply }).await
+    }
+
+    /// Queues a job for the writer task and waits for its outcome.
+    async fn submit<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> WriteJob,
+    ) -> StoreResult<T> {
         let (reply, outcome) = oneshot::channel();
-        let job = WriteJob::Audit {
-            events: events.to_vec(),
-            reply,
-        };
         self.writes
-            .send(job)
+            .send(job(reply))
             .await
             .map_err(|_| StoreError::Corrupt("the SQLite writer has stopped".into()))?;
         outcome
@@ -231,20 +236,14 @@ impl SqliteStore {
         w: &SecretWrite,
         cas: Option<i64>,
     ) -> StoreResult<WriteOutcome> {
-        let (reply, outcome) = oneshot::channel();
-        let job = WriteJob::Kv {
-            realm_id: realm_id.to_owned(),
-            write: w.clone(),
+        let (realm_id, write) = (realm_id.to_owned(), w.clone());
+        self.submit(|reply| WriteJob::Kv {
+            realm_id,
+            write,
             cas,
             reply,
-        };
-        self.writes
-            .send(job)
-            .await
-            .map_err(|_| StoreError::Corrupt("the SQLite writer has stopped".into()))?;
-        outcome
-            .await
-            .map_err(|_| StoreError::Corrupt("the SQLite writer dropped a write".into()))?
+        })
+        .await
     }
 }
 
