@@ -160,7 +160,7 @@ async fn chain_catches_tampering(b: Backend) {
     flushed(&s, "acme", "&action=secrets.write", 5).await;
     let (_, v) = s.get("/api/v1/realms/acme/audit/verify", &s.root).await;
     assert_eq!(v["ok"], true, "{v}");
-    assert!(v["checked"].as_u64().expect("checked") >= 6);
+    assert!(v["checked"].as_u64().expect("checked") >= 5, "{v}");
     // Modify one event's body.
     let n = s
         .exec_sql("UPDATE audit_events SET body = REPLACE(body, '\"status\":200', '\"status\":201') WHERE seq = 3 AND action = 'secrets.write'")
