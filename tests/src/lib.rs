@@ -94,8 +94,18 @@ impl Server {
 
     /// Starts a server with the given YAML config.
     pub async fn start_with(backend: Backend, config: &str) -> Self {
+        Self::start_in(backend, config, Self::fresh_dir()).await
+    }
+
+    /// A new empty data directory.
+    pub fn fresh_dir() -> PathBuf {
         let dir = std::env::temp_dir().join(format!("arcan-e2e-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    /// Starts a server on a prepared data directory. The client trusts `<dir>/tls/ca.pem`.
+    pub async fn start_in(backend: Backend, config: &str, dir: PathBuf) -> Self {
         let (db_url, pg_db) = match backend {
             Backend::Sqlite => (None, None),
             Backend::Postgres => {

@@ -179,7 +179,60 @@ async fn request_ids(b: Backend) {
     assert_eq!(body["error"]["request_id"], hdr.as_str());
 }
 
+async fn operator_certificate_and_openapi(b: Backend) {
+    use arcan_tests::receivers::test_pki;
+    let dir = Server::fresh_dir();
+    let (ca, cert, key) = test_pki(&dir);
+    std::fs::write(dir.join("op-cert.pem"), cert).expect("cert");
+    std::fs::write(dir.join("op-key.pem"), key).expect("key");
+    std::fs::create_dir_all(dir.join("tls")).expect("tls dir");
+    std::fs::copy(&ca, dir.join("tls/ca.pem")).expect("ca");
+    let config = format!(
+        "{RELAXED}server:\n  tls_cert: {}\n  tls_key: {}\n",
+        dir.join("op-cert.pem").display(),
+        dir.join("op-key.pem").display()
+    );
+    // The client trusts only the operator's CA, and the certificate names localhost.
+    let mut s = Server::start_in(b, &config, dir.clone()).await;
+    s.base = s.base.replace("127.0.0.1", "localhost");
+    let (st, h) = s.call(Method::GET, "/health", None, None).await;
+    assert_eq!((st, h["status"].clone()), (StatusCode::OK, json!("ok")));
+    assert!(
+        !dir.join("tls/server.pem").exists(),
+        "no certificate generated when one is given"
+    );
+    // Plain HTTP is not served.
+    let plain = reqwest::Client::new()
+        .get(s.base.replace("https://", "http://") + "/health")
+        .send()
+        .await;
+    assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));
+    // The OpenAPI document is generated from the handlers.
+    let (st, doc) = s
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().expect("paths");
+    for p in [
+        "/api/v1/realms/{slug}/secrets/{**key}",
+        "/api/v1/tokens",
+        "/api/v1/realms/{slug}/audit",
+    ] {
+        assert!(
+            paths.contains_key(p),
+            "{p} missing from {:?}",
+            paths.keys().collect::<Vec<_>>()
+        );
+    }
+    assert!(
+        doc["components"]["schemas"]["arcan.server.handlers.secrets.SetSecret"].is_object()
+            || doc.to_string().contains("SetSecret")
+    );
+}
+
 both_backends!(
+    operator_certificate_and_openapi,
     auth_guardian,
     policy_guardian,
     realm_guardian,
