@@ -241,10 +241,10 @@ pub async fn get(
         &found.sealed,
     )
     .await?;
-    let value = match std::str::from_utf8(&plain) {
-        Ok(s) => s.to_owned(),
-        Err(_) => base64::engine::general_purpose::STANDARD.encode(plain.as_slice()),
-    };
+    // Values are written as JSON strings, so they are UTF-8.
+    let value = std::str::from_utf8(&plain)
+        .map_err(|_| ApiError::internal("stored secret is not UTF-8"))?
+        .to_owned();
     if let Ok(v) = format!("\"{}\"", found.meta.version).parse() {
         res.headers_mut().insert("etag", v);
     }

@@ -123,12 +123,25 @@ async fn issuer_holds(
     if cap.is_global() {
         return Ok(who.has_global(cap));
     }
+    if who.superuser && realm_slug.is_none() && who.realm_id.is_none() {
+        return Ok(true);
+    }
     let realms = match realm_slug {
         Some(slug) => realm_by_slug(st, slug)
             .await?
             .map(|r| vec![(*r).clone()])
             .unwrap_or_default(),
-        None => st.store.realms_all().await?,
+        // Only realms where the issuer has a binding can grant anything (all, for superusers).
+        None if who.superuser => st.store.realms_all().await?,
+        None => {
+            let bound = st.store.realms_bound(&who.user_id, &who.token_id).await?;
+            st.store
+                .realms_all()
+                .await?
+                .into_iter()
+                .filter(|r| bound.contains(&r.id))
+                .collect()
+        }
     };
     for realm in realms {
         let access = access_for(st, who, &realm).await?;
