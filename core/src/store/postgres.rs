@@ -5,6 +5,9 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
+/// Advisory-lock key serialising audit appends ("arcanaud").
+const AUDIT_APPEND_LOCK: i64 = 0x6172_6361_6e61_7564;
+
 /// The PostgreSQL implementation of [`Store`].
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -44,10 +47,15 @@ impl PgStore {
 
     fn invalidate_realm(&self, _realm_id: &str) {}
 
-    /// Appends audit events in their own transaction (chains are serialised by an
-    /// advisory lock per chain, so several nodes may append).
+    /// Appends audit events in their own transaction; several nodes may append.
     async fn append_audit(&self, events: &[NewAuditEvent]) -> StoreResult<Vec<AuditRow>> {
         let mut tx = self.pool.begin_with("BEGIN").await?;
+        // One append at a time across all nodes: `gseq` values are then committed in order,
+        // so a sink reading after its cursor never skips a row committed late.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(AUDIT_APPEND_LOCK)
+            .execute(&mut *tx)
+            .await?;
         let rows = audit_in_tx(&mut tx, events).await?;
         tx.commit().await?;
         Ok(rows)
