@@ -297,6 +297,13 @@ async fn walkthrough(b: Backend) {
     assert!(roles.contains("\"ci\""), "{roles}");
     let who = cli.ok(&["token", "lookup-self"], None, None);
     assert!(who.contains("dev@example.com"), "{who}");
+    let doctor = cli.ok(&["doctor"], None, None);
+    assert!(
+        doctor.contains("ok   server") && doctor.contains("dev@example.com"),
+        "{doctor}"
+    );
+    let (ok, out, _) = cli.run(&["doctor"], None, Some("arc_revoked-or-bogus"));
+    assert!(!ok && out.contains("FAIL token"), "{out}");
     let (ok, _, err) = cli.run(&["kv", "--realm", "acme", "get", "nope"], None, None);
     assert!(!ok && err.contains("404"), "{err}");
 }

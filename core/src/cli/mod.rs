@@ -3,6 +3,7 @@
 mod admin;
 mod audit;
 pub mod client;
+mod doctor;
 pub mod kv;
 
 use std::path::PathBuf;
@@ -133,6 +134,8 @@ enum Cmd {
     /// The audit log and its sinks.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Checks the server address, TLS trust and token.
+    Doctor,
 }
 
 fn init_logging(format: LogFormat, level: &str) {
@@ -193,9 +196,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         crate::server::run(config).await?;
         return Ok(0);
     }
+    if let Cmd::Doctor = cli.cmd {
+        return Ok(doctor::run(&cli.client).await);
+    }
     let client = Client::new(&cli.client)?;
     match cli.cmd {
-        Cmd::Server(_) => unreachable!("handled above"),
+        Cmd::Server(_) | Cmd::Doctor => unreachable!("handled above"),
         Cmd::Register {
             email,
             password_stdin,
