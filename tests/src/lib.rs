@@ -130,6 +130,31 @@ impl Server {
         s
     }
 
+    /// Starts a second node on the same PostgreSQL database and master key (its own data
+    /// directory and TLS material).
+    pub async fn join(&self) -> Server {
+        assert!(
+            self.db_url.is_some(),
+            "only PostgreSQL deployments have several nodes"
+        );
+        let dir = Self::fresh_dir();
+        std::fs::copy(self.dir.join("master.key"), dir.join("master.key"))
+            .expect("copy master key");
+        let mut s = Self {
+            child: None,
+            dir,
+            base: String::new(),
+            root: self.root.clone(),
+            http: reqwest::Client::new(),
+            backend: self.backend,
+            db_url: self.db_url.clone(),
+            pg_db: None,
+            config: self.config.clone(),
+        };
+        s.launch().await;
+        s
+    }
+
     async fn launch(&mut self) {
         let cfg = self.dir.join("config.yaml");
         std::fs::write(&cfg, &self.config).expect("config");

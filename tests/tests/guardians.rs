@@ -151,6 +151,30 @@ async fn request_ids(b: Backend) {
         .await
         .expect("send");
     assert_eq!(res.headers()["x-request-id"], "trace-abc.1");
+    // The structured log line of that request carries its id, route and status.
+    let mut logged = false;
+    for _ in 0..20 {
+        logged = s
+            .log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .any(|l| {
+                l["target"] == "arcan::http"
+                    && l["fields"]["request_id"] == "trace-abc.1"
+                    && l["fields"]["path"] == "/health"
+                    && l["fields"]["status"] == 200
+                    && l["fields"]["latency_us"].is_u64()
+            });
+        if logged {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        logged,
+        "no JSON request log line for trace-abc.1:\n{}",
+        s.log()
+    );
     let res = s
         .http
         .get(format!("{}/health", s.base))
