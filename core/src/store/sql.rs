@@ -146,8 +146,8 @@ macro_rules! impl_sql_store {
             })
         }
 
-        /// Audit rows per INSERT statement (11 parameters each).
-        const AUDIT_INSERT_CHUNK: usize = 256;
+        /// Audit rows per INSERT statement (11 parameters each), largest first.
+        const AUDIT_INSERT_SIZES: [usize; 5] = [256, 64, 16, 4, 1];
 
         const TOKEN_COLS: &str = "id, hash, user_id, parent_id, name, capabilities, realm_id, \
                                   env, key_glob, expires_at, created_at, revoked_at";
@@ -867,8 +867,13 @@ macro_rules! impl_sql_store {
                 chained.push((e, seq, std::mem::replace(&mut head.1, hash.clone()), hash));
                 head.0 = seq;
             }
-            // Multi-row inserts: one statement per chunk instead of one per event.
-            for chunk in chained.chunks(AUDIT_INSERT_CHUNK) {
+            // Multi-row inserts: one statement per chunk instead of one per event. Chunks come in
+            // a few fixed sizes so the prepared statements are reused from the cache.
+            let mut rest = chained.as_slice();
+            while !rest.is_empty() {
+                let size = AUDIT_INSERT_SIZES.iter().copied().find(|&n| n <= rest.len()).unwrap_or(1);
+                let (chunk, tail) = rest.split_at(size);
+                rest = tail;
                 let mut q = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO audit_events (id, chain, seq, time, realm_id, action, outcome, actor, body, prev_hash, hash) ",
                 );

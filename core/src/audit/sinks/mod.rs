@@ -216,15 +216,15 @@ async fn next_rows(
     cursor: i64,
     live: &mut broadcast::Receiver<Arc<Vec<AuditRow>>>,
     tail: &mut Option<i64>,
-) -> Result<Vec<AuditRow>, crate::store::StoreError> {
+) -> Result<Arc<Vec<AuditRow>>, crate::store::StoreError> {
     if *tail == Some(cursor) {
         match live.recv().await {
             // The next batch follows the last one delivered: nothing can be in between.
             Ok(batch) if batch.first().is_some_and(|r| r.gseq > cursor) => {
                 *tail = batch.last().map(|r| r.gseq);
-                return Ok(batch.as_ref().clone());
+                return Ok(batch);
             }
-            Ok(_) => return Ok(Vec::new()),
+            Ok(_) => return Ok(Arc::default()),
             Err(_) => *tail = None, // lagged or closed: catch up from the store
         }
     }
@@ -234,12 +234,14 @@ async fn next_rows(
         // already queued there (it is in the store and was just read, or is newer).
         while let Ok(batch) = live.try_recv() {
             if batch.last().is_some_and(|r| r.gseq > cursor) {
-                return Ok(batch.iter().filter(|r| r.gseq > cursor).cloned().collect());
+                return Ok(Arc::new(
+                    batch.iter().filter(|r| r.gseq > cursor).cloned().collect(),
+                ));
             }
         }
         *tail = Some(cursor);
     }
-    Ok(rows)
+    Ok(Arc::new(rows))
 }
 
 async fn run(
@@ -258,7 +260,7 @@ async fn run(
     };
     let mut backoff = Duration::from_millis(100);
     let mut tail: Option<i64> = None;
-    let mut pending: Vec<AuditRow> = Vec::new();
+    let mut pending: Arc<Vec<AuditRow>> = Arc::default();
     loop {
         let cursor = stats.cursor.load(Ordering::Relaxed);
         if pending.is_empty() {
@@ -286,7 +288,7 @@ async fn run(
                 if let Err(e) = store.sink_advance(&name, last).await {
                     tracing::warn!(sink = %name, error = %e, "cannot persist audit sink cursor");
                 }
-                pending.clear();
+                pending = Arc::default();
                 backoff = Duration::from_millis(100);
             }
             Err(e) => {
