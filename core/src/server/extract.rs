@@ -55,3 +55,20 @@ impl<T: ToSchema> EndpointArgRegister for Body<T> {
         );
     }
 }
+
+/// Default page size of list endpoints.
+pub const DEFAULT_PAGE: i64 = 100;
+/// Largest page size of list endpoints.
+pub const MAX_PAGE: i64 = 1000;
+
+/// Validates a `?limit=` (default [`DEFAULT_PAGE`], at most [`MAX_PAGE`]).
+pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )))
+    }
+}

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::super::error::{ApiError, ApiResult};
-use super::super::extract::Body;
+use super::super::extract::{Body, page_limit};
 use super::super::middleware::policy::resolve_realm;
 use super::super::state::state;
 use crate::audit::audit_hmac;
@@ -57,10 +57,7 @@ pub async fn list(
     let _ = slug;
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
-    let limit = limit.into_inner().unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("limit must be between 1 and 1000"));
-    }
+    let limit = page_limit(limit.into_inner())?;
     let after = cursor
         .into_inner()
         .map(|c| {

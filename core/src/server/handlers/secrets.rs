@@ -7,7 +7,7 @@ use salvo::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::super::error::{ApiError, ApiResult};
-use super::super::extract::Body;
+use super::super::extract::{Body, page_limit};
 use super::super::middleware::audit::AuditDetail;
 use super::super::middleware::auth::principal;
 use super::super::middleware::policy::{env_of, resolve_realm};
@@ -299,10 +299,7 @@ pub async fn list(
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
     let env = checked_env(req)?;
-    let limit = limit.into_inner().unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("limit must be between 1 and 1000"));
-    }
+    let limit = page_limit(limit.into_inner())?;
     let after = cursor
         .into_inner()
         .map(|c| {
