@@ -30,6 +30,8 @@ pub struct Principal {
     pub realm_id: Option<String>,
     /// Token expiry (unix ms).
     pub expires_at: i64,
+    /// Minted from another token through the API (not a login or bootstrap token).
+    pub derived: bool,
 }
 
 impl Principal {
@@ -83,6 +85,7 @@ pub fn principal(token: &TokenRecord, user: &User) -> Result<Principal, StoreErr
         },
         realm_id: token.realm_id.clone(),
         expires_at: token.expires_at,
+        derived: token.parent_id.is_some(),
     })
 }
 

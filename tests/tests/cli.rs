@@ -214,17 +214,22 @@ async fn walkthrough(b: Backend) {
         None,
     );
     assert!(history.contains("\"version\": 1"), "{history}");
-    // A narrowed token, used through ARCAN_TOKEN.
+    // The README's CI token: 90 days from a 24-hour login session, narrowed, used through
+    // ARCAN_TOKEN.
     let created = cli.ok(
         &[
             "token",
             "create",
             "--ttl",
-            "1h",
+            "90d",
             "--capabilities",
             "secrets:read",
             "--realm",
             "acme",
+            "--env",
+            "prod",
+            "--keys",
+            "app/*",
         ],
         None,
         None,

@@ -1,8 +1,9 @@
 //! API tokens: `/api/v1/tokens`.
 //!
 //! A created token is always a narrowing of its issuer: its capabilities are a subset of
-//! what the issuer holds, it expires no later than the issuer's token, and it inherits the
-//! issuer's realm, environment and key-glob restrictions.
+//! what the issuer holds, it inherits the issuer's realm, environment and key-glob
+//! restrictions, and a token minted from an API token expires no later than that token
+//! (login sessions may mint tokens that outlive the session, up to `auth.max_token_ttl`).
 
 use salvo::oapi::ToSchema;
 use salvo::oapi::extract::PathParam;
@@ -185,7 +186,9 @@ pub async fn create(
         )));
     }
     let expires_at = now + ttl.as_millis() as i64;
-    if expires_at > who.expires_at {
+    // A login session may mint longer-lived tokens (its rights bound them, not its
+    // lifetime); a token minted through the API may not outlive itself.
+    if who.derived && expires_at > who.expires_at {
         return Err(ApiError::bad_request("ttl outlives the issuing token"));
     }
 
