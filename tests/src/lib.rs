@@ -207,16 +207,28 @@ impl Server {
         self.launch().await;
     }
 
-    /// Sends SIGTERM and waits for exit; returns whether it exited cleanly.
-    pub fn terminate(&mut self) -> bool {
+    /// Sends SIGTERM without waiting.
+    pub fn signal_term(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+        }
+    }
+
+    /// Waits for the server to exit; returns whether it exited cleanly.
+    pub fn wait_exit(&mut self) -> bool {
         let Some(mut c) = self.child.take() else {
             return false;
         };
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
         c.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// Sends SIGTERM and waits for exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> bool {
+        self.signal_term();
+        self.wait_exit()
     }
 
     /// Server log so far.

@@ -315,7 +315,45 @@ async fn walkthrough(b: Backend) {
 
 async fn graceful_shutdown(b: Backend) {
     let mut s = Server::start(b).await;
-    assert!(s.terminate(), "server exits 0 on SIGTERM: {}", s.log());
+    s.realm("acme").await;
+    // A write whose body is still arriving when SIGTERM comes in.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let request = s
+        .http
+        .put(format!(
+            "{}/api/v1/realms/acme/secrets/inflight?env=dev",
+            s.base
+        ))
+        .bearer_auth(&s.root)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(body))
+        .send();
+    let pending = tokio::spawn(request);
+    tx.send(Ok(br#"{"value": "#.to_vec()))
+        .await
+        .expect("first half");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    s.signal_term();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tx.send(Ok(br#""drained"}"#.to_vec()))
+        .await
+        .expect("second half");
+    drop(tx);
+    let res = pending
+        .await
+        .expect("task")
+        .expect("the in-flight request completes");
+    assert_eq!(res.status(), StatusCode::OK, "drained, not dropped");
+    assert!(s.wait_exit(), "server exits 0 after draining: {}", s.log());
+    // The acknowledged write is there after a restart.
+    s.restart().await;
+    let (st, v) = s
+        .get("/api/v1/realms/acme/secrets/inflight?env=dev", &s.root)
+        .await;
+    assert_eq!((st, v["value"].clone()), (StatusCode::OK, json!("drained")));
 }
 
 both_backends!(walkthrough, graceful_shutdown);
