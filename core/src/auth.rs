@@ -4,8 +4,6 @@
 //! cached for [`CACHE_TTL`](crate::server::state::CACHE_TTL); revocation on this node
 //! evicts at once.
 
-use std::sync::Arc;
-
 use crate::rbac::{Capability, Ceiling, Scope};
 use crate::store::{Store, StoreError, TokenRecord, User};
 
@@ -104,6 +102,3 @@ pub async fn lookup(store: &dyn Store, hash: &str, now: i64) -> Result<Principal
         .ok_or(AuthError::InvalidToken)?;
     Ok(principal(&token, &user)?)
 }
-
-/// Shared handle type.
-pub type SharedPrincipal = Arc<Principal>;

@@ -151,6 +151,13 @@ async fn every_request_is_an_event(b: Backend) {
     );
 }
 
+/// Runs verification, expects it to fail, and returns the problem it reports.
+async fn verify_problem(s: &Server) -> String {
+    let (_, v) = s.get("/api/v1/realms/acme/audit/verify", &s.root).await;
+    assert_eq!(v["ok"], false, "{v}");
+    v["problem"].as_str().expect("problem").to_owned()
+}
+
 async fn chain_catches_tampering(b: Backend) {
     let s = Server::start(b).await;
     s.realm("acme").await;
@@ -166,15 +173,8 @@ async fn chain_catches_tampering(b: Backend) {
         .exec_sql("UPDATE audit_events SET body = REPLACE(body, '\"status\":200', '\"status\":201') WHERE seq = 3 AND action = 'secrets.write'")
         .await;
     assert_eq!(n, 1);
-    let (_, v) = s.get("/api/v1/realms/acme/audit/verify", &s.root).await;
-    assert_eq!(v["ok"], false);
-    assert!(
-        v["problem"]
-            .as_str()
-            .expect("problem")
-            .contains("#3 was modified"),
-        "{v}"
-    );
+    let problem = verify_problem(&s).await;
+    assert!(problem.contains("#3 was modified"), "{problem}");
     // Restore it: verification passes again.
     s.exec_sql("UPDATE audit_events SET body = REPLACE(body, '\"status\":201', '\"status\":200') WHERE seq = 3 AND action = 'secrets.write'").await;
     let (_, v) = s.get("/api/v1/realms/acme/audit/verify", &s.root).await;
@@ -187,14 +187,10 @@ async fn chain_catches_tampering(b: Backend) {
         .await,
         1
     );
-    let (_, v) = s.get("/api/v1/realms/acme/audit/verify", &s.root).await;
-    assert_eq!(v["ok"], false);
+    let problem = verify_problem(&s).await;
     assert!(
-        v["problem"]
-            .as_str()
-            .expect("problem")
-            .contains("#2: indexed columns disagree"),
-        "{v}"
+        problem.contains("#2: indexed columns disagree"),
+        "{problem}"
     );
     s.exec_sql(
         "UPDATE audit_events SET outcome = 'success' WHERE seq = 2 AND action = 'secrets.write'",
@@ -206,15 +202,8 @@ async fn chain_catches_tampering(b: Backend) {
             .await,
         1
     );
-    let (_, v) = s.get("/api/v1/realms/acme/audit/verify", &s.root).await;
-    assert_eq!(v["ok"], false);
-    assert!(
-        v["problem"]
-            .as_str()
-            .expect("problem")
-            .contains("#4 is missing"),
-        "{v}"
-    );
+    let problem = verify_problem(&s).await;
+    assert!(problem.contains("#4 is missing"), "{problem}");
 }
 
 async fn retention_keeps_chain_verifiable(b: Backend) {

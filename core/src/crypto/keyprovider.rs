@@ -75,11 +75,6 @@ impl FileKeyProvider {
         let id = format!("file:{}", hex::encode(&digest[..8]));
         Self { key, id, path }
     }
-
-    /// Where the key was loaded from.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 #[async_trait]

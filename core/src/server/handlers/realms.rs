@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::super::error::{ApiError, ApiResult};
 use super::super::extract::Body;
 use super::super::middleware::auth::principal;
-use super::super::middleware::policy::{access_for, resolve_realm};
+use super::super::middleware::policy::{access_for, candidate_realms, resolve_realm};
 use super::super::state::state;
 use crate::rbac::Capability;
 use crate::store::{Binding, DataKey, Realm, Subject};
@@ -128,7 +128,7 @@ pub async fn list(depot: &mut Depot) -> ApiResult<Json<RealmList>> {
     let st = state(depot).clone();
     let who = principal(depot)?;
     let mut items = Vec::new();
-    for realm in st.store.realms_all().await? {
+    for realm in candidate_realms(&st, &who).await? {
         if access_for(&st, &who, &realm).await?.sees_realm() {
             items.push(RealmInfo::from(&realm));
         }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::super::error::{ApiError, ApiResult};
 use super::super::extract::Body;
 use super::super::middleware::auth::principal;
-use super::super::middleware::policy::{access_for, realm_by_slug};
+use super::super::middleware::policy::{access_for, candidate_realms, realm_by_slug};
 use super::super::state::{AppState, state};
 use crate::auth::{Principal, parse_capabilities};
 use crate::crypto::{generate_token, hash_token};
@@ -132,17 +132,7 @@ async fn issuer_holds(
             .await?
             .map(|r| vec![(*r).clone()])
             .unwrap_or_default(),
-        // Only realms where the issuer has a binding can grant anything (all, for superusers).
-        None if who.superuser => st.store.realms_all().await?,
-        None => {
-            let bound = st.store.realms_bound(&who.user_id, &who.token_id).await?;
-            st.store
-                .realms_all()
-                .await?
-                .into_iter()
-                .filter(|r| bound.contains(&r.id))
-                .collect()
-        }
+        None => candidate_realms(st, who).await?,
     };
     for realm in realms {
         let access = access_for(st, who, &realm).await?;
@@ -205,9 +195,7 @@ pub async fn create(
             }
             Some(r)
         }
-        (Some(id), None) => st
-            .store
-            .realms_all()
+        (Some(id), None) => candidate_realms(&st, &who)
             .await?
             .into_iter()
             .find(|r| r.id == *id)

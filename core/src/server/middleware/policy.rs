@@ -77,6 +77,17 @@ pub async fn realm_by_slug(st: &AppState, slug: &str) -> ApiResult<Option<Arc<Re
     Ok(Some(r))
 }
 
+/// The realms a principal may have rights in: all of them for superusers, else those where
+/// the user or the token has a binding. Callers still check [`access_for`].
+pub async fn candidate_realms(st: &AppState, p: &Principal) -> ApiResult<Vec<Realm>> {
+    let all = st.store.realms_all().await?;
+    if p.superuser {
+        return Ok(all);
+    }
+    let bound = st.store.realms_bound(&p.user_id, &p.token_id).await?;
+    Ok(all.into_iter().filter(|r| bound.contains(&r.id)).collect())
+}
+
 /// Computes (cached) what a principal may do in a realm.
 pub async fn access_for(st: &AppState, p: &Principal, realm: &Realm) -> ApiResult<Arc<Access>> {
     let key = (realm.id.clone(), p.token_id.clone());
