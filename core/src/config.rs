@@ -57,6 +57,84 @@ pub struct Config {
     pub log: LogConfig,
     /// Audit.
     pub audit: AuditConfig,
+    /// WebAssembly engine plugins.
+    pub plugins: PluginsConfig,
+    /// The lease reaper.
+    pub reaper: ReaperConfig,
+}
+
+/// WebAssembly engine plugins: where they are installed and the limits of every call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Installed plugins, one directory each (`manifest.json` + `engine.wasm`).
+    /// Default: `<data_dir>/plugins`.
+    pub dir: Option<PathBuf>,
+    /// Compiled code cache, keyed by component digest and engine compatibility hash.
+    /// Default: `<data_dir>/plugin-cache`. Never point it at a directory others write.
+    pub cache_dir: Option<PathBuf>,
+    /// Wall-clock deadline of one engine call (epoch interruption + host-call timeouts).
+    #[serde(with = "duration")]
+    pub call_timeout: Duration,
+    /// Deadline of one host call (SQL statement, HTTP request) made by a plugin.
+    #[serde(with = "duration")]
+    pub host_call_timeout: Duration,
+    /// Linear memory one instance may grow to, in MiB.
+    pub memory_limit_mb: u32,
+    /// Instances that may run at once (pooling allocator slots); more calls wait.
+    pub max_instances: u32,
+    /// Largest result (credential data, config, role) an engine may return, in bytes.
+    pub max_result_bytes: usize,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            cache_dir: None,
+            call_timeout: Duration::from_secs(10),
+            host_call_timeout: Duration::from_secs(5),
+            memory_limit_mb: 64,
+            max_instances: 64,
+            max_result_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// The lease reaper: revokes expired leases through their engines.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReaperConfig {
+    /// How often the reaper looks for expired leases.
+    #[serde(with = "duration")]
+    pub interval: Duration,
+    /// How long a lease claimed by a node stays claimed; a node that stops mid-revocation
+    /// leaves the lease to another node after this.
+    #[serde(with = "duration")]
+    pub grace: Duration,
+    /// Deadline of one revocation.
+    #[serde(with = "duration")]
+    pub revoke_timeout: Duration,
+    /// Failed revocations before a lease is marked irrevocable (and reported).
+    pub max_attempts: u32,
+    /// First retry delay; doubles per failure (with jitter), capped at one hour.
+    #[serde(with = "duration")]
+    pub backoff: Duration,
+    /// Leases revoked per round.
+    pub batch: u32,
+}
+
+impl Default for ReaperConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(60),
+            grace: Duration::from_secs(300),
+            revoke_timeout: Duration::from_secs(30),
+            max_attempts: 6,
+            backoff: Duration::from_secs(10),
+            batch: 100,
+        }
+    }
 }
 
 /// Audit settings.
@@ -187,6 +265,8 @@ impl Default for Config {
             kv: KvConfig::default(),
             log: LogConfig::default(),
             audit: AuditConfig::default(),
+            plugins: PluginsConfig::default(),
+            reaper: ReaperConfig::default(),
         }
     }
 }
@@ -260,6 +340,22 @@ pub fn default_home() -> PathBuf {
 }
 
 impl Config {
+    /// Where installed plugins live.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.plugins
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("plugins"))
+    }
+
+    /// Where compiled plugin code is cached.
+    pub fn plugin_cache_dir(&self) -> PathBuf {
+        self.plugins
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("plugin-cache"))
+    }
+
     /// Reads a YAML file; a missing default file yields the defaults.
     pub fn from_file(path: Option<&Path>) -> Result<Self, ConfigError> {
         let (path, required) = match path {
@@ -318,6 +414,29 @@ impl Config {
             s.config
                 .validate()
                 .map_err(|e| ConfigError::Invalid(format!("audit sink {}: {e}", s.name)))?;
+        }
+        let p = &self.plugins;
+        if p.call_timeout.is_zero() || p.host_call_timeout.is_zero() {
+            return bad("plugins.call_timeout and plugins.host_call_timeout must be positive");
+        }
+        if !(1..=4096).contains(&p.memory_limit_mb) {
+            return bad("plugins.memory_limit_mb must be 1-4096");
+        }
+        if !(1..=10_000).contains(&p.max_instances) {
+            return bad("plugins.max_instances must be 1-10000");
+        }
+        if p.max_result_bytes < 1024 {
+            return bad("plugins.max_result_bytes must be at least 1024");
+        }
+        let r = &self.reaper;
+        if r.interval.is_zero() || r.grace.is_zero() || r.revoke_timeout.is_zero() {
+            return bad("reaper.interval, reaper.grace and reaper.revoke_timeout must be positive");
+        }
+        if r.grace <= r.revoke_timeout {
+            return bad("reaper.grace must be longer than reaper.revoke_timeout");
+        }
+        if r.max_attempts == 0 || r.batch == 0 {
+            return bad("reaper.max_attempts and reaper.batch must be at least 1");
         }
         for c in &self.auth.default_global_capabilities {
             match c.parse::<crate::rbac::Capability>() {

@@ -462,3 +462,91 @@ macro_rules! both_backends {
         )*
     };
 }
+
+/// Where `scripts/build-plugins` put the test plugins (`ARCAN_TEST_PLUGINS`).
+pub fn plugins_dir() -> PathBuf {
+    let dir = std::env::var("ARCAN_TEST_PLUGINS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            let target = std::env::var("CARGO_TARGET_DIR")
+                .unwrap_or_else(|_| "/var/tmp/arcan-target".into());
+            PathBuf::from(target).join("plugins-out")
+        });
+    assert!(
+        dir.join("probe/engine.wasm").is_file(),
+        "test plugins not found in {}: build them with `scripts/build-plugins` (the test command \
+         `./scripts/test` does) or set ARCAN_TEST_PLUGINS",
+        dir.display()
+    );
+    dir
+}
+
+/// Server config with the test plugins installed, a shared compiled-code cache and a 2 s
+/// call deadline; `extra` is appended (other top-level sections).
+pub fn plugin_config(extra: &str) -> String {
+    let cache = std::env::temp_dir().join("arcan-test-plugin-cache");
+    format!(
+        "{RELAXED}plugins:\n  dir: {}\n  cache_dir: {}\n  call_timeout: 2s\n{extra}",
+        plugins_dir().display(),
+        cache.display()
+    )
+}
+
+impl Server {
+    /// Mounts `plugin` at `name` in `realm` as root.
+    pub async fn mount(
+        &self,
+        realm: &str,
+        name: &str,
+        plugin: &str,
+        grants: &[&str],
+        connections: Value,
+    ) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/realms/{realm}/engines"),
+            Some(&self.root),
+            Some(json!({"name": name, "plugin": plugin, "grants": grants, "connections": connections})),
+        )
+        .await
+    }
+
+    /// Creates a role on a mount as root; panics unless it succeeds.
+    pub async fn engine_role(&self, realm: &str, mount: &str, role: &str, body: Value) {
+        let (s, b) = self
+            .call(
+                Method::PUT,
+                &format!("/api/v1/realms/{realm}/engines/{mount}/roles/{role}"),
+                Some(&self.root),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+
+    /// Requests a credential as root.
+    pub async fn creds(
+        &self,
+        realm: &str,
+        mount: &str,
+        role: &str,
+        ttl: Option<&str>,
+    ) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/realms/{realm}/engines/{mount}/creds/{role}"),
+            Some(&self.root),
+            Some(json!({ "ttl": ttl })),
+        )
+        .await
+    }
+
+    /// A lease as root.
+    pub async fn lease(&self, realm: &str, id: &str) -> Value {
+        let (s, b) = self
+            .get(&format!("/api/v1/realms/{realm}/leases/{id}"), &self.root)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        b
+    }
+}

@@ -4,6 +4,7 @@ mod admin;
 mod audit;
 pub mod client;
 mod doctor;
+mod engine;
 pub mod kv;
 
 use std::path::PathBuf;
@@ -128,6 +129,22 @@ enum Cmd {
         #[command(subcommand)]
         cmd: kv::KvCmd,
     },
+    /// Engine mounts, roles and credentials.
+    Engine {
+        /// Realm slug.
+        #[arg(long, env = "ARCAN_REALM", global = true)]
+        realm: Option<String>,
+        #[command(subcommand)]
+        cmd: engine::EngineCmd,
+    },
+    /// Leases of issued credentials.
+    Lease {
+        /// Realm slug.
+        #[arg(long, env = "ARCAN_REALM", global = true)]
+        realm: Option<String>,
+        #[command(subcommand)]
+        cmd: engine::LeaseCmd,
+    },
     /// The master key.
     #[command(subcommand, name = "master-key")]
     MasterKey(admin::MasterKeyCmd),
@@ -251,6 +268,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::MasterKey(cmd) => admin::master_key(&client, cmd).await?,
         Cmd::Audit(cmd) => audit::run(&client, cmd).await?,
+        Cmd::Engine { realm, cmd } => engine::run(&client, &need_realm(realm)?, cmd).await?,
+        Cmd::Lease { realm, cmd } => engine::lease(&client, &need_realm(realm)?, cmd).await?,
     }
     Ok(0)
 }

@@ -72,7 +72,7 @@ pub enum SealError {
 }
 
 /// The unwrapped data key of a realm.
-async fn dek(
+pub(crate) async fn dek(
     store: &dyn Store,
     keyring: &Keyring,
     realm_id: &str,

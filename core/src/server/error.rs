@@ -12,6 +12,9 @@ use serde::Serialize;
 
 use super::middleware::request_id::RequestId;
 use crate::crypto::CryptoError;
+use crate::engine::EngineError;
+use crate::engine::kv::SealError;
+use crate::plugin::{CallError, PluginError};
 use crate::store::StoreError;
 
 /// An error answer: status, stable machine code and a human message.
@@ -87,6 +90,10 @@ impl ApiError {
             "internal error",
         )
     }
+    /// 502: an engine plugin or the system behind it failed.
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "plugin_failed", message)
+    }
     /// 503: a dependency is unavailable.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
@@ -101,6 +108,51 @@ impl From<StoreError> for ApiError {
                 ApiError::unavailable("the store is overloaded; retry")
             }
             other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        use crate::plugin::host::bindings::arcan::plugin::types::ErrorKind as K;
+        let msg = e.to_string();
+        match e {
+            EngineError::Invalid(m) => ApiError::bad_request(m),
+            EngineError::NotFound(m) => ApiError::not_found(m),
+            EngineError::Conflict(m) => ApiError::conflict(m),
+            EngineError::Connection(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "connection_failed", m)
+            }
+            EngineError::Plugin(PluginError::NotInstalled(_)) => {
+                ApiError::new(StatusCode::NOT_FOUND, "plugin_not_installed", msg)
+            }
+            EngineError::Plugin(PluginError::Io(_)) => ApiError::internal(msg),
+            EngineError::Plugin(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "plugin_refused", msg)
+            }
+            EngineError::Call(CallError::Engine { kind, message, .. }) => match kind {
+                K::InvalidInput => ApiError::bad_request(message),
+                K::NotFound => ApiError::not_found(message),
+                K::Conflict => ApiError::conflict(message),
+                K::Denied => ApiError::forbidden(message),
+                K::Unsupported => {
+                    ApiError::new(StatusCode::NOT_IMPLEMENTED, "unsupported", message)
+                }
+                K::Upstream => ApiError::new(StatusCode::BAD_GATEWAY, "upstream_failed", msg),
+                K::Internal => ApiError::bad_gateway(msg),
+            },
+            EngineError::Call(CallError::Denied { .. }) => {
+                ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_granted", msg)
+            }
+            EngineError::Call(CallError::Busy) => ApiError::unavailable(msg),
+            EngineError::Call(CallError::Instantiate { .. }) => ApiError::internal(msg),
+            EngineError::Call(CallError::Trap { .. } | CallError::Oversized { .. }) => {
+                tracing::warn!(error = %msg, "engine call failed");
+                ApiError::bad_gateway(msg)
+            }
+            EngineError::Seal(SealError::NoKey) => ApiError::not_found("realm not found"),
+            EngineError::Seal(other) => ApiError::internal(other),
+            EngineError::Store(s) => s.into(),
         }
     }
 }

@@ -30,7 +30,7 @@ static TLS_VERSIONS: &[&rustls::SupportedProtocolVersion] =
 /// Runs the server until SIGINT/SIGTERM, then drains in-flight requests.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let boot = bootstrap::prepare(&config).await?;
-    let state = Arc::new(AppState::new(config.clone(), boot.store, boot.keyring));
+    let state = Arc::new(AppState::new(config.clone(), boot.store, boot.keyring)?);
 
     let cert = std::fs::read(&boot.tls_cert)
         .with_context(|| format!("reading {}", boot.tls_cert.display()))?;
@@ -55,6 +55,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let server = Server::new(acceptor);
     let handle = server.handle();
 
+    crate::reaper::spawn(state.engines.clone(), config.reaper.clone());
     let limits = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));

@@ -7,7 +7,7 @@ use salvo::oapi::OpenApi;
 use salvo::prelude::*;
 use salvo::routing::filters::{MethodFilter, delete, get, post, put};
 
-use super::handlers::{audit, auth, policy, realms, secrets, sys, tokens};
+use super::handlers::{audit, auth, engines, leases, policy, realms, secrets, sys, tokens};
 use super::middleware::audit::Action;
 use super::middleware::policy::{Guard, Need, need};
 use super::middleware::{audit as audit_mw, auth as authn, logging, rate_limit, request_id};
@@ -130,6 +130,108 @@ pub fn build(state: Arc<AppState>) -> Router {
             policy::explain,
         )))
         .push(
+            Router::with_path("engines")
+                .push(guarded(
+                    get(),
+                    "engines.list",
+                    need(EnginesRead),
+                    engines::list,
+                ))
+                .push(guarded(
+                    post(),
+                    "engines.mount",
+                    need(EnginesManage),
+                    engines::enable,
+                ))
+                .push(
+                    Router::with_path("{mount}")
+                        .push(guarded(
+                            get(),
+                            "engines.read",
+                            need(EnginesRead),
+                            engines::read,
+                        ))
+                        .push(guarded(
+                            delete(),
+                            "engines.unmount",
+                            need(EnginesManage),
+                            engines::disable,
+                        ))
+                        .push(Router::with_path("roles").push(guarded(
+                            get(),
+                            "engines.roles.list",
+                            need(EnginesRead),
+                            engines::roles,
+                        )))
+                        .push(
+                            Router::with_path("roles/{role}")
+                                .push(guarded(
+                                    get(),
+                                    "engines.roles.read",
+                                    need(EnginesRead),
+                                    engines::get_role,
+                                ))
+                                .push(guarded(
+                                    put(),
+                                    "engines.roles.write",
+                                    need(EnginesManage),
+                                    engines::put_role,
+                                ))
+                                .push(guarded(
+                                    delete(),
+                                    "engines.roles.delete",
+                                    need(EnginesManage),
+                                    engines::delete_role,
+                                )),
+                        )
+                        .push(Router::with_path("creds/{role}").push(guarded(
+                            post(),
+                            "engines.creds",
+                            need(LeasesCreate),
+                            engines::creds,
+                        )))
+                        .push(Router::with_path("rotate-root").push(guarded(
+                            post(),
+                            "engines.rotate_root",
+                            need(EnginesManage),
+                            engines::rotate_root,
+                        ))),
+                ),
+        )
+        .push(
+            Router::with_path("leases")
+                .push(guarded(
+                    get(),
+                    "leases.list",
+                    need(LeasesRead),
+                    leases::list,
+                ))
+                .push(Router::with_path("renew").push(guarded(
+                    post(),
+                    "leases.renew",
+                    need(LeasesCreate),
+                    leases::renew,
+                )))
+                .push(Router::with_path("revoke").push(guarded(
+                    post(),
+                    "leases.revoke",
+                    need(LeasesRevoke),
+                    leases::revoke,
+                )))
+                .push(Router::with_path("revoke-prefix").push(guarded(
+                    post(),
+                    "leases.revoke_prefix",
+                    need(LeasesRevoke),
+                    leases::revoke_prefix,
+                )))
+                .push(Router::with_path("{**id}").push(guarded(
+                    get(),
+                    "leases.read",
+                    need(LeasesRead),
+                    leases::get,
+                ))),
+        )
+        .push(
             Router::with_path("audit")
                 .push(guarded(get(), "audit.list", need(AuditRead), audit::list))
                 .push(Router::with_path("verify").push(guarded(
@@ -158,6 +260,12 @@ pub fn build(state: Arc<AppState>) -> Router {
                 )),
         )
         .push(realm)
+        .push(Router::with_path("plugins").push(guarded(
+            get(),
+            "plugins.list",
+            AUTHED,
+            engines::plugins,
+        )))
         .push(
             Router::with_path("tokens")
                 .push(guarded(get(), "tokens.list", AUTHED, tokens::list))

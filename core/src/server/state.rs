@@ -12,6 +12,8 @@ use crate::audit::sinks::SinkManager;
 use crate::auth::Principal;
 use crate::config::Config;
 use crate::crypto::Keyring;
+use crate::engine::registry::Engines;
+use crate::plugin::PluginError;
 use crate::rbac::Access;
 use crate::store::{Realm, Store};
 
@@ -26,7 +28,7 @@ pub struct AppState {
     /// The store.
     pub store: Arc<dyn Store>,
     /// Data keys and the master-key provider.
-    pub keyring: Keyring,
+    pub keyring: Arc<Keyring>,
     /// Rate limiters.
     pub limits: RateLimits,
     /// Prometheus metrics.
@@ -41,6 +43,8 @@ pub struct AppState {
     pub audit: Auditor,
     /// Running audit sinks.
     pub sinks: SinkManager,
+    /// Engine plugins and mounts.
+    pub engines: Arc<Engines>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -62,10 +66,22 @@ where
 
 impl AppState {
     /// Builds the state.
-    pub fn new(config: Config, store: Arc<dyn Store>, keyring: Keyring) -> Self {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        keyring: Keyring,
+    ) -> Result<Self, PluginError> {
         let audit = Auditor::start(store.clone(), config.audit.buffer);
         let sinks = SinkManager::new(store.clone(), &audit);
-        Self {
+        let keyring = Arc::new(keyring);
+        let engines = Arc::new(Engines::new(
+            &config,
+            store.clone(),
+            keyring.clone(),
+            audit.clone(),
+        )?);
+        Ok(Self {
+            engines,
             audit,
             sinks,
             limits: RateLimits::new(&config.rate_limit),
@@ -76,7 +92,7 @@ impl AppState {
             tokens: cache(),
             realms: cache(),
             access: cache(),
-        }
+        })
     }
 
     /// Drops cached access decisions after a policy change.

@@ -5,6 +5,8 @@
 //! return another realm's rows. Values stored here that are secret (secret versions, wrapped
 //! data keys) arrive already encrypted; the store never sees plaintext.
 
+mod engine_sql;
+mod engines;
 mod model;
 mod postgres;
 mod sql;
@@ -12,6 +14,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 
+pub use engines::*;
 pub use model::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -47,7 +50,7 @@ pub enum WriteOutcome {
 
 /// The persistence interface of Arcan.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: EngineStore + Send + Sync + 'static {
     /// Which backend this is (`sqlite` or `postgres`), for logs and `/health`.
     fn backend(&self) -> &'static str;
     /// Cheap liveness probe.

@@ -83,3 +83,5 @@ super::sql::impl_sql_store!(
     "SELECT pg_advisory_xact_lock(hashtext($1))",
     "BEGIN"
 );
+
+super::engine_sql::impl_engine_store!(PgStore, sqlx::postgres::PgRow, " FOR UPDATE SKIP LOCKED");

@@ -310,3 +310,5 @@ super::sql::impl_sql_store!(
     "SELECT $1",
     "BEGIN IMMEDIATE"
 );
+
+super::engine_sql::impl_engine_store!(SqliteStore, sqlx::sqlite::SqliteRow, "");

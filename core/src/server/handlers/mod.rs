@@ -2,6 +2,8 @@
 
 pub mod audit;
 pub mod auth;
+pub mod engines;
+pub mod leases;
 pub mod policy;
 pub mod realms;
 pub mod secrets;

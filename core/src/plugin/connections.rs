@@ -1,0 +1,382 @@
+//! Named connections of an engine mount: PostgreSQL (a pool held by the core) and HTTP
+//! endpoints (base URL + authentication added by the host).
+//!
+//! Credentials are sealed at rest under the realm's data key, never returned by the API,
+//! never logged, and never given to a plugin: the plugin only names a connection.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use zeroize::Zeroizing;
+
+use super::manifest::{HostCapability, valid_name};
+use crate::crypto::Keyring;
+use crate::engine::kv::SealError;
+use crate::engine::sealing::{open_in_realm, seal_in_realm};
+use crate::store::Store;
+
+/// One connection as configured by the operator (credentials included).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ConnectionSpec {
+    /// A PostgreSQL server: `postgres://user:password@host:port/db`.
+    Postgres {
+        /// Connection URL with the root credentials.
+        url: String,
+        /// Pool size (default 4).
+        #[serde(default = "default_pool")]
+        max_connections: u32,
+    },
+    /// An HTTP API.
+    Http {
+        /// Base URL; plugin paths are appended to it.
+        base_url: String,
+        /// Authentication the host adds to every request.
+        #[serde(default)]
+        auth: HttpAuth,
+        /// PEM CA certificate to trust instead of the public roots.
+        #[serde(default)]
+        ca_cert: Option<String>,
+    },
+}
+
+fn default_pool() -> u32 {
+    4
+}
+
+/// Authentication of an HTTP connection.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum HttpAuth {
+    /// None.
+    #[default]
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The token.
+        token: String,
+    },
+    /// HTTP basic authentication.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: String,
+    },
+}
+
+impl HttpAuth {
+    fn kind(&self) -> &'static str {
+        match self {
+            HttpAuth::None => "none",
+            HttpAuth::Bearer { .. } => "bearer",
+            HttpAuth::Basic { .. } => "basic",
+        }
+    }
+}
+
+impl std::fmt::Debug for ConnectionSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.public())
+    }
+}
+
+impl ConnectionSpec {
+    /// The capability a plugin needs to use this kind of connection.
+    pub fn capability(&self) -> HostCapability {
+        match self {
+            ConnectionSpec::Postgres { .. } => HostCapability::Sql,
+            ConnectionSpec::Http { .. } => HostCapability::Http,
+        }
+    }
+
+    /// What may be shown: no password, token or key.
+    pub fn public(&self) -> Value {
+        match self {
+            ConnectionSpec::Postgres {
+                url,
+                max_connections,
+            } => {
+                let shown = reqwest::Url::parse(url)
+                    .map(|mut u| {
+                        let _ = u.set_password(None);
+                        u.to_string()
+                    })
+                    .unwrap_or_else(|_| "(invalid url)".into());
+                json!({"type": "postgres", "url": shown, "max_connections": max_connections})
+            }
+            ConnectionSpec::Http {
+                base_url,
+                auth,
+                ca_cert,
+            } => json!({
+                "type": "http", "base_url": base_url, "auth": auth.kind(),
+                "custom_ca": ca_cert.is_some(),
+            }),
+        }
+    }
+
+    /// Checks the shape (URL syntax, pool size).
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            ConnectionSpec::Postgres {
+                url,
+                max_connections,
+            } => {
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    return Err("postgres url must start with postgres://".into());
+                }
+                PgConnectOptions::from_str(url)
+                    .map_err(|_| "postgres url is invalid".to_owned())?;
+                if !(1..=64).contains(max_connections) {
+                    return Err("max_connections must be 1-64".into());
+                }
+            }
+            ConnectionSpec::Http {
+                base_url, ca_cert, ..
+            } => {
+                let u = reqwest::Url::parse(base_url).map_err(|e| format!("base_url: {e}"))?;
+                if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+                    return Err("base_url must be an http(s) URL with a host".into());
+                }
+                if u.query().is_some() || u.fragment().is_some() {
+                    return Err("base_url must not have a query or fragment".into());
+                }
+                if let Some(pem) = ca_cert {
+                    reqwest::Certificate::from_pem(pem.as_bytes())
+                        .map_err(|_| "ca_cert is not a PEM certificate".to_owned())?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The live connections of one mount.
+pub struct Connections {
+    specs: BTreeMap<String, ConnectionSpec>,
+    pools: Mutex<HashMap<String, PgPool>>,
+    clients: Mutex<HashMap<String, reqwest::Client>>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connections")
+            .field("names", &self.specs.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Connections {
+    /// Connections from their specs; pools and clients are created on first use.
+    pub fn new(specs: BTreeMap<String, ConnectionSpec>, timeout: Duration) -> Self {
+        Self {
+            specs,
+            pools: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
+            timeout,
+        }
+    }
+
+    /// The specs, by name.
+    pub fn specs(&self) -> &BTreeMap<String, ConnectionSpec> {
+        &self.specs
+    }
+
+    /// The public view of every connection.
+    pub fn public(&self) -> Value {
+        Value::Object(
+            self.specs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.public()))
+                .collect(),
+        )
+    }
+
+    /// The pool of a PostgreSQL connection; `Err` names why it is not available.
+    pub fn postgres(&self, name: &str) -> Result<PgPool, String> {
+        let Some(ConnectionSpec::Postgres {
+            url,
+            max_connections,
+        }) = self.specs.get(name)
+        else {
+            return Err(format!(
+                "connection `{name}` is not a postgres connection bound to this mount"
+            ));
+        };
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = pools.get(name) {
+            return Ok(p.clone());
+        }
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|_| format!("connection `{name}` has an invalid url"))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(*max_connections)
+            .acquire_timeout(self.timeout)
+            .idle_timeout(Duration::from_secs(300))
+            .connect_lazy_with(opts);
+        pools.insert(name.to_owned(), pool.clone());
+        Ok(pool)
+    }
+
+    /// The client and spec of an HTTP connection.
+    pub fn http(&self, name: &str) -> Result<(reqwest::Client, String, HttpAuth), String> {
+        let Some(ConnectionSpec::Http {
+            base_url,
+            auth,
+            ca_cert,
+        }) = self.specs.get(name)
+        else {
+            return Err(format!(
+                "connection `{name}` is not an http connection bound to this mount"
+            ));
+        };
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let client = match clients.get(name) {
+            Some(c) => c.clone(),
+            None => {
+                let mut b = reqwest::Client::builder()
+                    .timeout(self.timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .use_rustls_tls();
+                if let Some(pem) = ca_cert {
+                    let cert = reqwest::Certificate::from_pem(pem.as_bytes())
+                        .map_err(|_| format!("connection `{name}` has an invalid ca_cert"))?;
+                    b = b.tls_built_in_root_certs(false).add_root_certificate(cert);
+                }
+                let c = b.build().map_err(|e| format!("connection `{name}`: {e}"))?;
+                clients.insert(name.to_owned(), c.clone());
+                c
+            }
+        };
+        Ok((client, base_url.clone(), auth.clone()))
+    }
+
+    /// Checks that every PostgreSQL connection answers (`SELECT 1`).
+    pub async fn verify(&self) -> Result<(), String> {
+        for (name, spec) in &self.specs {
+            if let ConnectionSpec::Postgres { .. } = spec {
+                let pool = self.postgres(name)?;
+                let ping = sqlx::query("SELECT 1").execute(&pool);
+                match tokio::time::timeout(self.timeout, ping).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(format!("connection `{name}`: {}", sql_error(&e))),
+                    Err(_) => return Err(format!("connection `{name}`: timed out")),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Generates a new password for the root user of a PostgreSQL connection, applies it
+    /// on the server (`ALTER ROLE CURRENT_USER`) and returns the updated specs to store.
+    /// The password never leaves the host.
+    pub async fn rotate_postgres(
+        &self,
+        name: &str,
+    ) -> Result<BTreeMap<String, ConnectionSpec>, String> {
+        let pool = self.postgres(name)?;
+        let Some(ConnectionSpec::Postgres {
+            url,
+            max_connections,
+        }) = self.specs.get(name)
+        else {
+            return Err(format!("connection `{name}` is not a postgres connection"));
+        };
+        let password = Zeroizing::new(
+            rand::rngs::OsRng
+                .sample_iter(&Alphanumeric)
+                .take(40)
+                .map(char::from)
+                .collect::<String>(),
+        );
+        let mut new_url = reqwest::Url::parse(url).map_err(|_| "invalid url".to_owned())?;
+        new_url
+            .set_password(Some(&password))
+            .map_err(|_| "the url cannot carry a password".to_owned())?;
+        // Alphanumeric only: safe inside a literal.
+        let stmt = Zeroizing::new(format!(
+            "ALTER ROLE CURRENT_USER WITH PASSWORD '{}'",
+            *password
+        ));
+        let apply = sqlx::raw_sql(&stmt).execute(&pool);
+        match tokio::time::timeout(self.timeout, apply).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(format!("rotating `{name}`: {}", sql_error(&e))),
+            Err(_) => return Err(format!("rotating `{name}`: timed out")),
+        }
+        let mut specs = self.specs.clone();
+        specs.insert(
+            name.to_owned(),
+            ConnectionSpec::Postgres {
+                url: new_url.to_string(),
+                max_connections: *max_connections,
+            },
+        );
+        Ok(specs)
+    }
+}
+
+/// A database error as a plugin or operator may see it (never the URL).
+pub fn sql_error(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        sqlx::Error::PoolTimedOut => "timed out waiting for a database connection".into(),
+        sqlx::Error::Io(io) => format!("cannot reach the database: {io}"),
+        sqlx::Error::Tls(_) => "TLS to the database failed".into(),
+        sqlx::Error::ColumnDecode { index, source } => {
+            format!("column {index} cannot be decoded: {source}")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Parses connection specs from the API, checking names and shapes.
+pub fn parse_specs(v: Value) -> Result<BTreeMap<String, ConnectionSpec>, String> {
+    let specs: BTreeMap<String, ConnectionSpec> =
+        serde_json::from_value(v).map_err(|e| format!("connections: {e}"))?;
+    for (name, spec) in &specs {
+        if !valid_name(name) {
+            return Err(format!(
+                "connection name `{name}` must be 1-64 characters of a-z 0-9 -"
+            ));
+        }
+        spec.validate()
+            .map_err(|e| format!("connection `{name}`: {e}"))?;
+    }
+    Ok(specs)
+}
+
+/// Seals connection specs for a mount.
+pub async fn seal_specs(
+    store: &dyn Store,
+    keyring: &Keyring,
+    realm_id: &str,
+    mount_id: &str,
+    specs: &BTreeMap<String, ConnectionSpec>,
+) -> Result<Vec<u8>, SealError> {
+    let plain = Zeroizing::new(serde_json::to_vec(specs).unwrap_or_default());
+    seal_in_realm(store, keyring, realm_id, "connections", &[mount_id], &plain).await
+}
+
+/// Opens a mount's sealed connection specs.
+pub async fn open_specs(
+    store: &dyn Store,
+    keyring: &Keyring,
+    realm_id: &str,
+    mount_id: &str,
+    sealed: &[u8],
+) -> Result<BTreeMap<String, ConnectionSpec>, SealError> {
+    let plain = open_in_realm(store, keyring, realm_id, "connections", &[mount_id], sealed).await?;
+    serde_json::from_slice(&plain)
+        .map_err(|_| SealError::Crypto(crate::crypto::CryptoError::Decrypt))
+}

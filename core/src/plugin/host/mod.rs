@@ -1,0 +1,265 @@
+//! The host side of the WIT contract: the state of one call, the linker that exposes only
+//! granted interfaces, and the host functions (`sql`, `http`, `plugin-data`, `audit`,
+//! `log`).
+//!
+//! Host functions never trust the guest: every argument is bounded, every connection name
+//! is looked up in the mount's own connections, and every external call has a timeout. A
+//! refusal of something not granted is recorded in [`HostState::denied`] so the call can
+//! answer 501 even if the plugin hides the error.
+
+mod data;
+mod http;
+mod observe;
+mod sql;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::call::CallInfo;
+use super::connections::Connections;
+use super::manifest::HostCapability;
+use super::runtime::CallLimits;
+use crate::audit::Auditor;
+use crate::crypto::Keyring;
+use crate::store::Store;
+
+/// Generated bindings of the `plugin` world (every interface; only granted ones are linked).
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit/arcan-plugin-0.1.0",
+        world: "plugin",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+
+pub use bindings::PluginPre;
+use bindings::arcan::plugin::types::HostError;
+
+/// Bytes of stdout/stderr kept per call (then routed to the log).
+const OUTPUT_CAPACITY: usize = 64 * 1024;
+
+/// What every call of every mount shares.
+pub struct HostServices {
+    /// The store (plugin data).
+    pub store: Arc<dyn Store>,
+    /// Seals plugin data.
+    pub keyring: Arc<Keyring>,
+    /// Plugin audit events go here.
+    pub audit: Auditor,
+    /// Whether audit is on.
+    pub audit_enabled: bool,
+    /// Per-call limits.
+    pub limits: CallLimits,
+}
+
+impl std::fmt::Debug for HostServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostServices").finish_non_exhaustive()
+    }
+}
+
+/// Who a mount's calls run as: realm, mount and plugin, and its connections.
+#[derive(Debug)]
+pub struct MountScope {
+    /// Realm id.
+    pub realm_id: String,
+    /// Realm slug.
+    pub realm: String,
+    /// Mount id (plugin data is keyed by it).
+    pub mount_id: String,
+    /// Mount name.
+    pub mount: String,
+    /// Plugin name.
+    pub plugin: String,
+    /// Shared services.
+    pub services: Arc<HostServices>,
+    /// The mount's named connections.
+    pub connections: Arc<Connections>,
+}
+
+/// The memory cap of one instance; remembers that it refused a growth.
+#[derive(Debug)]
+pub struct MemoryCap {
+    limit: usize,
+    /// A growth past the cap was refused (the call trapped because of it).
+    pub hit: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.hit = true;
+            return Err(wasmtime::format_err!(
+                "memory limit of {} MiB exceeded",
+                self.limit / (1024 * 1024)
+            ));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// The store data of one call.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    /// The memory cap.
+    pub limiter: MemoryCap,
+    /// The mount.
+    pub scope: Arc<MountScope>,
+    /// The request.
+    pub call: CallInfo,
+    /// Set when a host call refused something not granted.
+    pub denied: Option<String>,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl std::fmt::Debug for HostState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostState")
+            .field("mount", &self.scope.mount)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl HostState {
+    /// Fresh state for one call: WASI with no preopened directories, no environment, no
+    /// arguments and no network; stdout and stderr captured for the log.
+    pub fn new(scope: Arc<MountScope>, call: CallInfo) -> Self {
+        let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+        let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryCap {
+                limit: scope.services.limits.memory_bytes,
+                hit: false,
+            },
+            scope,
+            call,
+            denied: None,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// What the plugin wrote to stdout and stderr during the call.
+    pub fn output(&self) -> (bytes::Bytes, bytes::Bytes) {
+        (self.stdout.contents(), self.stderr.contents())
+    }
+
+    /// Records a refusal of something not granted and returns the error for the guest.
+    fn deny(&mut self, message: String) -> HostError {
+        tracing::warn!(plugin = %self.scope.plugin, mount = %self.scope.mount,
+            realm = %self.scope.realm, request_id = %self.call.request_id, "{message}");
+        self.denied = Some(message.clone());
+        HostError::Denied(message)
+    }
+
+    /// The host-call timeout.
+    fn host_timeout(&self) -> std::time::Duration {
+        self.scope.services.limits.host_call_timeout
+    }
+}
+
+impl bindings::arcan::plugin::types::Host for HostState {}
+
+/// Links deny-all WASI, `log`, `types` and the granted interfaces, then pre-instantiates.
+pub fn instantiate_pre(
+    engine: &Engine,
+    component: &Component,
+    grants: &BTreeSet<HostCapability>,
+) -> wasmtime::Result<PluginPre<HostState>> {
+    use bindings::arcan::plugin as wit;
+    let mut linker: Linker<HostState> = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wit::types::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+    wit::log::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+    for cap in grants {
+        match cap {
+            HostCapability::Sql => {
+                wit::sql::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?
+            }
+            HostCapability::Http => {
+                wit::http::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?
+            }
+            HostCapability::Store => {
+                wit::plugin_data::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?
+            }
+            HostCapability::Audit => {
+                wit::audit::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?
+            }
+        }
+    }
+    PluginPre::new(linker.instantiate_pre(component)?)
+}
+
+/// Checks a guest-supplied string or byte length against a bound.
+fn bounded(what: &str, len: usize, max: usize) -> Result<(), HostError> {
+    if len > max {
+        Err(HostError::Invalid(format!(
+            "{what} is {len} bytes, more than the {max} allowed"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) use observe::truncate;
+
+/// Routes what a plugin printed to stdout (info) and stderr (warn) to the log.
+pub fn observe_output(state: &HostState, stdout: &[u8], stderr: &[u8]) {
+    let s = &state.scope;
+    for (stream, bytes) in [("stdout", stdout), ("stderr", stderr)] {
+        if bytes.is_empty() {
+            continue;
+        }
+        let text = String::from_utf8_lossy(bytes);
+        for line in text.lines().take(50) {
+            let line = truncate(line, 1024);
+            if stream == "stdout" {
+                tracing::info!(plugin = %s.plugin, mount = %s.mount, realm = %s.realm,
+                    request_id = %state.call.request_id, stream, "plugin: {line}");
+            } else {
+                tracing::warn!(plugin = %s.plugin, mount = %s.mount, realm = %s.realm,
+                    request_id = %state.call.request_id, stream, "plugin: {line}");
+            }
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! `sql`: statements on a named PostgreSQL connection held by the host.
+//!
+//! Statements without parameters use the simple protocol (several statements may be sent
+//! at once, as templates often are); statements with parameters are prepared unnamed, so
+//! dynamic SQL never fills a statement cache.
+
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{Column, Postgres, Row, TypeInfo, ValueRef};
+
+use super::bindings::arcan::plugin::sql::{self, Rows, Statement, Value};
+use super::bindings::arcan::plugin::types::HostError;
+use super::{HostState, bounded};
+use crate::plugin::connections::sql_error;
+
+/// Longest statement.
+pub const MAX_SQL_BYTES: usize = 64 * 1024;
+/// Most parameters of one statement.
+pub const MAX_PARAMS: usize = 1000;
+/// Most statements in one transaction.
+pub const MAX_STATEMENTS: usize = 100;
+/// Most rows one query returns.
+pub const MAX_ROWS: usize = 10_000;
+/// Largest total of parameter or result bytes.
+pub const MAX_DATA_BYTES: usize = 4 * 1024 * 1024;
+
+fn value_len(v: &Value) -> usize {
+    match v {
+        Value::Text(s) => s.len(),
+        Value::Bytes(b) => b.len(),
+        _ => 8,
+    }
+}
+
+fn check_statement(sql_text: &str, params: &[Value]) -> Result<(), HostError> {
+    bounded("statement", sql_text.len(), MAX_SQL_BYTES)?;
+    if params.len() > MAX_PARAMS {
+        return Err(HostError::Invalid(format!(
+            "{} parameters, more than the {MAX_PARAMS} allowed",
+            params.len()
+        )));
+    }
+    bounded(
+        "parameters",
+        params.iter().map(value_len).sum(),
+        MAX_DATA_BYTES,
+    )
+}
+
+fn bind<'q>(q: Query<'q, Postgres, PgArguments>, v: &'q Value) -> Query<'q, Postgres, PgArguments> {
+    match v {
+        Value::Null => q.bind(None::<String>),
+        Value::Boolean(b) => q.bind(*b),
+        Value::Int(i) => q.bind(*i),
+        Value::Float(f) => q.bind(*f),
+        Value::Text(s) => q.bind(s.clone()),
+        Value::Bytes(b) => q.bind(b.clone()),
+    }
+}
+
+fn prepared<'q>(sql_text: &'q str, params: &'q [Value]) -> Query<'q, Postgres, PgArguments> {
+    params
+        .iter()
+        .fold(sqlx::query(sql_text).persistent(false), bind)
+}
+
+fn column(row: &PgRow, i: usize) -> Result<Value, String> {
+    let raw = row.try_get_raw(i).map_err(|e| e.to_string())?;
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    let col = &row.columns()[i];
+    let get = |e: sqlx::Error| sql_error(&e);
+    Ok(match col.type_info().name() {
+        "BOOL" => Value::Boolean(row.try_get(i).map_err(get)?),
+        "INT2" => Value::Int(i64::from(row.try_get::<i16, _>(i).map_err(get)?)),
+        "INT4" => Value::Int(i64::from(row.try_get::<i32, _>(i).map_err(get)?)),
+        "INT8" => Value::Int(row.try_get(i).map_err(get)?),
+        "OID" => Value::Int(i64::from(
+            row.try_get::<sqlx::postgres::types::Oid, _>(i)
+                .map_err(get)?
+                .0,
+        )),
+        "FLOAT4" => Value::Float(f64::from(row.try_get::<f32, _>(i).map_err(get)?)),
+        "FLOAT8" => Value::Float(row.try_get(i).map_err(get)?),
+        "TEXT" | "VARCHAR" | "NAME" | "BPCHAR" | "CHAR" | "UNKNOWN" => {
+            Value::Text(row.try_get(i).map_err(get)?)
+        }
+        "BYTEA" => Value::Bytes(row.try_get(i).map_err(get)?),
+        other => {
+            return Err(format!(
+                "column `{}` has type {other}, which the host does not convert; cast it to text",
+                col.name()
+            ));
+        }
+    })
+}
+
+fn to_rows(rows: Vec<PgRow>) -> Result<Rows, HostError> {
+    if rows.len() > MAX_ROWS {
+        return Err(HostError::Invalid(format!(
+            "the query returned {} rows, more than the {MAX_ROWS} allowed",
+            rows.len()
+        )));
+    }
+    let columns = rows
+        .first()
+        .map(|r| r.columns().iter().map(|c| c.name().to_owned()).collect())
+        .unwrap_or_default();
+    let mut total = 0usize;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut values = Vec::with_capacity(row.len());
+        for i in 0..row.len() {
+            let v = column(row, i).map_err(HostError::Invalid)?;
+            total += value_len(&v);
+            values.push(v);
+        }
+        out.push(values);
+    }
+    bounded("the result", total, MAX_DATA_BYTES)?;
+    Ok(Rows { columns, rows: out })
+}
+
+impl HostState {
+    /// The pool of `connection`, or a recorded denial.
+    fn pool(&mut self, connection: &str) -> Result<sqlx::PgPool, HostError> {
+        let found = self.scope.connections.postgres(connection);
+        found.map_err(|m| self.deny(m))
+    }
+}
+
+fn run_transaction(
+    pool: sqlx::PgPool,
+    statements: Vec<Statement>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u64>, sqlx::Error>> + Send>> {
+    Box::pin(async move {
+        let mut tx = pool.begin().await?;
+        let mut affected = Vec::with_capacity(statements.len());
+        for s in &statements {
+            let conn: &mut sqlx::PgConnection = &mut tx;
+            let done = if s.params.is_empty() {
+                sqlx::Executor::execute(conn, sqlx::raw_sql(&s.sql)).await?
+            } else {
+                sqlx::Executor::execute(conn, prepared(&s.sql, &s.params)).await?
+            };
+            affected.push(done.rows_affected());
+        }
+        tx.commit().await?;
+        Ok(affected)
+    })
+}
+
+async fn timed<T>(
+    limit: std::time::Duration,
+    fut: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, HostError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(HostError::Upstream(sql_error(&e))),
+        Err(_) => Err(HostError::Upstream(format!(
+            "the statement did not finish within {limit:?}"
+        ))),
+    }
+}
+
+impl sql::Host for HostState {
+    async fn query(
+        &mut self,
+        connection: String,
+        sql_text: String,
+        params: Vec<Value>,
+    ) -> wasmtime::Result<Result<Rows, HostError>> {
+        let pool = match self.pool(&connection) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Err(e) = check_statement(&sql_text, &params) {
+            return Ok(Err(e));
+        }
+        let rows = if params.is_empty() {
+            timed(
+                self.host_timeout(),
+                sqlx::raw_sql(&sql_text).fetch_all(&pool),
+            )
+            .await
+        } else {
+            timed(
+                self.host_timeout(),
+                prepared(&sql_text, &params).fetch_all(&pool),
+            )
+            .await
+        };
+        Ok(rows.and_then(to_rows))
+    }
+
+    async fn execute(
+        &mut self,
+        connection: String,
+        sql_text: String,
+        params: Vec<Value>,
+    ) -> wasmtime::Result<Result<u64, HostError>> {
+        let pool = match self.pool(&connection) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Err(e) = check_statement(&sql_text, &params) {
+            return Ok(Err(e));
+        }
+        let done = if params.is_empty() {
+            timed(self.host_timeout(), sqlx::raw_sql(&sql_text).execute(&pool)).await
+        } else {
+            timed(
+                self.host_timeout(),
+                prepared(&sql_text, &params).execute(&pool),
+            )
+            .await
+        };
+        Ok(done.map(|d| d.rows_affected()))
+    }
+
+    async fn transaction(
+        &mut self,
+        connection: String,
+        statements: Vec<Statement>,
+    ) -> wasmtime::Result<Result<Vec<u64>, HostError>> {
+        let pool = match self.pool(&connection) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        if statements.len() > MAX_STATEMENTS {
+            return Ok(Err(HostError::Invalid(format!(
+                "{} statements, more than the {MAX_STATEMENTS} allowed",
+                statements.len()
+            ))));
+        }
+        for s in &statements {
+            if let Err(e) = check_statement(&s.sql, &s.params) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(timed(self.host_timeout(), run_transaction(pool, statements)).await)
+    }
+
+    async fn rotate_root(&mut self, connection: String) -> wasmtime::Result<Result<(), HostError>> {
+        if let Err(e) = self.pool(&connection) {
+            return Ok(Err(e));
+        }
+        let scope = self.scope.clone();
+        let specs = match scope.connections.rotate_postgres(&connection).await {
+            Ok(s) => s,
+            Err(m) => return Ok(Err(HostError::Upstream(m))),
+        };
+        Ok(crate::engine::registry::store_connections(&scope, &specs)
+            .await
+            .map_err(|e| {
+                tracing::error!(mount = %scope.mount, realm = %scope.realm, connection = %connection,
+                    error = %e, "root password changed on the server but not stored; the connection must be re-entered");
+                HostError::Upstream("the new root credential could not be stored".into())
+            }))
+    }
+}

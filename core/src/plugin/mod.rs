@@ -1,0 +1,77 @@
+//! The plugin runtime: WebAssembly engines hosted with wasmtime's component model.
+//!
+//! Architecture Path 3 and guardians 4 (capabilities) and 6 (isolation). One pipeline
+//! loads every plugin — verify the manifest → inspect the component's imports against it
+//! → compile (cached by digest and engine compatibility hash) → link only what the
+//! operator granted → instantiate — so no path skips a step. Every call runs in a fresh
+//! instance (pooling allocator, `InstancePre`) with a wall-clock deadline (epoch
+//! interruption), a linear-memory cap and bounded values; WASI is linked deny-all (no
+//! files, sockets or environment; stdout and stderr go to the log). A trap never takes the
+//! server down: it becomes a 502 naming the plugin and the request.
+//!
+//! Signature verification of packages is not here yet: the packaging issue plugs it into
+//! [`runtime::Runtime::load`] before anything is compiled.
+
+pub mod call;
+pub mod connections;
+pub mod host;
+pub mod manifest;
+pub mod runtime;
+
+pub use call::{CallError, CallInfo, Op, OpResult, TrapKind};
+pub use manifest::{HostCapability, Manifest};
+pub use runtime::{LoadedPlugin, Runtime};
+
+/// Errors of loading a plugin (at mount or at start), before any call.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// No plugin with that name is installed.
+    #[error("plugin `{0}` is not installed")]
+    NotInstalled(String),
+    /// The manifest is missing or invalid.
+    #[error("invalid plugin manifest: {0}")]
+    Manifest(String),
+    /// The component imports something the host does not provide.
+    #[error("plugin `{plugin}` imports `{import}`, which this host does not provide")]
+    UnknownImport {
+        /// Plugin name.
+        plugin: String,
+        /// The import.
+        import: String,
+    },
+    /// The component imports an interface its manifest does not declare.
+    #[error(
+        "plugin `{plugin}` imports `{import}` but its manifest does not declare `{capability}`; refused"
+    )]
+    Undeclared {
+        /// Plugin name.
+        plugin: String,
+        /// The import.
+        import: String,
+        /// The capability it needs.
+        capability: HostCapability,
+    },
+    /// The component imports an interface the operator did not grant.
+    #[error(
+        "plugin `{plugin}` imports `{import}`, which needs `{capability}`; grant it when mounting"
+    )]
+    NotGranted {
+        /// Plugin name.
+        plugin: String,
+        /// The import.
+        import: String,
+        /// The capability it needs.
+        capability: HostCapability,
+    },
+    /// The component is not valid WebAssembly or failed to compile or link.
+    #[error("plugin `{plugin}` cannot be loaded: {message}")]
+    Invalid {
+        /// Plugin name.
+        plugin: String,
+        /// Why.
+        message: String,
+    },
+    /// Reading the plugin or the cache failed.
+    #[error("plugin I/O: {0}")]
+    Io(String),
+}

@@ -1,0 +1,207 @@
+//! The lease reaper: revokes expired leases through their engines.
+//!
+//! Each round claims a batch of due leases in the store (with PostgreSQL, `FOR UPDATE
+//! SKIP LOCKED` makes every lease go to one node only), revokes them a few at a time with
+//! a per-lease deadline, and records the outcome: revoked, expired (not revocable), or a
+//! failure retried with exponential backoff until `max_attempts`, after which the lease is
+//! marked irrevocable, logged as an error and audited. It runs as its own task, so request
+//! serving never waits on it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::audit::{Actor, Event};
+use crate::config::ReaperConfig;
+use crate::engine::leases::{claim_ms, revoke_claimed};
+use crate::engine::registry::Engines;
+use crate::plugin::CallInfo;
+use crate::store::{LeaseRecord, lease_state};
+use crate::util::{new_id, now_ms, rfc3339};
+
+/// Revocations running at once.
+const PARALLEL: usize = 4;
+
+/// Starts the reaper loop.
+pub fn spawn(engines: Arc<Engines>, cfg: ReaperConfig) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(cfg.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match run_once(&engines, &cfg).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(leases = n, "reaper round done"),
+                Err(e) => tracing::error!(error = %e, "reaper round failed"),
+            }
+        }
+    })
+}
+
+/// The delay before retry `attempt` (1-based): `backoff · 2^(attempt-1)` with ±25 %
+/// jitter, at most an hour.
+pub fn backoff(cfg: &ReaperConfig, attempt: u32) -> Duration {
+    let base = cfg.backoff.as_millis() as f64 * 2f64.powi(attempt.saturating_sub(1).min(20) as i32);
+    let jitter = rand::thread_rng().gen_range(0.75..1.25);
+    Duration::from_millis((base * jitter).min(3_600_000.0) as u64)
+}
+
+/// One round: claims due leases and revokes them. Returns how many it handled.
+pub async fn run_once(
+    engines: &Arc<Engines>,
+    cfg: &ReaperConfig,
+) -> Result<usize, crate::store::StoreError> {
+    let store = engines.services.store.clone();
+    let now = now_ms();
+    let due = store
+        .leases_claim_due(
+            now,
+            now + claim_ms(engines, cfg.grace),
+            i64::from(cfg.batch),
+        )
+        .await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let slugs: HashMap<String, String> = store
+        .realms_all()
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.slug))
+        .collect();
+    let n = due.len();
+    let gate = Arc::new(Semaphore::new(PARALLEL));
+    let mut tasks = JoinSet::new();
+    for lease in due {
+        let engines = engines.clone();
+        let cfg = cfg.clone();
+        let gate = gate.clone();
+        let slug = slugs.get(&lease.realm_id).cloned().unwrap_or_default();
+        tasks.spawn(async move {
+            let _permit = gate.acquire().await;
+            reap(&engines, &cfg, &slug, lease).await;
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(n)
+}
+
+async fn reap(engines: &Engines, cfg: &ReaperConfig, realm: &str, lease: LeaseRecord) {
+    let store = &engines.services.store;
+    let info = CallInfo {
+        request_id: format!("reaper-{}", new_id()),
+        ..CallInfo::default()
+    };
+    let outcome = tokio::time::timeout(
+        cfg.revoke_timeout,
+        revoke_claimed(engines, realm, &lease, info.clone()),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(crate::engine::EngineError::Conflict(format!(
+            "revocation did not finish within {:?}",
+            cfg.revoke_timeout
+        )))
+    });
+    let recorded = match outcome {
+        Ok(state) => {
+            emit(
+                engines,
+                realm,
+                &lease,
+                &info,
+                "lease.revoke",
+                "success",
+                None,
+            );
+            store
+                .lease_finish(&lease.realm_id, &lease.id, state, now_ms(), None)
+                .await
+        }
+        Err(e) => {
+            let attempts = lease.attempts + 1;
+            let why = e.to_string();
+            if attempts >= cfg.max_attempts as i32 {
+                tracing::error!(lease = %lease.id, realm, attempts, error = %why,
+                    "lease is irrevocable: revocation kept failing; revoke the credential by hand");
+                emit(
+                    engines,
+                    realm,
+                    &lease,
+                    &info,
+                    "lease.irrevocable",
+                    "error",
+                    Some(&why),
+                );
+                store
+                    .lease_finish(
+                        &lease.realm_id,
+                        &lease.id,
+                        lease_state::IRREVOCABLE,
+                        now_ms(),
+                        Some(&why),
+                    )
+                    .await
+            } else {
+                let next = now_ms() + backoff(cfg, attempts as u32).as_millis() as i64;
+                tracing::warn!(lease = %lease.id, realm, attempts, error = %why, "lease revocation failed; will retry");
+                emit(
+                    engines,
+                    realm,
+                    &lease,
+                    &info,
+                    "lease.revoke",
+                    "failure",
+                    Some(&why),
+                );
+                store
+                    .lease_failed(&lease.realm_id, &lease.id, attempts, next, &why)
+                    .await
+            }
+        }
+    };
+    if let Err(e) = recorded {
+        tracing::error!(lease = %lease.id, error = %e, "cannot record the reaper outcome; the claim expires and another round retries");
+    }
+}
+
+fn emit(
+    engines: &Engines,
+    realm: &str,
+    lease: &LeaseRecord,
+    info: &CallInfo,
+    action: &str,
+    outcome: &str,
+    error: Option<&str>,
+) {
+    let sv = &engines.services;
+    if !sv.audit_enabled {
+        return;
+    }
+    let now = now_ms();
+    sv.audit.emit(Event {
+        id: new_id(),
+        time: rfc3339(now),
+        time_ms: now,
+        request_id: Some(info.request_id.clone()),
+        actor: Actor {
+            auth_method: "system".into(),
+            user_id: Some("system:reaper".into()),
+            ..Actor::default()
+        },
+        realm_id: Some(lease.realm_id.clone()),
+        realm: Some(realm.to_owned()),
+        action: action.into(),
+        target: lease.id.clone(),
+        outcome: outcome.into(),
+        status: None,
+        detail: Some(serde_json::json!({
+            "mount": lease.mount, "role": lease.role, "plugin": lease.plugin,
+            "attempt": lease.attempts + 1, "error": error,
+        })),
+    });
+}
