@@ -85,6 +85,12 @@ pub struct PluginsConfig {
     pub max_instances: u32,
     /// Largest result (credential data, config, role) an engine may return, in bytes.
     pub max_result_bytes: usize,
+    /// Publisher keys (`ed25519:<base64>`) whose signatures the host accepts. A plugin
+    /// whose signature is missing or by another key does not load.
+    pub trusted_keys: Vec<String>,
+    /// DEVELOPMENT ONLY: load plugins without a signature (logged loudly at start and on
+    /// every load). Off by default.
+    pub allow_unsigned: bool,
 }
 
 impl Default for PluginsConfig {
@@ -97,6 +103,8 @@ impl Default for PluginsConfig {
             memory_limit_mb: 64,
             max_instances: 64,
             max_result_bytes: 1024 * 1024,
+            trusted_keys: Vec::new(),
+            allow_unsigned: false,
         }
     }
 }
@@ -418,6 +426,11 @@ impl Config {
         let p = &self.plugins;
         if p.call_timeout.is_zero() || p.host_call_timeout.is_zero() {
             return bad("plugins.call_timeout and plugins.host_call_timeout must be positive");
+        }
+        if p.host_call_timeout >= p.call_timeout {
+            return bad(
+                "plugins.host_call_timeout must be shorter than plugins.call_timeout, so a failing host call is reported before the call's deadline",
+            );
         }
         if !(1..=4096).contains(&p.memory_limit_mb) {
             return bad("plugins.memory_limit_mb must be 1-4096");

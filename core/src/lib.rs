@@ -14,6 +14,7 @@ pub mod engine;
 pub mod plugin;
 pub mod rbac;
 pub mod reaper;
+pub mod registry;
 pub mod server;
 pub mod store;
 pub mod util;

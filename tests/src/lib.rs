@@ -5,7 +5,9 @@
 //! server on `ARCAN_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/test`). A
 //! missing PostgreSQL is a failure with instructions, never a skip.
 
+pub mod moto;
 pub mod receivers;
+pub mod registry;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -481,12 +483,13 @@ pub fn plugins_dir() -> PathBuf {
     dir
 }
 
-/// Server config with the test plugins installed, a shared compiled-code cache and a 2 s
-/// call deadline; `extra` is appended (other top-level sections).
+/// Server config with the test plugins installed (unsigned: the development override is
+/// on; signed packages are tested in `tests/registry.rs`), a shared compiled-code cache and
+/// a 2 s call deadline (1 s per host call); `extra` is appended (other top-level sections).
 pub fn plugin_config(extra: &str) -> String {
     let cache = std::env::temp_dir().join("arcan-test-plugin-cache");
     format!(
-        "{RELAXED}plugins:\n  dir: {}\n  cache_dir: {}\n  call_timeout: 2s\n{extra}",
+        "{RELAXED}plugins:\n  dir: {}\n  cache_dir: {}\n  call_timeout: 2s\n  host_call_timeout: 1s\n  allow_unsigned: true\n{extra}",
         plugins_dir().display(),
         cache.display()
     )

@@ -357,3 +357,102 @@ async fn graceful_shutdown(b: Backend) {
 }
 
 both_backends!(walkthrough, graceful_shutdown);
+
+/// The engine and lease commands against a real server with the SDK's hello engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_and_lease_commands() {
+    let s = Server::start_with(Backend::Sqlite, &plugin_config("")).await;
+    s.realm("acme").await;
+    let home = s.dir.join("cli-home");
+    std::fs::create_dir_all(&home).expect("home");
+    let cli = Cli { s: &s, home };
+    let root = Some(s.root.as_str());
+    let r = |args: &[&str]| {
+        let mut all = vec!["--realm", "acme"];
+        all.extend_from_slice(args);
+        all.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli.ok(&refs, None, root)
+    };
+    let plugins = run(vec!["engine".into(), "plugins".into()]);
+    assert!(plugins.contains("\"hello\""), "{plugins}");
+    let mut enable = vec![
+        "engine".to_string(),
+        "enable".into(),
+        "hi".into(),
+        "--plugin".into(),
+        "hello".into(),
+    ];
+    enable.extend(r(&[]));
+    let out = run(enable);
+    assert!(out.contains("\"plugin\": \"hello\""), "{out}");
+    let mut role = vec![
+        "engine",
+        "role",
+        "set",
+        "hi",
+        "dev",
+        "--definition",
+        "{}",
+        "--default-ttl",
+        "5m",
+        "--max-ttl",
+        "1h",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    role.extend(r(&[]));
+    run(role);
+    let mut creds = vec!["engine", "creds", "hi", "dev", "--ttl", "2m"]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    creds.extend(r(&[]));
+    let issued: Value = serde_json::from_str(&run(creds)).expect("json");
+    assert_eq!(issued["data"]["greeting"], "hello dev", "{issued}");
+    assert_eq!(issued["lease_duration"], 120);
+    let id = issued["lease_id"].as_str().expect("lease id").to_owned();
+    let mut list = vec!["lease", "list", "--prefix", "hi/"]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    list.extend(r(&[]));
+    assert!(run(list).contains(&id));
+    let mut renew = vec![
+        "lease".to_string(),
+        "renew".into(),
+        id.clone(),
+        "--ttl".into(),
+        "10m".into(),
+    ];
+    renew.extend(r(&[]));
+    assert!(run(renew).contains("\"state\": \"active\""));
+    let mut revoke = vec!["lease".to_string(), "revoke".into(), id.clone()];
+    revoke.extend(r(&[]));
+    assert!(run(revoke).contains("\"state\": \"revoked\""));
+    // Errors come back readable, with a failing exit status.
+    let (ok, _, err) = cli.run(
+        &["engine", "creds", "hi", "nope", "--realm", "acme"],
+        None,
+        root,
+    );
+    assert!(
+        !ok && err.contains("404") && err.contains("role `nope` does not exist"),
+        "{err}"
+    );
+    let mut disable = vec!["engine", "disable", "hi"]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    disable.extend(r(&[]));
+    run(disable);
+    let mut list = vec!["engine", "list"]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    list.extend(r(&[]));
+    assert!(!run(list).contains("\"hi\""));
+}

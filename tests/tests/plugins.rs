@@ -402,6 +402,31 @@ async fn leases_end_to_end(b: Backend) {
     // The probe keeps per-credential plugin data; revoke removes it through the engine.
     probe(&s, "acme", "p").await;
     mode_role(&s, "acme", "p", "ok", json!({"mode": "ok"})).await;
+    // The host's identity context reaches the plugin with every call.
+    mode_role(&s, "acme", "p", "ctx", json!({"mode": "context"})).await;
+    let res = s
+        .http
+        .post(format!("{}/api/v1/realms/acme/engines/p/creds/ctx", s.base))
+        .bearer_auth(&s.root)
+        .send()
+        .await
+        .expect("send");
+    let rid = res.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let ctx: Value = res.json().await.expect("json");
+    let d = &ctx["data"];
+    assert_eq!(
+        (d["realm"].clone(), d["mount"].clone(), d["role"].clone()),
+        (json!("acme"), json!("p"), json!("ctx")),
+        "{ctx}"
+    );
+    assert_eq!(d["request_id"], json!(rid), "{ctx}");
+    assert!(
+        d["user_id"].is_string() && d["token_id"].is_string() && d["realm_id"].is_string(),
+        "{ctx}"
+    );
     mode_role(
         &s,
         "acme",
@@ -559,6 +584,14 @@ async fn reaper_and_unmount(b: Backend) {
     let stuck = stuck["lease_id"].as_str().expect("stuck").to_owned();
     let (_, live) = s.creds("acme", "p", "ok", Some("10m")).await;
     let live = live["lease_id"].as_str().expect("live").to_owned();
+    let (st, b) = s
+        .call(Method::DELETE, "/api/v1/realms/acme", Some(&s.root), None)
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::CONFLICT,
+        "a realm with active leases stays: {b}"
+    );
     let (st, b) = s
         .call(
             Method::DELETE,

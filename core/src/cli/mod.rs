@@ -6,6 +6,7 @@ pub mod client;
 mod doctor;
 mod engine;
 pub mod kv;
+mod plugin;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -153,6 +154,16 @@ enum Cmd {
     Audit(audit::AuditCmd),
     /// Checks the server address, TLS trust and token.
     Doctor,
+    /// Plugin packages: keys, pack, sign, verify, publish, search, install, list, update, remove.
+    Plugin {
+        #[command(flatten)]
+        opts: plugin::PluginOpts,
+        #[command(subcommand)]
+        cmd: plugin::PluginCmd,
+    },
+    /// The self-hostable plugin registry.
+    #[command(subcommand)]
+    Registry(plugin::RegistryCmd),
 }
 
 fn init_logging(format: LogFormat, level: &str) {
@@ -213,12 +224,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         crate::server::run(config).await?;
         return Ok(0);
     }
+    if let Cmd::Registry(plugin::RegistryCmd::Serve(args)) = cli.cmd {
+        init_logging(LogFormat::Text, "info");
+        crate::registry::serve(args).await?;
+        return Ok(0);
+    }
+    if let Cmd::Plugin { opts, cmd } = cli.cmd {
+        plugin::run(&opts, cmd).await?;
+        return Ok(0);
+    }
     if let Cmd::Doctor = cli.cmd {
         return Ok(doctor::run(&cli.client).await);
     }
     let client = Client::new(&cli.client)?;
     match cli.cmd {
-        Cmd::Server(_) | Cmd::Doctor => unreachable!("handled above"),
+        Cmd::Server(_) | Cmd::Doctor | Cmd::Plugin { .. } | Cmd::Registry(_) => {
+            unreachable!("handled above")
+        }
         Cmd::Register {
             email,
             password_stdin,
@@ -268,7 +290,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::MasterKey(cmd) => admin::master_key(&client, cmd).await?,
         Cmd::Audit(cmd) => audit::run(&client, cmd).await?,
-        Cmd::Engine { realm, cmd } => engine::run(&client, &need_realm(realm)?, cmd).await?,
+        Cmd::Engine { realm, cmd } => {
+            // Listing installed plugins is not about a realm.
+            let realm = match cmd {
+                engine::EngineCmd::Plugins => realm.unwrap_or_default(),
+                _ => need_realm(realm)?,
+            };
+            engine::run(&client, &realm, cmd).await?
+        }
         Cmd::Lease { realm, cmd } => engine::lease(&client, &need_realm(realm)?, cmd).await?,
     }
     Ok(0)

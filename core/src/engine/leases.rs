@@ -323,8 +323,15 @@ pub async fn revoke(
         };
     };
     if !lease.revocable {
+        // Release the claim; the reaper marks it expired after its expiry.
         store
-            .lease_failed(realm_id, lease_id, lease.attempts, 0, "")
+            .lease_failed(
+                realm_id,
+                lease_id,
+                lease.attempts,
+                lease.expires_at,
+                "revocation requested; this credential is not revocable and expires by itself",
+            )
             .await?;
         return Err(EngineError::Conflict(
             "this credential cannot be revoked; it expires by itself".into(),

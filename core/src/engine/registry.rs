@@ -131,8 +131,10 @@ impl Engines {
         let Ok(dir) = std::fs::read_dir(&self.plugins_dir) else {
             return Vec::new();
         };
+        // Hidden entries are installs and removals in progress.
         let mut names: Vec<String> = dir
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'))
             .collect();
         names.sort();
         names

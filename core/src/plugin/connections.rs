@@ -71,6 +71,9 @@ pub enum HttpAuth {
         /// Password.
         password: String,
     },
+    /// AWS Signature Version 4 with root access keys; the service signed for is taken from
+    /// the request header `x-arcan-aws-service` (default `iam`), which is not sent.
+    AwsSigv4(super::sigv4::AwsKeys),
 }
 
 impl HttpAuth {
@@ -79,6 +82,7 @@ impl HttpAuth {
             HttpAuth::None => "none",
             HttpAuth::Bearer { .. } => "bearer",
             HttpAuth::Basic { .. } => "basic",
+            HttpAuth::AwsSigv4(_) => "aws_sigv4",
         }
     }
 }
@@ -117,10 +121,17 @@ impl ConnectionSpec {
                 base_url,
                 auth,
                 ca_cert,
-            } => json!({
-                "type": "http", "base_url": base_url, "auth": auth.kind(),
-                "custom_ca": ca_cert.is_some(),
-            }),
+            } => {
+                let mut v = json!({
+                    "type": "http", "base_url": base_url, "auth": auth.kind(),
+                    "custom_ca": ca_cert.is_some(),
+                });
+                if let HttpAuth::AwsSigv4(k) = auth {
+                    v["region"] = json!(k.region);
+                    v["endpoints"] = json!(k.endpoints);
+                }
+                v
+            }
         }
     }
 
@@ -141,7 +152,9 @@ impl ConnectionSpec {
                 }
             }
             ConnectionSpec::Http {
-                base_url, ca_cert, ..
+                base_url,
+                ca_cert,
+                auth,
             } => {
                 let u = reqwest::Url::parse(base_url).map_err(|e| format!("base_url: {e}"))?;
                 if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
@@ -153,6 +166,23 @@ impl ConnectionSpec {
                 if let Some(pem) = ca_cert {
                     reqwest::Certificate::from_pem(pem.as_bytes())
                         .map_err(|_| "ca_cert is not a PEM certificate".to_owned())?;
+                }
+                if let HttpAuth::AwsSigv4(k) = auth {
+                    let ok = |s: &str| {
+                        !s.is_empty() && s.len() <= 256 && !s.contains(char::is_whitespace)
+                    };
+                    if !(ok(&k.access_key_id) && ok(&k.secret_access_key) && ok(&k.region)) {
+                        return Err(
+                            "aws_sigv4 needs access_key_id, secret_access_key and region".into(),
+                        );
+                    }
+                    for (service, url) in &k.endpoints {
+                        let u = reqwest::Url::parse(url)
+                            .map_err(|e| format!("endpoints.{service}: {e}"))?;
+                        if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+                            return Err(format!("endpoints.{service} must be an http(s) URL"));
+                        }
+                    }
                 }
             }
         }
@@ -323,6 +353,36 @@ impl Connections {
             },
         );
         Ok(specs)
+    }
+}
+
+impl Connections {
+    /// Replaces the root keys of an `aws_sigv4` connection: creates a new access key with
+    /// the current one and returns the updated specs (to be stored), the old key id (to be
+    /// deleted with the new key once stored) and the new keys.
+    pub async fn rotate_aws(
+        &self,
+        name: &str,
+    ) -> Result<
+        (
+            BTreeMap<String, ConnectionSpec>,
+            String,
+            super::sigv4::AwsKeys,
+        ),
+        String,
+    > {
+        let (client, base, auth) = self.http(name)?;
+        let HttpAuth::AwsSigv4(keys) = auth else {
+            return Err(format!(
+                "connection `{name}` has no rotatable root credential (only aws_sigv4 connections rotate)"
+            ));
+        };
+        let new = super::sigv4::create_key(&client, &base, &keys).await?;
+        let mut specs = self.specs.clone();
+        if let Some(ConnectionSpec::Http { auth, .. }) = specs.get_mut(name) {
+            *auth = HttpAuth::AwsSigv4(new.clone());
+        }
+        Ok((specs, keys.access_key_id, new))
     }
 }
 

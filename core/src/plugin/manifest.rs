@@ -104,6 +104,10 @@ pub struct Manifest {
     pub wit: String,
     /// Declared capabilities: `host:*` and `engine:*`.
     pub capabilities: Vec<String>,
+    /// sha256 of every other file of a signed package (`engine.wasm`, …); covered by the
+    /// signature, checked at load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl Manifest {

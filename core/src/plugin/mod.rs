@@ -9,14 +9,16 @@
 //! files, sockets or environment; stdout and stderr go to the log). A trap never takes the
 //! server down: it becomes a 502 naming the plugin and the request.
 //!
-//! Signature verification of packages is not here yet: the packaging issue plugs it into
-//! [`runtime::Runtime::load`] before anything is compiled.
+//! The first step verifies the package signature (`arcan-registry-client`) against the
+//! configured trusted publisher keys before anything is parsed further or compiled; only an
+//! explicit development override (`plugins.allow_unsigned`) loads unsigned plugins.
 
 pub mod call;
 pub mod connections;
 pub mod host;
 pub mod manifest;
 pub mod runtime;
+pub mod sigv4;
 
 pub use call::{CallError, CallInfo, Op, OpResult, TrapKind};
 pub use manifest::{HostCapability, Manifest};
@@ -28,6 +30,9 @@ pub enum PluginError {
     /// No plugin with that name is installed.
     #[error("plugin `{0}` is not installed")]
     NotInstalled(String),
+    /// The package signature or a file digest does not verify (or there is none).
+    #[error("plugin refused: {0}")]
+    Signature(String),
     /// The manifest is missing or invalid.
     #[error("invalid plugin manifest: {0}")]
     Manifest(String),

@@ -74,6 +74,8 @@ pub struct Runtime {
     limits: CallLimits,
     cache_dir: PathBuf,
     compiled: Mutex<HashMap<String, Component>>,
+    trusted: Vec<arcan_registry_client::PublicKey>,
+    allow_unsigned: bool,
     slots: tokio::sync::Semaphore,
     stop: Arc<AtomicBool>,
 }
@@ -94,6 +96,13 @@ impl Runtime {
     /// Builds the engine (pooling allocator sized by `max_instances`, epoch interruption)
     /// and starts the epoch ticker.
     pub fn new(cfg: &PluginsConfig, cache_dir: PathBuf) -> Result<Self, PluginError> {
+        let trusted = arcan_registry_client::keys::parse_keys(&cfg.trusted_keys)
+            .map_err(|e| PluginError::Manifest(format!("plugins.trusted_keys: {e}")))?;
+        if cfg.allow_unsigned {
+            tracing::warn!(
+                "DEVELOPMENT OVERRIDE plugins.allow_unsigned is on: plugins without a signature load"
+            );
+        }
         let memory_bytes = (cfg.memory_limit_mb as usize) * 1024 * 1024;
         let slots = cfg.max_instances;
         let mut pool = PoolingAllocationConfig::default();
@@ -141,6 +150,8 @@ impl Runtime {
             },
             cache_dir,
             compiled: Mutex::new(HashMap::new()),
+            trusted,
+            allow_unsigned: cfg.allow_unsigned,
             slots: tokio::sync::Semaphore::new(slots as usize),
             stop,
         })
@@ -168,12 +179,25 @@ impl Runtime {
     /// The pipeline up to compilation for the plugin installed in `dir`:
     /// verify the manifest → inspect imports against it → compile (cached).
     pub fn load(&self, dir: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
-        // 1. Verify. (Package signatures are checked here once packages exist.)
-        let manifest = Manifest::parse(&read_bounded(
-            &dir.join("manifest.json"),
-            MAX_MANIFEST_BYTES,
-        )?)?;
-        let wasm = read_bounded(&dir.join("engine.wasm"), MAX_COMPONENT_BYTES)?;
+        // 1. Verify: the signature by a trusted publisher over the manifest, and through the
+        // manifest's digests every file; the bytes compiled are the bytes verified.
+        let (manifest_bytes, wasm) =
+            match arcan_registry_client::package::verify_dir(dir, &self.trusted) {
+                Ok(v) => {
+                    let manifest = v.files.get("manifest.json").cloned().unwrap_or_default();
+                    (manifest, v.engine_wasm().to_vec())
+                }
+                Err(arcan_registry_client::Error::Unsigned) if self.allow_unsigned => {
+                    tracing::warn!(dir = %dir.display(),
+                    "loading an UNSIGNED plugin (plugins.allow_unsigned is on; development only)");
+                    (
+                        read_bounded(&dir.join("manifest.json"), MAX_MANIFEST_BYTES)?,
+                        read_bounded(&dir.join("engine.wasm"), MAX_COMPONENT_BYTES)?,
+                    )
+                }
+                Err(e) => return Err(PluginError::Signature(e.to_string())),
+            };
+        let manifest = Manifest::parse(&manifest_bytes)?;
         let digest = hex::encode(Sha256::digest(&wasm));
         // 2. Inspect, before any code is compiled.
         let imports = inspect_imports(&manifest, &wasm)?;

@@ -56,6 +56,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let handle = server.handle();
 
     crate::reaper::spawn(state.engines.clone(), config.reaper.clone());
+    // Installed plugins go through the load pipeline (verify → inspect → compile) at start,
+    // so a bad one is reported now and compiled code is ready for the first call.
+    let engines = state.engines.clone();
+    tokio::task::spawn_blocking(move || {
+        for p in engines.installed() {
+            match &p.error {
+                None => tracing::info!(plugin = %p.manifest.name, version = %p.manifest.version,
+                    digest = p.digest.as_deref().unwrap_or_default(), "plugin loaded"),
+                Some(e) => tracing::error!(plugin = %p.manifest.name, error = %e, "plugin refused"),
+            }
+        }
+    });
     let limits = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -118,7 +130,8 @@ async fn start_audit(state: &Arc<AppState>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

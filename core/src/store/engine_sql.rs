@@ -3,8 +3,8 @@
 //! PostgreSQL (several reapers) and empty on SQLite (one writer).
 
 macro_rules! impl_engine_store {
-    ($store:ident, $row:ty, $skip_locked:literal) => {
-        mod engine_store {
+    ($store:ident, $db:ty, $row:ty, $skip_locked:literal) => {
+        pub(super) mod engine_store {
             use async_trait::async_trait;
             use sqlx::Row as _;
 
@@ -64,6 +64,39 @@ macro_rules! impl_engine_store {
                     last_error: r.try_get("last_error")?,
                     revoked_at: r.try_get("revoked_at")?,
                 })
+            }
+
+            /// Inserts a lease inside a transaction (SQLite: the group-commit writer).
+            pub(in super::super) async fn lease_insert(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                l: &LeaseRecord,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO leases (id, realm_id, mount_id, mount, role, plugin, \
+                     role_definition, internal, issued_at, expires_at, max_expires_at, \
+                     renewable, revocable, state, issued_by, token_id) VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                )
+                .bind(&l.id)
+                .bind(&l.realm_id)
+                .bind(&l.mount_id)
+                .bind(&l.mount)
+                .bind(&l.role)
+                .bind(&l.plugin)
+                .bind(&l.role_definition)
+                .bind(&l.internal)
+                .bind(l.issued_at)
+                .bind(l.expires_at)
+                .bind(l.max_expires_at)
+                .bind(l.renewable)
+                .bind(l.revocable)
+                .bind(&l.state)
+                .bind(&l.issued_by)
+                .bind(&l.token_id)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_unique)?;
+                Ok(())
             }
 
             fn grants_json(grants: &[String]) -> StoreResult<String> {
@@ -332,33 +365,7 @@ macro_rules! impl_engine_store {
                 }
 
                 async fn lease_create(&self, l: &LeaseRecord) -> StoreResult<()> {
-                    let _write = self.write_guard().await;
-                    sqlx::query(
-                        "INSERT INTO leases (id, realm_id, mount_id, mount, role, plugin, \
-                         role_definition, internal, issued_at, expires_at, max_expires_at, \
-                         renewable, revocable, state, issued_by, token_id) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-                    )
-                    .bind(&l.id)
-                    .bind(&l.realm_id)
-                    .bind(&l.mount_id)
-                    .bind(&l.mount)
-                    .bind(&l.role)
-                    .bind(&l.plugin)
-                    .bind(&l.role_definition)
-                    .bind(&l.internal)
-                    .bind(l.issued_at)
-                    .bind(l.expires_at)
-                    .bind(l.max_expires_at)
-                    .bind(l.renewable)
-                    .bind(l.revocable)
-                    .bind(&l.state)
-                    .bind(&l.issued_by)
-                    .bind(&l.token_id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(map_unique)?;
-                    Ok(())
+                    self.put_lease(l).await
                 }
 
                 async fn lease_get(

@@ -61,6 +61,14 @@ impl PgStore {
         Ok(rows)
     }
 
+    /// A lease in its own transaction.
+    async fn put_lease(&self, lease: &LeaseRecord) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN").await?;
+        engine_store::lease_insert(&mut tx, lease).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// A KV write in its own transaction; PostgreSQL groups concurrent commits itself.
     async fn put_secret(
         &self,
@@ -84,4 +92,9 @@ super::sql::impl_sql_store!(
     "BEGIN"
 );
 
-super::engine_sql::impl_engine_store!(PgStore, sqlx::postgres::PgRow, " FOR UPDATE SKIP LOCKED");
+super::engine_sql::impl_engine_store!(
+    PgStore,
+    sqlx::Postgres,
+    sqlx::postgres::PgRow,
+    " FOR UPDATE SKIP LOCKED"
+);

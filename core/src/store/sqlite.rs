@@ -65,12 +65,17 @@ enum WriteJob {
         events: Vec<NewAuditEvent>,
         reply: oneshot::Sender<StoreResult<Vec<AuditRow>>>,
     },
+    Lease {
+        lease: Box<LeaseRecord>,
+        reply: oneshot::Sender<StoreResult<()>>,
+    },
 }
 
 /// What a job produced.
 enum Done {
     Kv(WriteOutcome),
     Audit(Vec<AuditRow>),
+    Lease,
 }
 
 impl WriteJob {
@@ -83,6 +88,10 @@ impl WriteJob {
                 ..
             } => Ok(Done::Kv(put_in_tx(tx, realm_id, write, *cas).await?)),
             WriteJob::Audit { events, .. } => Ok(Done::Audit(audit_in_tx(tx, events).await?)),
+            WriteJob::Lease { lease, .. } => {
+                engine_store::lease_insert(tx, lease).await?;
+                Ok(Done::Lease)
+            }
         }
     }
 
@@ -100,6 +109,15 @@ impl WriteJob {
             (WriteJob::Audit { reply, .. }, Err(e)) => {
                 let _ = reply.send(Err(e));
             }
+            (WriteJob::Lease { reply, .. }, Ok(Done::Lease)) => {
+                let _ = reply.send(Ok(()));
+            }
+            (WriteJob::Lease { reply, .. }, Err(e)) => {
+                let _ = reply.send(Err(e));
+            }
+            (WriteJob::Lease { reply, .. }, Ok(_)) => {
+                let _ = reply.send(Err(StoreError::Corrupt("writer outcome mismatch".into())));
+            }
             (WriteJob::Kv { reply, .. }, Ok(_)) => {
                 let _ = reply.send(Err(StoreError::Corrupt("writer outcome mismatch".into())));
             }
@@ -115,7 +133,7 @@ impl WriteJob {
             WriteJob::Kv {
                 realm_id, write, ..
             } => Some((realm_id, &write.env, &write.key)),
-            WriteJob::Audit { .. } => None,
+            WriteJob::Audit { .. } | WriteJob::Lease { .. } => None,
         }
     }
 }
@@ -169,6 +187,12 @@ impl SqliteStore {
             writes,
             reads,
         })
+    }
+
+    /// Leases share the group-commit writer: one fsync acknowledges many issued credentials.
+    async fn put_lease(&self, lease: &LeaseRecord) -> StoreResult<()> {
+        let lease = Box::new(lease.clone());
+        self.submit(|reply| WriteJob::Lease { lease, reply }).await
     }
 
     async fn append_audit(&self, events: &[NewAuditEvent]) -> StoreResult<Vec<AuditRow>> {
@@ -311,4 +335,4 @@ super::sql::impl_sql_store!(
     "BEGIN IMMEDIATE"
 );
 
-super::engine_sql::impl_engine_store!(SqliteStore, sqlx::sqlite::SqliteRow, "");
+super::engine_sql::impl_engine_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, "");

@@ -6,6 +6,10 @@ use super::bindings::arcan::plugin::http::{self, Request, Response};
 use super::bindings::arcan::plugin::types::HostError;
 use super::{HostState, bounded};
 use crate::plugin::connections::HttpAuth;
+use crate::plugin::sigv4::{delete_key, sign_request};
+
+/// Request header naming the AWS service to sign for; consumed by the host.
+const SERVICE_HEADER: &str = "x-arcan-aws-service";
 
 /// Largest request body.
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
@@ -20,6 +24,9 @@ const RESERVED: &[&str] = &[
     "connection",
     "cookie",
     "proxy-authorization",
+    "x-amz-date",
+    "x-amz-security-token",
+    "x-amz-content-sha256",
 ];
 
 fn check_path(path: &str) -> Result<(), HostError> {
@@ -60,10 +67,23 @@ impl http::Host for HostState {
                 request.method
             ))));
         };
+        let service = request
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(SERVICE_HEADER))
+            .map_or_else(|| "iam".to_owned(), |(_, v)| v.clone());
+        let base = match &auth {
+            HttpAuth::AwsSigv4(keys) => keys.base_for(&service, &base).to_owned(),
+            _ => base,
+        };
         let url = format!("{}{}", base.trim_end_matches('/'), request.path);
         let mut rb = client.request(method, &url);
         for (k, v) in &request.headers {
-            if RESERVED.contains(&k.to_ascii_lowercase().as_str()) {
+            let lower = k.to_ascii_lowercase();
+            if lower == SERVICE_HEADER {
+                continue;
+            }
+            if RESERVED.contains(&lower.as_str()) {
                 return Ok(Err(HostError::Invalid(format!(
                     "header `{k}` is set by the host"
                 ))));
@@ -71,11 +91,34 @@ impl http::Host for HostState {
             rb = rb.header(k, v);
         }
         rb = match &auth {
-            HttpAuth::None => rb,
+            HttpAuth::None | HttpAuth::AwsSigv4(_) => rb,
             HttpAuth::Bearer { token } => rb.bearer_auth(token),
             HttpAuth::Basic { username, password } => rb.basic_auth(username, Some(password)),
         };
-        let sent = rb.body(request.body).send().await;
+        let mut req = match rb.body(request.body).build() {
+            Ok(r) => r,
+            Err(_) => {
+                return Ok(Err(HostError::Invalid(
+                    "the request is not valid HTTP (header names or values)".into(),
+                )));
+            }
+        };
+        if let HttpAuth::AwsSigv4(keys) = &auth {
+            let valid = !service.is_empty()
+                && service.len() <= 64
+                && service
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !valid {
+                return Ok(Err(HostError::Invalid(format!(
+                    "`{SERVICE_HEADER}` is not an AWS service name"
+                ))));
+            }
+            if let Err(e) = sign_request(&mut req, keys, &service) {
+                return Ok(Err(HostError::Invalid(e)));
+            }
+        }
+        let sent = client.execute(req).await;
         let mut resp = match sent {
             Ok(r) => r,
             Err(e) => {
@@ -124,11 +167,41 @@ impl http::Host for HostState {
     }
 
     async fn rotate_root(&mut self, connection: String) -> wasmtime::Result<Result<(), HostError>> {
-        if let Err(m) = self.scope.connections.http(&connection) {
-            return Ok(Err(self.deny(m)));
+        let found = self.scope.connections.http(&connection);
+        let (client, base, _) = match found {
+            Ok(c) => c,
+            Err(m) => return Ok(Err(self.deny(m))),
+        };
+        let scope = self.scope.clone();
+        let (specs, old_id, new_keys) = match scope.connections.rotate_aws(&connection).await {
+            Ok(r) => r,
+            Err(m) => return Ok(Err(HostError::Upstream(m))),
+        };
+        // Store the new key before the old one goes: a failure here leaves both valid,
+        // never neither.
+        if let Err(e) = crate::engine::registry::store_connections(&scope, &specs).await {
+            tracing::error!(mount = %scope.mount, realm = %scope.realm, connection = %connection, error = %e,
+                "a new AWS key was created but could not be stored; the old key still works and stays in use");
+            return Ok(Err(HostError::Upstream(
+                "the new root key could not be stored".into(),
+            )));
         }
-        Ok(Err(HostError::Invalid(format!(
-            "connection `{connection}` has no rotatable root credential (only AWS SigV4 endpoints rotate, which this build does not have yet)"
+        // IAM is eventually consistent: a fresh key may need a moment before it signs.
+        let mut last = String::new();
+        for attempt in 0..5u32 {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)))
+                    .await;
+            }
+            match delete_key(&client, &base, &new_keys, &old_id).await {
+                Ok(()) => return Ok(Ok(())),
+                Err(e) => last = e,
+            }
+        }
+        tracing::error!(mount = %scope.mount, realm = %scope.realm, connection = %connection, error = %last,
+            "rotated to a new AWS key, but the old key could not be deleted; delete it by hand");
+        Ok(Err(HostError::Upstream(format!(
+            "the new root key is in use, but deleting the old one failed: {last}"
         ))))
     }
 }

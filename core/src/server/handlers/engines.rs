@@ -464,15 +464,16 @@ pub async fn creds(
         .as_deref()
         .map(|t| duration("ttl", t))
         .transpose()?;
-    let issued = leases::issue(
-        &st.engines,
-        realm_of(&ctx),
-        &mount,
-        &role,
-        ttl,
-        call_info(req, depot),
-    )
-    .await?;
+    // Issued in its own task: a client that disconnects mid-request cannot cancel it between
+    // the engine creating the credential and the lease being stored (or the undo).
+    let (engines, info) = (st.engines.clone(), call_info(req, depot));
+    let (realm_id, slug) = (ctx.realm.id.clone(), ctx.realm.slug.clone());
+    let (m, r) = (mount.to_string(), role.to_string());
+    let issued = tokio::spawn(async move {
+        leases::issue(&engines, (&realm_id, &slug), &m, &r, ttl, info).await
+    })
+    .await
+    .map_err(ApiError::internal)??;
     let l = &issued.lease;
     depot.insert_typed(AuditDetail(json!({
         "mount": mount.as_str(), "role": role.as_str(), "lease_id": l.id, "plugin": l.plugin,

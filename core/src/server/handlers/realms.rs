@@ -159,6 +159,23 @@ pub async fn delete(
             "requires the global capability `realms:manage`",
         ));
     }
+    // Deleting a realm would drop the leases of credentials that still exist outside.
+    let active = st
+        .store
+        .leases(
+            &ctx.realm.id,
+            &crate::store::LeaseFilter {
+                state: Some(crate::store::lease_state::ACTIVE.into()),
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await?;
+    if !active.is_empty() {
+        return Err(ApiError::conflict(
+            "the realm has active leases; revoke them (or unmount its engines) first",
+        ));
+    }
     st.store.realm_delete(&ctx.realm.id).await?;
     st.realms.invalidate(slug.as_str());
     st.keyring.forget(&ctx.realm.id);

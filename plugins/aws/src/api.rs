@@ -1,0 +1,306 @@
+//! The AWS query API (IAM, STS) through the host's `http` connection.
+//!
+//! Every call is `POST /` with a form-encoded body (`Action=…&Version=…&…`). The host
+//! signs it with SigV4 for the service named in the `x-arcan-aws-service` header (and
+//! removes that header); the engine never sees the keys. Answers are XML ([`Document`]).
+
+use std::fmt;
+
+use arcan_plugin_sdk::http::{self, Request};
+use arcan_plugin_sdk::{Error, ErrorKind, HostError};
+
+use crate::xml::Document;
+
+/// Pages of a listing read at most (100 items each): a guard against a looping marker.
+const MAX_PAGES: usize = 100;
+/// Longest AWS error message passed on to the caller.
+const MAX_MESSAGE: usize = 400;
+
+/// An AWS service of the query API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// IAM (`2010-05-08`).
+    Iam,
+    /// STS (`2011-06-15`).
+    Sts,
+}
+
+impl Service {
+    fn signing_name(self) -> &'static str {
+        match self {
+            Service::Iam => "iam",
+            Service::Sts => "sts",
+        }
+    }
+
+    fn version(self) -> &'static str {
+        match self {
+            Service::Iam => "2010-05-08",
+            Service::Sts => "2011-06-15",
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// AWS answered with an error document (`<Error><Code>…<Message>…`).
+    Aws {
+        /// The action called, e.g. `CreateUser`.
+        action: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// AWS error code, e.g. `NoSuchEntity`.
+        code: String,
+        /// AWS error message (first line, bounded).
+        message: String,
+    },
+    /// The host refused the call or could not reach the endpoint.
+    Host {
+        /// The action called.
+        action: &'static str,
+        /// What the host said.
+        error: HostError,
+    },
+    /// AWS answered 2xx with something that is not the expected document.
+    Malformed {
+        /// The action called.
+        action: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+impl Failure {
+    /// Whether AWS answered with this error code.
+    pub fn is_code(&self, wanted: &str) -> bool {
+        matches!(self, Failure::Aws { code, .. } if code == wanted)
+    }
+
+    /// Whether the request may have reached AWS without an answer coming back (a timeout
+    /// or a broken connection): its effect is unknown.
+    pub fn effect_unknown(&self) -> bool {
+        matches!(
+            self,
+            Failure::Host {
+                error: HostError::Upstream(_),
+                ..
+            }
+        )
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Aws {
+                action,
+                status,
+                code,
+                message,
+            } => write!(f, "AWS {action} failed ({status} {code}): {message}"),
+            Failure::Host { action, error } => write!(f, "AWS {action}: {}", error.message()),
+            Failure::Malformed { action, why } => {
+                write!(f, "AWS {action} returned an unexpected answer: {why}")
+            }
+        }
+    }
+}
+
+/// AWS errors and unreachable endpoints are `upstream` (502); what the host denies stays
+/// `denied` and what it refuses stays `invalid-input`.
+impl From<Failure> for Error {
+    fn from(f: Failure) -> Self {
+        let kind = match &f {
+            Failure::Host {
+                error: HostError::Denied(_),
+                ..
+            } => ErrorKind::Denied,
+            Failure::Host {
+                error: HostError::Invalid(_),
+                ..
+            } => ErrorKind::InvalidInput,
+            _ => ErrorKind::Upstream,
+        };
+        Error::new(kind, f.to_string())
+    }
+}
+
+/// A client of the query API on one named connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Api<'a> {
+    connection: &'a str,
+}
+
+impl<'a> Api<'a> {
+    /// A client of the connection named `connection`.
+    pub fn new(connection: &'a str) -> Self {
+        Self { connection }
+    }
+
+    /// Calls `action` with `params` (names as AWS spells them, values unencoded).
+    pub fn call(
+        &self,
+        service: Service,
+        action: &'static str,
+        params: &[(&str, &str)],
+    ) -> Result<Document, Failure> {
+        let request = Request::post("/", form(action, service.version(), params))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-arcan-aws-service", service.signing_name());
+        let response = http::send(self.connection, &request)
+            .map_err(|error| Failure::Host { action, error })?;
+        let doc = Document::parse(&response.body);
+        if response.is_success() {
+            return doc.map_err(|why| Failure::Malformed { action, why });
+        }
+        let (code, message) = match &doc {
+            Ok(d) => (
+                d.first(&["Error", "Code"]).map(str::to_owned),
+                d.first(&["Error", "Message"]).map(str::to_owned),
+            ),
+            Err(_) => (None, None),
+        };
+        Err(Failure::Aws {
+            action,
+            status: response.status,
+            code: code.unwrap_or_else(|| format!("HTTP{}", response.status)),
+            message: clean(&message.unwrap_or_else(|| "no error document".into())),
+        })
+    }
+
+    /// An IAM call.
+    pub fn iam(&self, action: &'static str, params: &[(&str, &str)]) -> Result<Document, Failure> {
+        self.call(Service::Iam, action, params)
+    }
+
+    /// Every item of a paginated IAM listing (`IsTruncated` / `Marker`): the texts of the
+    /// elements whose path ends with `item`.
+    pub fn iam_list(
+        &self,
+        action: &'static str,
+        params: &[(&str, &str)],
+        item: &[&str],
+    ) -> Result<Vec<String>, Failure> {
+        let mut items = Vec::new();
+        let mut marker: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut page: Vec<(&str, &str)> = params.to_vec();
+            if let Some(m) = marker.as_deref() {
+                page.push(("Marker", m));
+            }
+            let doc = self.iam(action, &page)?;
+            items.extend(doc.all(item).into_iter().map(str::to_owned));
+            marker = match (doc.first(&["IsTruncated"]), doc.first(&["Marker"])) {
+                (Some("true"), Some(m)) if !m.is_empty() => Some(m.to_owned()),
+                _ => return Ok(items),
+            };
+        }
+        Err(Failure::Malformed {
+            action,
+            why: format!("more than {MAX_PAGES} pages"),
+        })
+    }
+}
+
+/// `Action=…&Version=…&k=v…`, form-encoded.
+fn form(action: &str, version: &str, params: &[(&str, &str)]) -> String {
+    let mut body = format!("Action={}&Version={}", encode(action), encode(version));
+    for (k, v) in params {
+        body.push('&');
+        body.push_str(&encode(k));
+        body.push('=');
+        body.push_str(&encode(v));
+    }
+    body
+}
+
+/// Percent-encodes everything but the RFC 3986 unreserved characters (valid in a form
+/// body and what SigV4 expects).
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The first line of an AWS message, bounded, without control characters.
+fn clean(message: &str) -> String {
+    let line = message.lines().next().unwrap_or_default().trim();
+    let mut out: String = line
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_MESSAGE)
+        .collect();
+    if line.chars().count() > MAX_MESSAGE {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_encoding() {
+        let body = form(
+            "PutUserPolicy",
+            "2010-05-08",
+            &[
+                ("PolicyDocument", r#"{"a": "b/c*"}"#),
+                ("UserName", "u+1@x"),
+            ],
+        );
+        assert_eq!(
+            body,
+            "Action=PutUserPolicy&Version=2010-05-08&PolicyDocument=%7B%22a%22%3A%20%22b%2Fc%2A%22%7D&UserName=u%2B1%40x"
+        );
+        assert_eq!(encode("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn failures_map_to_error_kinds() {
+        let aws = Failure::Aws {
+            action: "CreateUser",
+            status: 409,
+            code: "EntityAlreadyExists".into(),
+            message: "exists".into(),
+        };
+        assert!(aws.is_code("EntityAlreadyExists") && !aws.effect_unknown());
+        let e = Error::from(aws);
+        assert_eq!(e.kind(), ErrorKind::Upstream);
+        assert_eq!(
+            e.message(),
+            "AWS CreateUser failed (409 EntityAlreadyExists): exists"
+        );
+        let down = Failure::Host {
+            action: "CreateUser",
+            error: HostError::Upstream("connection `aws`: cannot connect".into()),
+        };
+        assert!(down.effect_unknown());
+        assert_eq!(Error::from(down).kind(), ErrorKind::Upstream);
+        let denied = Failure::Host {
+            action: "CreateUser",
+            error: HostError::Denied("not bound".into()),
+        };
+        assert_eq!(Error::from(denied).kind(), ErrorKind::Denied);
+        let refused = Failure::Host {
+            action: "CreateUser",
+            error: HostError::Invalid("too large".into()),
+        };
+        assert_eq!(Error::from(refused).kind(), ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn messages_are_cleaned() {
+        assert_eq!(clean("first line\nCanonical request: …"), "first line");
+        assert_eq!(clean(&"x".repeat(500)).chars().count(), MAX_MESSAGE + 1);
+        assert_eq!(clean("a\u{7}b"), "ab");
+    }
+}
