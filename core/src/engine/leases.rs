@@ -171,6 +171,15 @@ fn unexpected(h: &MountHandle) -> EngineError {
     })
 }
 
+/// The call context of an engine call about `lease`.
+fn lease_info(lease: &LeaseRecord, info: CallInfo) -> CallInfo {
+    CallInfo {
+        lease_id: Some(lease.id.clone()),
+        role: Some(lease.role.clone()),
+        ..info
+    }
+}
+
 /// The mount a lease came from, if it is still mounted.
 async fn lease_mount(
     engines: &Engines,
@@ -235,11 +244,7 @@ pub async fn renew(
         EngineError::Conflict(format!("engine `{}` is no longer mounted", lease.mount))
     })?;
     let h = engines.handle(realm_slug, record).await?;
-    let info = CallInfo {
-        lease_id: Some(lease.id.clone()),
-        role: Some(lease.role.clone()),
-        ..info
-    };
+    let info = lease_info(&lease, info);
     let op = Op::Renew {
         config: h.record.config.clone(),
         role: lease.role_definition.clone(),
@@ -279,11 +284,7 @@ pub async fn revoke_claimed(
         EngineError::Conflict(format!("engine `{}` is no longer mounted", lease.mount))
     })?;
     let h = engines.handle(realm_slug, record).await?;
-    let info = CallInfo {
-        lease_id: Some(lease.id.clone()),
-        role: Some(lease.role.clone()),
-        ..info
-    };
+    let info = lease_info(lease, info);
     let op = Op::Revoke {
         config: h.record.config.clone(),
         role: lease.role_definition.clone(),

@@ -2,6 +2,7 @@
 //! and the installed plugins at `/api/v1/plugins`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use salvo::oapi::ToSchema;
@@ -19,7 +20,7 @@ use super::super::middleware::request_id::RequestId;
 use super::super::state::{AppState, state};
 use crate::engine::EngineError;
 use crate::engine::leases::{self, StoredRole};
-use crate::engine::registry::{BUILTIN_KV, Engines, parse_grants};
+use crate::engine::registry::{BUILTIN_KV, Engines, MountHandle, parse_grants};
 use crate::plugin::connections::{Connections, parse_specs, seal_specs};
 use crate::plugin::manifest::valid_name;
 use crate::plugin::{CallInfo, Op, OpResult};
@@ -115,6 +116,12 @@ async fn mount_record(st: &AppState, ctx: &RealmCtx, mount: &str) -> ApiResult<M
         .mount_get(&ctx.realm.id, mount)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no engine is mounted at `{mount}`")))
+}
+
+/// The loaded handle of a mount of the request's realm.
+async fn mount_handle(st: &AppState, ctx: &RealmCtx, mount: &str) -> ApiResult<Arc<MountHandle>> {
+    let record = mount_record(st, ctx, mount).await?;
+    Ok(st.engines.handle(&ctx.realm.slug, record).await?)
 }
 
 /// Mounts an engine in the realm.
@@ -245,8 +252,7 @@ pub async fn read(
             json!({"name": BUILTIN_KV, "plugin": "builtin:kv", "builtin": true}),
         ));
     }
-    let record = mount_record(&st, &ctx, &mount).await?;
-    let h = st.engines.handle(&ctx.realm.slug, record).await?;
+    let h = mount_handle(&st, &ctx, &mount).await?;
     let described = st
         .engines
         .call(&h, call_info(req, depot), Op::Describe)
@@ -318,8 +324,7 @@ pub async fn put_role(
     if default_ttl > max_ttl {
         return Err(ApiError::bad_request("default_ttl must not exceed max_ttl"));
     }
-    let record = mount_record(&st, &ctx, &mount).await?;
-    let h = st.engines.handle(&ctx.realm.slug, record).await?;
+    let h = mount_handle(&st, &ctx, &mount).await?;
     let mut info = call_info(req, depot);
     info.role = Some(role.to_string());
     let out = st
@@ -497,8 +502,7 @@ pub async fn rotate_root(
     let _ = slug;
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
-    let record = mount_record(&st, &ctx, &mount).await?;
-    let h = st.engines.handle(&ctx.realm.slug, record).await?;
+    let h = mount_handle(&st, &ctx, &mount).await?;
     st.engines
         .call(
             &h,
