@@ -11,7 +11,9 @@ use crate::audit::Auditor;
 use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::plugin::call::invoke;
-use crate::plugin::connections::{ConnectionSpec, Connections, open_specs, seal_specs};
+use crate::plugin::connections::{
+    ConnectionSpec, Connections, open_specs, public_view, seal_specs,
+};
 use crate::plugin::host::{HostServices, HostState, MountScope, PluginPre};
 use crate::plugin::manifest::valid_name;
 use crate::plugin::{
@@ -276,9 +278,7 @@ pub async fn store_connections(
         specs,
     )
     .await?;
-    record.connections = Connections::new(specs.clone(), sv.limits.host_call_timeout)
-        .public()
-        .to_string();
+    record.connections = public_view(specs).to_string();
     record.updated_at = now_ms().max(record.updated_at + 1);
     sv.store.mount_update(&record).await?;
     Ok(())

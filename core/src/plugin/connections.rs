@@ -222,16 +222,6 @@ impl Connections {
         &self.specs
     }
 
-    /// The public view of every connection.
-    pub fn public(&self) -> Value {
-        Value::Object(
-            self.specs
-                .iter()
-                .map(|(k, v)| (k.clone(), v.public()))
-                .collect(),
-        )
-    }
-
     /// The pool of a PostgreSQL connection; `Err` names why it is not available.
     pub fn postgres(&self, name: &str) -> Result<PgPool, String> {
         let Some(ConnectionSpec::Postgres {
@@ -398,6 +388,11 @@ pub fn sql_error(e: &sqlx::Error) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// The public view (no credentials) of a mount's connections, by name.
+pub fn public_view(specs: &BTreeMap<String, ConnectionSpec>) -> Value {
+    Value::Object(specs.iter().map(|(k, v)| (k.clone(), v.public())).collect())
 }
 
 /// Parses connection specs from the API, checking names and shapes.

@@ -21,7 +21,7 @@ use super::super::state::{AppState, state};
 use crate::engine::EngineError;
 use crate::engine::leases::{self, StoredRole};
 use crate::engine::registry::{BUILTIN_KV, Engines, MountHandle, parse_grants};
-use crate::plugin::connections::{Connections, parse_specs, seal_specs};
+use crate::plugin::connections::{parse_specs, public_view, seal_specs};
 use crate::plugin::manifest::valid_name;
 use crate::plugin::{CallInfo, Op, OpResult};
 use crate::store::{EngineRoleRecord, MountRecord};
@@ -95,6 +95,11 @@ pub fn call_info(req: &Request, depot: &Depot) -> CallInfo {
     }
 }
 
+/// The built-in KV engine as listed among the mounts.
+fn builtin_kv() -> Value {
+    json!({"name": BUILTIN_KV, "plugin": "builtin:kv", "builtin": true})
+}
+
 fn realm_of(ctx: &RealmCtx) -> (&str, &str) {
     (&ctx.realm.id, &ctx.realm.slug)
 }
@@ -161,9 +166,7 @@ pub async fn enable(
         digest: plugin.digest.clone(),
         config: config.to_string(),
         grants: b.grants.clone(),
-        connections: Connections::new(specs.clone(), Duration::from_secs(1))
-            .public()
-            .to_string(),
+        connections: public_view(&specs).to_string(),
         connections_sealed: Vec::new(),
         created_at: now,
         created_by: who.user_id.clone(),
@@ -231,7 +234,7 @@ pub async fn list(slug: PathParam<String>, depot: &mut Depot) -> ApiResult<Json<
     let _ = slug;
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
-    let mut items = vec![json!({"name": BUILTIN_KV, "plugin": "builtin:kv", "builtin": true})];
+    let mut items = vec![builtin_kv()];
     items.extend(st.store.mounts(&ctx.realm.id).await?.iter().map(mount_json));
     Ok(Json(json!({"items": items})))
 }
@@ -248,9 +251,7 @@ pub async fn read(
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
     if mount.as_str() == BUILTIN_KV {
-        return Ok(Json(
-            json!({"name": BUILTIN_KV, "plugin": "builtin:kv", "builtin": true}),
-        ));
+        return Ok(Json(builtin_kv()));
     }
     let h = mount_handle(&st, &ctx, &mount).await?;
     let described = st
