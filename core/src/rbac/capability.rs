@@ -47,15 +47,56 @@ capabilities! {
     AuditRead => "audit:read",
     RealmsManage => "realms:manage",
     AuditManage => "audit:manage",
+    SysManage => "sys:manage",
+    UsersManage => "users:manage",
+    TokensManage => "tokens:manage",
+    ConnectionsManage => "connections:manage",
+    PluginsRead => "plugins:read",
+    PolicyEscalate => "policy:escalate",
 }
 
-/// Capabilities that are not scoped to a realm.
-pub const GLOBAL_CAPABILITIES: &[Capability] = &[Capability::RealmsManage, Capability::AuditManage];
+/// Capabilities that are not scoped to a realm: operator rights. A token confined to a
+/// realm, an environment or a key glob never holds one.
+pub const GLOBAL_CAPABILITIES: &[Capability] = &[
+    Capability::RealmsManage,
+    Capability::AuditManage,
+    Capability::SysManage,
+    Capability::UsersManage,
+    Capability::TokensManage,
+    Capability::ConnectionsManage,
+    Capability::PluginsRead,
+    Capability::PolicyEscalate,
+];
+
+/// How a capability relates to the environment / key-glob narrowing of a grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeKind {
+    /// Acts on one key in one environment: both must fall inside the narrowing.
+    Keyed,
+    /// Lists an environment: the environment must fall inside; keys are filtered.
+    Listing,
+    /// Mints a token that inherits the narrowing: a narrowed grant covers it.
+    Delegating,
+    /// Not about keys or environments: a narrowed grant does not cover it.
+    Unscoped,
+}
 
 impl Capability {
     /// True for capabilities held outside any realm.
     pub fn is_global(self) -> bool {
         GLOBAL_CAPABILITIES.contains(&self)
+    }
+
+    /// How the capability meets environment / key narrowing.
+    pub fn scope_kind(self) -> ScopeKind {
+        match self {
+            Capability::SecretsRead | Capability::SecretsWrite | Capability::SecretsDelete => {
+                ScopeKind::Keyed
+            }
+            Capability::SecretsList => ScopeKind::Listing,
+            Capability::TokensCreate => ScopeKind::Delegating,
+            _ => ScopeKind::Unscoped,
+        }
     }
 }
 

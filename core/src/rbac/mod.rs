@@ -8,5 +8,5 @@
 mod capability;
 mod eval;
 
-pub use capability::{Capability, GLOBAL_CAPABILITIES, builtin_role, is_builtin_role};
+pub use capability::{Capability, GLOBAL_CAPABILITIES, ScopeKind, builtin_role, is_builtin_role};
 pub use eval::{Access, Ceiling, Decision, Grant, Request, Scope, evaluate};

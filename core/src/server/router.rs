@@ -263,7 +263,7 @@ pub fn build(state: Arc<AppState>) -> Router {
         .push(Router::with_path("plugins").push(guarded(
             get(),
             "plugins.list",
-            AUTHED,
+            Guard(Need::Global(PluginsRead)),
             engines::plugins,
         )))
         .push(
@@ -288,13 +288,13 @@ pub fn build(state: Arc<AppState>) -> Router {
                 .push(guarded(
                     get(),
                     "sys.master_key.verify",
-                    AUTHED,
+                    Guard(Need::Global(SysManage)),
                     sys::master_key_verify,
                 ))
                 .push(Router::with_path("rewrap").push(guarded(
                     post(),
                     "sys.master_key.rewrap",
-                    AUTHED,
+                    Guard(Need::Global(SysManage)),
                     sys::master_key_rewrap,
                 ))),
         )
