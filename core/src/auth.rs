@@ -4,7 +4,7 @@
 //! cached for [`CACHE_TTL`](crate::server::state::CACHE_TTL); revocation on this node
 //! evicts at once.
 
-use crate::rbac::{Capability, Ceiling, Scope};
+use crate::rbac::{Access, Capability, Ceiling, Decision, Request, Scope, evaluate};
 use crate::store::{Store, StoreError, TokenRecord, User};
 
 /// The authenticated caller.
@@ -33,14 +33,31 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// Whether the principal holds a global capability.
+    /// The principal's rights outside any realm (its global capabilities under the token
+    /// ceiling), for [`evaluate`].
+    pub fn global_access(&self) -> Access {
+        Access {
+            superuser: self.superuser,
+            ceiling: self.ceiling.clone(),
+            global: self.global_capabilities.clone(),
+            grants: Vec::new(),
+        }
+    }
+
+    /// The decision for a global capability.
+    pub fn decide_global(&self, cap: Capability) -> Decision {
+        evaluate(&self.global_access(), Request::plain(cap))
+    }
+
+    /// Whether the principal holds a global capability (see [`decide_global`](Self::decide_global)).
     pub fn has_global(&self, cap: Capability) -> bool {
-        let ceiling_ok = self
-            .ceiling
-            .capabilities
-            .as_ref()
-            .is_none_or(|c| c.contains(&cap));
-        ceiling_ok && (self.superuser || self.global_capabilities.contains(&cap))
+        self.decide_global(cap).allowed()
+    }
+
+    /// True when the token is worth all of its user's rights: no capability list and no
+    /// realm, environment or key narrowing (a login session, or an unrestricted child).
+    pub fn is_full(&self) -> bool {
+        self.ceiling.is_full()
     }
 }
 
@@ -80,6 +97,7 @@ pub fn principal(token: &TokenRecord, user: &User) -> Result<Principal, StoreErr
         ceiling: Ceiling {
             capabilities: ceiling_caps,
             scope,
+            realm_confined: token.realm_id.is_some(),
         },
         realm_id: token.realm_id.clone(),
         expires_at: token.expires_at,

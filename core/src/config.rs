@@ -214,6 +214,9 @@ pub struct RateLimitConfig {
     pub per_ip: u32,
     /// Per token.
     pub per_token: u32,
+    /// Reverse proxies (CIDR, e.g. `10.0.0.5/32`) whose `X-Forwarded-For` is believed. From
+    /// any other peer the header is ignored and the peer address is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Authentication settings.
@@ -230,6 +233,41 @@ pub struct AuthConfig {
     pub max_token_ttl: Duration,
     /// Global capabilities given to newly registered users.
     pub default_global_capabilities: Vec<String>,
+    /// Per-account throttling of failed logins.
+    pub login_throttle: LoginThrottleConfig,
+    /// Password hashes (argon2, ~19 MiB each) computed at once; default: the number of
+    /// CPUs. Logins and registrations beyond it wait up to `hash_wait`, then get 503.
+    pub max_concurrent_hashes: Option<usize>,
+    /// How long a login may wait for a hashing slot.
+    #[serde(with = "duration")]
+    pub hash_wait: Duration,
+}
+
+/// Failed-login throttling per account: after `free_attempts` consecutive failures the
+/// account refuses logins (429, without hashing) for `base_delay`, doubling with each
+/// further failure up to `max_delay`. The lock is always temporary, so nobody can lock a
+/// user out for longer than `max_delay` at a time; a successful login resets it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginThrottleConfig {
+    /// Consecutive failures allowed before the first delay.
+    pub free_attempts: u32,
+    /// The first delay.
+    #[serde(with = "duration")]
+    pub base_delay: Duration,
+    /// The longest delay.
+    #[serde(with = "duration")]
+    pub max_delay: Duration,
+}
+
+impl Default for LoginThrottleConfig {
+    fn default() -> Self {
+        Self {
+            free_attempts: 5,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(15 * 60),
+        }
+    }
 }
 
 /// KV engine limits.
@@ -307,6 +345,7 @@ impl Default for RateLimitConfig {
         Self {
             per_ip: 10,
             per_token: 100,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -318,6 +357,9 @@ impl Default for AuthConfig {
             login_ttl: Duration::from_secs(24 * 3600),
             max_token_ttl: Duration::from_secs(365 * 24 * 3600),
             default_global_capabilities: vec!["realms:manage".to_owned()],
+            login_throttle: LoginThrottleConfig::default(),
+            max_concurrent_hashes: None,
+            hash_wait: Duration::from_secs(1),
         }
     }
 }
@@ -411,6 +453,15 @@ impl Config {
         }
         if self.audit.buffer == 0 {
             return bad("audit.buffer must be at least 1");
+        }
+        let t = &self.auth.login_throttle;
+        if t.free_attempts == 0 || t.base_delay.is_zero() || t.max_delay < t.base_delay {
+            return bad(
+                "auth.login_throttle needs free_attempts >= 1 and 0 < base_delay <= max_delay",
+            );
+        }
+        if self.auth.max_concurrent_hashes == Some(0) {
+            return bad("auth.max_concurrent_hashes must be at least 1");
         }
         if !(self.audit.retention_days.is_finite() && self.audit.retention_days > 0.0) {
             return bad("audit.retention_days must be a positive number");

@@ -553,3 +553,34 @@ impl Server {
         b
     }
 }
+
+impl Server {
+    /// Runs a query directly against the store and returns the first column of every row
+    /// as text (e.g. `SELECT body FROM audit_events WHERE …`).
+    pub async fn query_strings(&self, sql: &str) -> Vec<String> {
+        use sqlx::{Connection, Row};
+        match &self.db_url {
+            None => {
+                let url = format!("sqlite://{}", self.dir.join("arcan.db").display());
+                let mut c = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
+                sqlx::query(sql)
+                    .fetch_all(&mut c)
+                    .await
+                    .expect(sql)
+                    .iter()
+                    .map(|r| r.get::<String, _>(0))
+                    .collect()
+            }
+            Some(url) => {
+                let mut c = sqlx::PgConnection::connect(url).await.expect("pg");
+                sqlx::query(sql)
+                    .fetch_all(&mut c)
+                    .await
+                    .expect(sql)
+                    .iter()
+                    .map(|r| r.get::<String, _>(0))
+                    .collect()
+            }
+        }
+    }
+}

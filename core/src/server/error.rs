@@ -81,6 +81,27 @@ impl ApiError {
             )
         }
     }
+    /// 429: too many failed logins for one account.
+    pub fn login_throttled(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "login_throttled",
+                format!(
+                    "too many failed logins for this account; retry in {}s",
+                    retry_after.max(1)
+                ),
+            )
+        }
+    }
+    /// 503: the server is at capacity for this kind of work (password hashing); retry.
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+        }
+    }
     /// 500: logs `cause` with the request id; the client sees a generic message.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");

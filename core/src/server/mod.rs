@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod login_guard;
 pub mod metrics;
 pub mod middleware;
 pub mod router;

@@ -18,7 +18,7 @@ use crate::rbac::Capability::*;
 fn public(method: MethodFilter, action: &'static str, goal: impl Handler) -> Router {
     Router::with_filter(method)
         .hoop(Action(action))
-        .hoop(rate_limit::rate_limit)
+        .hoop(rate_limit::public)
         .goal(goal)
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use salvo::prelude::*;
 
+use super::login_guard::LoginGuard;
 use super::metrics::Metrics;
 use super::middleware::rate_limit::RateLimits;
 use crate::audit::Auditor;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     /// Rate limiters.
     pub limits: RateLimits,
+    /// Failed-login throttle and the password-hashing bound.
+    pub logins: LoginGuard,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Token hash → principal.
@@ -85,6 +88,7 @@ impl AppState {
             audit,
             sinks,
             limits: RateLimits::new(&config.rate_limit),
+            logins: LoginGuard::new(&config.auth),
             metrics: Metrics::new(),
             config,
             store,

@@ -73,7 +73,7 @@ pub trait Store: EngineStore + Send + Sync + 'static {
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
 
     // -- tokens (system scope; the auth guardian's trusted path) --
-    /// Stores a new token record (only its hash).
+    /// Stores a new token record (only its hash); `Conflict` when its parent is revoked.
     async fn token_create(&self, token: &TokenRecord) -> StoreResult<()>;
     /// Finds a token by the SHA-256 of its secret.
     async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
@@ -81,8 +81,11 @@ pub trait Store: EngineStore + Send + Sync + 'static {
     async fn token_by_id(&self, id: &str) -> StoreResult<Option<TokenRecord>>;
     /// Lists a user's tokens, newest first.
     async fn tokens_of_user(&self, user_id: &str) -> StoreResult<Vec<TokenRecord>>;
-    /// Marks a token revoked; returns false when it was unknown or already revoked.
-    async fn token_revoke(&self, id: &str, at: i64) -> StoreResult<bool>;
+    /// Every token, newest first, at most `limit` (operators' view).
+    async fn tokens_all(&self, limit: i64) -> StoreResult<Vec<TokenRecord>>;
+    /// Revokes a token and all its descendants (lineage through `parent_id`) in one
+    /// statement; returns the hashes of the tokens it revoked (for cache eviction).
+    async fn token_revoke(&self, id: &str, at: i64) -> StoreResult<Vec<String>>;
 
     // -- realms --
     /// Creates a realm with its wrapped data key and an admin binding for its creator,

@@ -243,8 +243,13 @@ macro_rules! impl_sql_store {
                     .map(serde_json::to_string)
                     .transpose()
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                sqlx::query(&format!(
-                    "INSERT INTO tokens ({TOKEN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                // A child is only stored while its parent is live, so a token minted
+                // concurrently with its parent's revocation cannot escape the tree.
+                let done = sqlx::query(&format!(
+                    "INSERT INTO tokens ({TOKEN_COLS}) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+                     WHERE $4 IS NULL OR EXISTS \
+                       (SELECT 1 FROM tokens p WHERE p.id = $4 AND p.revoked_at IS NULL)"
                 ))
                 .bind(&t.id)
                 .bind(&t.hash)
@@ -261,6 +266,9 @@ macro_rules! impl_sql_store {
                 .execute(&self.pool)
                 .await
                 .map_err(map_unique)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict);
+                }
                 Ok(())
             }
 
@@ -296,16 +304,34 @@ macro_rules! impl_sql_store {
                 .collect()
             }
 
-            async fn token_revoke(&self, id: &str, at: i64) -> StoreResult<bool> {
+            async fn tokens_all(&self, limit: i64) -> StoreResult<Vec<TokenRecord>> {
+                sqlx::query(&format!(
+                    "SELECT {TOKEN_COLS} FROM tokens ORDER BY created_at DESC, id LIMIT $1"
+                ))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(token_row)
+                .collect()
+            }
+
+            async fn token_revoke(&self, id: &str, at: i64) -> StoreResult<Vec<String>> {
                 let _write = self.write_guard().await;
-                let done = sqlx::query(
-                    "UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                // One statement: the token and every descendant, atomically.
+                let rows = sqlx::query(
+                    "WITH RECURSIVE tree(id) AS ( \
+                       SELECT id FROM tokens WHERE id = $1 \
+                       UNION SELECT t.id FROM tokens t JOIN tree ON t.parent_id = tree.id) \
+                     UPDATE tokens SET revoked_at = $2 \
+                     WHERE id IN (SELECT id FROM tree) AND revoked_at IS NULL \
+                     RETURNING hash",
                 )
                 .bind(id)
                 .bind(at)
-                .execute(&self.pool)
+                .fetch_all(&self.pool)
                 .await?;
-                Ok(done.rows_affected() > 0)
+                rows.iter().map(|r| Ok(r.try_get("hash")?)).collect()
             }
 
             async fn realm_create(&self, r: &Realm, k: &DataKey, b: &Binding) -> StoreResult<()> {

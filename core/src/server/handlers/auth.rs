@@ -1,16 +1,21 @@
 //! Users: `/api/v1/auth/register` and `/api/v1/auth/login`.
 
 use std::sync::LazyLock;
+use std::time::Instant;
 
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::super::error::{ApiError, ApiResult};
 use super::super::extract::Body;
+use super::super::login_guard::Refusal;
+use super::super::middleware::audit::AuditDetail;
 use super::super::middleware::auth::authenticate;
 use super::super::state::state;
 use crate::crypto::{generate_token, hash_password, hash_token, verify_password};
+use crate::rbac::{Capability, Decision};
 use crate::store::{StoreError, TokenRecord, User};
 use crate::util::{new_id, now_ms, rfc3339};
 
@@ -75,10 +80,11 @@ pub async fn register(
     let st = state(depot).clone();
     if !st.config.open_registration() {
         let who = authenticate(&st, req).await?;
-        if !who.superuser {
-            return Err(ApiError::forbidden(
-                "registration is closed; a superuser must register users",
-            ));
+        depot.insert_typed(who.clone());
+        if let Decision::Deny(why) = who.decide_global(Capability::UsersManage) {
+            return Err(ApiError::forbidden(format!(
+                "registration is closed; registering users needs `users:manage` ({why})"
+            )));
         }
     }
     let body = body.0;
@@ -89,9 +95,13 @@ pub async fn register(
         )));
     }
     let password = body.password;
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(ApiError::internal)??;
+    let slot = st.logins.hash_slot().await.map_err(refused)?;
+    let hash = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        hash_password(&password)
+    })
+    .await
+    .map_err(ApiError::internal)??;
     let user = User {
         id: new_id(),
         email,
@@ -116,26 +126,56 @@ pub async fn register(
 static DUMMY_HASH: LazyLock<String> =
     LazyLock::new(|| hash_password("arcan-dummy-password").unwrap_or_default());
 
+fn refused(r: Refusal) -> ApiError {
+    match r {
+        Refusal::Locked(d) => ApiError::login_throttled(d.as_secs_f64().ceil() as u64),
+        Refusal::Busy => ApiError::busy("too many password checks in progress; retry shortly"),
+    }
+}
+
 /// Logs in with email and password; returns a token with the configured login TTL.
-#[endpoint(tags("auth"), status_codes(200, 400, 401))]
+/// Failed attempts are throttled per account (see [`LoginGuard`](super::super::login_guard::LoginGuard)); a locked account is
+/// refused with 429 before any password is hashed.
+#[endpoint(tags("auth"), status_codes(200, 400, 401, 429, 503))]
 pub async fn login(body: Body<Credentials>, depot: &mut Depot) -> ApiResult<Json<LoginToken>> {
     let st = state(depot).clone();
     let body = body.0;
     let email = normalize_email(&body.email)
         .map_err(|_| ApiError::unauthorized("invalid email or password"))?;
+    let attempt = match st.logins.begin(&email, Instant::now()) {
+        Ok(a) => a,
+        Err(r) => {
+            depot.insert_typed(AuditDetail(
+                json!({"account": email, "throttle": "refused"}),
+            ));
+            return Err(refused(r));
+        }
+    };
+    let slot = st.logins.hash_slot().await.map_err(refused)?;
     let user = st.store.user_by_email(&email).await?;
     let phc = user
         .as_ref()
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| DUMMY_HASH.clone());
     let password = body.password;
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
-        .await
-        .map_err(ApiError::internal)?;
+    let ok = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        verify_password(&password, &phc)
+    })
+    .await
+    .map_err(ApiError::internal)?;
     let user = match (ok, user) {
         (true, Some(u)) => u,
-        _ => return Err(ApiError::unauthorized("invalid email or password")),
+        _ => {
+            if let Some(lock) = attempt.arms_lock {
+                depot.insert_typed(AuditDetail(json!({
+                    "account": email, "throttle": "locked", "lock_seconds": lock.as_secs_f64(),
+                })));
+            }
+            return Err(ApiError::unauthorized("invalid email or password"));
+        }
     };
+    st.logins.succeeded(&email);
     let secret = generate_token();
     let now = now_ms();
     let record = TokenRecord {

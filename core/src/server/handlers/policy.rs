@@ -13,7 +13,8 @@ use super::super::state::state;
 use crate::auth::{lookup, parse_capabilities};
 use crate::crypto::hash_token;
 use crate::rbac::{
-    Capability, Decision, Request as Ask, Scope, builtin_role, evaluate, is_builtin_role,
+    Access, Capability, Decision, Request as Ask, Scope, builtin_role, evaluate, is_builtin_role,
+    may_grant,
 };
 use crate::store::{Binding, Role, StoreError, Subject};
 use crate::util::{new_id, now_ms, rfc3339};
@@ -116,6 +117,15 @@ pub struct Explanation {
     pub reason: String,
 }
 
+/// The escalation rule: every capability handed out (by a role or a binding) must be held
+/// by the caller at least as widely, unless the caller holds `policy:escalate`.
+fn check_delegation(access: &Access, caps: &[Capability], scope: &Scope) -> ApiResult<()> {
+    for cap in caps {
+        may_grant(access, *cap, scope).map_err(ApiError::forbidden)?;
+    }
+    Ok(())
+}
+
 fn role_name_ok(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
@@ -194,7 +204,9 @@ pub async fn put_role(
     if let Some(env) = &body.env {
         crate::engine::kv::validate_env(env).map_err(ApiError::bad_request)?;
     }
-    Scope::new(None, body.key_glob.as_deref()).map_err(ApiError::bad_request)?;
+    let scope =
+        Scope::new(body.env.clone(), body.key_glob.as_deref()).map_err(ApiError::bad_request)?;
+    check_delegation(&ctx.access, &caps, &scope)?;
     let role = Role {
         name: body.name,
         capabilities: caps.iter().map(|c| c.as_str().to_owned()).collect(),
@@ -264,18 +276,25 @@ pub async fn bind(
     let ctx = resolve_realm(depot)?;
     let who = principal(depot)?;
     let body = body.0;
-    if !is_builtin_role(&body.role)
-        && st
-            .store
-            .role_get(&ctx.realm.id, &body.role)
-            .await?
-            .is_none()
-    {
-        return Err(ApiError::bad_request(format!(
-            "no role `{}` in this realm",
-            body.role
-        )));
-    }
+    let (caps, scope) = match builtin_role(&body.role) {
+        Some(caps) => (caps.to_vec(), Scope::default()),
+        None => {
+            let role = st
+                .store
+                .role_get(&ctx.realm.id, &body.role)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("no role `{}` in this realm", body.role))
+                })?;
+            (
+                parse_capabilities(&role.capabilities).map_err(ApiError::internal)?,
+                Scope::new(role.env, role.key_glob.as_deref()).map_err(ApiError::internal)?,
+            )
+        }
+    };
+    check_delegation(&ctx.access, &caps, &scope).map_err(|e| {
+        ApiError::forbidden(format!("cannot bind role `{}`: {}", body.role, e.message))
+    })?;
     let subject = match body.subject.split_once(':') {
         Some(("user", who)) => {
             let user = if who.contains('@') {

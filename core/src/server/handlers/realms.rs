@@ -176,7 +176,10 @@ pub async fn delete(
             "the realm has active leases; revoke them (or unmount its engines) first",
         ));
     }
+    // Tokens confined to the realm (and their descendants, which inherit the realm) go
+    // with it; drop every cached principal so none outlives its realm on this node.
     st.store.realm_delete(&ctx.realm.id).await?;
+    st.tokens.invalidate_all();
     st.realms.invalidate(slug.as_str());
     st.keyring.forget(&ctx.realm.id);
     st.policy_changed();

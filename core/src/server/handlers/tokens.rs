@@ -6,19 +6,22 @@
 //! (login sessions may mint tokens that outlive the session, up to `auth.max_token_ttl`).
 
 use salvo::oapi::ToSchema;
-use salvo::oapi::extract::PathParam;
+use std::collections::HashSet;
+
+use salvo::oapi::extract::{PathParam, QueryParam};
 use salvo::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::super::error::{ApiError, ApiResult};
 use super::super::extract::Body;
+use super::super::middleware::audit::AuditDetail;
 use super::super::middleware::auth::principal;
 use super::super::middleware::policy::{access_for, candidate_realms, realm_by_slug};
 use super::super::state::{AppState, state};
 use crate::auth::{Principal, parse_capabilities};
 use crate::crypto::{generate_token, hash_token};
-use crate::rbac::{Capability, Request as Ask, Scope, evaluate};
-use crate::store::TokenRecord;
+use crate::rbac::{Capability, Decision, Scope};
+use crate::store::{Realm, StoreError, TokenRecord};
 use crate::util::{new_id, now_ms, rfc3339};
 
 /// Body of token creation.
@@ -48,6 +51,8 @@ pub struct TokenInfo {
     pub name: String,
     /// Owner user id.
     pub user_id: String,
+    /// The token it was minted from (null for login sessions and the bootstrap token).
+    pub parent_id: Option<String>,
     /// Capability ceiling (null: all of the user's rights).
     pub capabilities: Option<Vec<String>>,
     /// Realm restriction (id).
@@ -70,6 +75,7 @@ impl From<&TokenRecord> for TokenInfo {
             id: t.id.clone(),
             name: t.name.clone(),
             user_id: t.user_id.clone(),
+            parent_id: t.parent_id.clone(),
             capabilities: t.capabilities.clone(),
             realm_id: t.realm_id.clone(),
             env: t.env.clone(),
@@ -113,39 +119,25 @@ pub struct SelfInfo {
     pub token: TokenInfo,
 }
 
-/// Does the issuer hold `cap` in the realm (or, without a realm, in any realm)?
+/// Does the issuer hold `cap` in the realm (or, without a realm, in any realm it is bound
+/// in)? See [`Access::holds`](crate::rbac::Access::holds).
 async fn issuer_holds(
     st: &AppState,
     who: &Principal,
     cap: Capability,
-    realm_slug: Option<&str>,
-    env: Option<&str>,
+    realm: Option<&Realm>,
 ) -> ApiResult<bool> {
-    if cap.is_global() {
-        return Ok(who.has_global(cap));
+    if cap.is_global() || (realm.is_none() && who.realm_id.is_none() && who.superuser) {
+        // Global capabilities, and a superuser's realm capabilities (which hold in every
+        // realm), are decided without a realm.
+        return Ok(who.global_access().holds(cap));
     }
-    if who.superuser && realm_slug.is_none() && who.realm_id.is_none() {
-        return Ok(true);
-    }
-    let realms = match realm_slug {
-        Some(slug) => realm_by_slug(st, slug)
-            .await?
-            .map(|r| vec![(*r).clone()])
-            .unwrap_or_default(),
+    let realms = match realm {
+        Some(r) => vec![r.clone()],
         None => candidate_realms(st, who).await?,
     };
     for realm in realms {
-        let access = access_for(st, who, &realm).await?;
-        if evaluate(
-            &access,
-            Ask {
-                capability: cap,
-                env,
-                key: None,
-            },
-        )
-        .allowed()
-        {
+        if access_for(st, who, &realm).await?.holds(cap) {
             return Ok(true);
         }
     }
@@ -195,11 +187,18 @@ pub async fn create(
             }
             Some(r)
         }
-        (Some(id), None) => candidate_realms(&st, &who)
-            .await?
-            .into_iter()
-            .find(|r| r.id == *id)
-            .map(std::sync::Arc::new),
+        // A confined token mints confined tokens; if its realm is gone, so is it.
+        (Some(id), None) => Some(
+            candidate_realms(&st, &who)
+                .await?
+                .into_iter()
+                .find(|r| r.id == *id)
+                .map(std::sync::Arc::new)
+                .ok_or_else(|| {
+                    st.tokens.invalidate(&who.token_hash);
+                    ApiError::unauthorized("invalid or expired token")
+                })?,
+        ),
         (None, None) => None,
     };
     let env = match (&who.ceiling.scope.env, body.env) {
@@ -233,8 +232,8 @@ pub async fn create(
         Some(names) => Some(parse_capabilities(names).map_err(ApiError::bad_request)?),
         None => who.ceiling.capabilities.clone(),
     };
-    let slug = realm.as_ref().map(|r| r.slug.as_str());
-    if !who.superuser && !issuer_holds(&st, &who, Capability::TokensCreate, slug, None).await? {
+    let in_realm = realm.as_deref();
+    if !issuer_holds(&st, &who, Capability::TokensCreate, in_realm).await? {
         return Err(ApiError::forbidden(
             "creating tokens requires `tokens:create`",
         ));
@@ -246,7 +245,7 @@ pub async fn create(
                 .capabilities
                 .as_ref()
                 .is_none_or(|c| c.contains(cap));
-            if !in_ceiling || !issuer_holds(&st, &who, *cap, slug, env.as_deref()).await? {
+            if !in_ceiling || !issuer_holds(&st, &who, *cap, in_realm).await? {
                 return Err(ApiError::forbidden(format!(
                     "cannot grant `{cap}`: capabilities must be a subset of the issuer's rights"
                 )));
@@ -269,7 +268,11 @@ pub async fn create(
         created_at: now,
         revoked_at: None,
     };
-    st.store.token_create(&record).await?;
+    st.store.token_create(&record).await.map_err(|e| match e {
+        // The issuing token was revoked while this request was in flight.
+        StoreError::Conflict => ApiError::unauthorized("invalid or expired token"),
+        other => other.into(),
+    })?;
     res.status_code(StatusCode::CREATED);
     Ok(Json(CreatedToken {
         token: secret.to_string(),
@@ -277,19 +280,49 @@ pub async fn create(
     }))
 }
 
-/// Lists the caller's tokens.
-#[endpoint(tags("tokens"))]
-pub async fn list(depot: &mut Depot) -> ApiResult<Json<TokenList>> {
+/// Most tokens one listing returns.
+const LIST_LIMIT: i64 = 10_000;
+
+/// The ids of `root` and of every token descending from it among `tokens`.
+fn lineage(root: &str, tokens: &[TokenRecord]) -> HashSet<String> {
+    let mut tree = HashSet::from([root.to_owned()]);
+    loop {
+        let before = tree.len();
+        for t in tokens {
+            if t.parent_id.as_ref().is_some_and(|p| tree.contains(p)) {
+                tree.insert(t.id.clone());
+            }
+        }
+        if tree.len() == before {
+            return tree;
+        }
+    }
+}
+
+/// Lists tokens: a full token (no capability list, no narrowing) sees all of its user's
+/// tokens, a narrowed one only itself and its descendants; `?all=true` with the global
+/// `tokens:manage` lists every user's.
+#[endpoint(tags("tokens"), status_codes(200, 403))]
+pub async fn list(all: QueryParam<bool, false>, depot: &mut Depot) -> ApiResult<Json<TokenList>> {
     let st = state(depot).clone();
     let who = principal(depot)?;
-    let items = st
-        .store
-        .tokens_of_user(&who.user_id)
-        .await?
-        .iter()
-        .map(TokenInfo::from)
-        .collect();
-    Ok(Json(TokenList { items }))
+    let records = if all.into_inner().unwrap_or(false) {
+        if let Decision::Deny(why) = who.decide_global(Capability::TokensManage) {
+            return Err(ApiError::forbidden(format!("permission denied: {why}")));
+        }
+        st.store.tokens_all(LIST_LIMIT).await?
+    } else {
+        let mine = st.store.tokens_of_user(&who.user_id).await?;
+        if who.is_full() {
+            mine
+        } else {
+            let tree = lineage(&who.token_id, &mine);
+            mine.into_iter().filter(|t| tree.contains(&t.id)).collect()
+        }
+    };
+    Ok(Json(TokenList {
+        items: records.iter().map(TokenInfo::from).collect(),
+    }))
 }
 
 /// Describes the calling token.
@@ -315,19 +348,35 @@ pub async fn lookup_self(depot: &mut Depot) -> ApiResult<Json<SelfInfo>> {
     }))
 }
 
-/// Revokes one of the caller's tokens (any token, for superusers).
+/// Revokes a token and all of its descendants. Allowed on the calling token and its
+/// descendants, on any token of the caller's user from a full token, and on any token
+/// with the global `tokens:manage`; anything else is "not found".
 #[endpoint(tags("tokens"), status_codes(204, 404))]
 pub async fn revoke(id: PathParam<String>, depot: &mut Depot, res: &mut Response) -> ApiResult<()> {
     let st = state(depot).clone();
     let who = principal(depot)?;
-    let token = st
-        .store
-        .token_by_id(&id)
-        .await?
-        .filter(|t| who.superuser || t.user_id == who.user_id)
-        .ok_or_else(|| ApiError::not_found("token not found"))?;
-    st.store.token_revoke(&token.id, now_ms()).await?;
-    st.tokens.invalidate(&token.hash);
+    let not_found = || ApiError::not_found("token not found");
+    let token = st.store.token_by_id(&id).await?.ok_or_else(not_found)?;
+    let allowed = if who.has_global(Capability::TokensManage) {
+        true
+    } else if token.user_id != who.user_id {
+        false
+    } else if who.is_full() || token.id == who.token_id {
+        true
+    } else {
+        let mine = st.store.tokens_of_user(&who.user_id).await?;
+        lineage(&who.token_id, &mine).contains(&token.id)
+    };
+    if !allowed {
+        return Err(not_found());
+    }
+    let revoked = st.store.token_revoke(&token.id, now_ms()).await?;
+    for hash in &revoked {
+        st.tokens.invalidate(hash);
+    }
+    depot.insert_typed(AuditDetail(serde_json::json!({
+        "token_id": token.id, "revoked": revoked.len(),
+    })));
     res.status_code(StatusCode::NO_CONTENT);
     Ok(())
 }

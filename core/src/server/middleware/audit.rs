@@ -2,13 +2,13 @@
 //! response is decided. Routes name their action with [`Action`]; handlers may attach
 //! non-secret facts with [`AuditDetail`].
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use salvo::prelude::*;
 
 use super::super::state::{AppState, state};
 use super::policy::RealmCtx;
+use super::rate_limit::client_of;
 use super::request_id::RequestId;
 use crate::audit::{Actor, Event, outcome_of};
 use crate::auth::Principal;
@@ -59,7 +59,7 @@ pub fn request_event(
             user_id: principal.map(|p| p.user_id.clone()),
             token_id: principal.map(|p| p.token_id.clone()),
             auth_method: if principal.is_some() { "token" } else { "none" }.to_owned(),
-            ip: req.remote_addr().ip().map(|ip: IpAddr| ip.to_string()),
+            ip: Some(client_of(req, depot).to_string()),
         },
         realm_id: realm.map(|r| r.realm.id.clone()),
         realm: realm.map(|r| r.realm.slug.clone()),

@@ -1,13 +1,12 @@
 //! Guardian #1: a valid bearer token or 401.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use salvo::prelude::*;
 
 use super::super::error::{ApiError, ApiResult, render_error};
 use super::super::state::{AppState, state};
-use super::rate_limit::bearer;
+use super::rate_limit::{bearer, client_of};
 use crate::auth::{AuthError, Principal, lookup};
 use crate::crypto::{TOKEN_PREFIX, hash_token};
 use crate::util::now_ms;
@@ -49,7 +48,7 @@ pub async fn auth(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl
         }
         Err(mut err) => {
             if err.status == StatusCode::UNAUTHORIZED {
-                let ip = req.remote_addr().ip().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+                let ip = client_of(req, depot);
                 if let Err(secs) = st.limits.check_ip(ip) {
                     st.metrics.rate_limited.inc();
                     err = ApiError::rate_limited(secs);

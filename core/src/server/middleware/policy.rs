@@ -14,7 +14,7 @@ use super::super::state::{AppState, state};
 use super::auth::principal;
 use crate::auth::Principal;
 use crate::rbac::{
-    Access, Capability, Decision, Grant, Request as Ask, Scope, builtin_role, evaluate,
+    Access, Capability, Decision, Grant, Request as Ask, Scope, ScopeKind, builtin_role, evaluate,
 };
 use crate::store::{Realm, Subject};
 
@@ -95,9 +95,8 @@ pub async fn access_for(st: &AppState, p: &Principal, realm: &Realm) -> ApiResul
         return Ok(a);
     }
     let mut access = Access {
-        superuser: p.superuser,
-        ceiling: p.ceiling.clone(),
         grants: Vec::new(),
+        ..p.global_access()
     };
     let confined_elsewhere = p.realm_id.as_ref().is_some_and(|r| *r != realm.id);
     if confined_elsewhere {
@@ -142,12 +141,11 @@ pub async fn check(st: &AppState, need: Need, req: &Request, depot: &mut Depot) 
     let cap = match need {
         Need::Authenticated => return Ok(()),
         Need::Global(cap) => {
-            return if p.has_global(cap) {
-                Ok(())
-            } else {
-                Err(ApiError::forbidden(format!(
-                    "requires the global capability `{cap}`"
-                )))
+            return match p.decide_global(cap) {
+                Decision::Allow(_) => Ok(()),
+                Decision::Deny(why) => {
+                    Err(ApiError::forbidden(format!("permission denied: {why}")))
+                }
             };
         }
         Need::RealmMember => None,
@@ -170,12 +168,17 @@ pub async fn check(st: &AppState, need: Need, req: &Request, depot: &mut Depot) 
         access: access.clone(),
     });
     if let Some(capability) = cap {
+        // Only key routes name an environment and a key; for every other route a
+        // narrowed grant does not apply (see `ScopeKind`).
         let env = env_of(req);
         let key: Option<String> = req.param("key");
-        let ask = Ask {
-            capability,
-            env: Some(&env),
-            key: key.as_deref(),
+        let ask = match capability.scope_kind() {
+            ScopeKind::Unscoped | ScopeKind::Delegating => Ask::plain(capability),
+            ScopeKind::Keyed | ScopeKind::Listing => Ask {
+                capability,
+                env: Some(&env),
+                key: key.as_deref(),
+            },
         };
         if let Decision::Deny(why) = evaluate(&access, ask) {
             return Err(ApiError::forbidden(format!("permission denied: {why}")));

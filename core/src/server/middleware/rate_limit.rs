@@ -77,7 +77,67 @@ pub fn bearer(req: &Request) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// The hoop.
+/// The client's address as the limits and the audit see it (put in the depot by the
+/// rate-limit hoops).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+const UNSPECIFIED: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
+/// The client address: the peer, or, when the peer is a trusted proxy, the nearest address
+/// in `X-Forwarded-For` (read right to left) that is not itself a trusted proxy. A
+/// malformed entry stops the walk at the last trusted hop, so a forged header from an
+/// untrusted client never decides its bucket.
+pub fn client_ip(req: &Request, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let peer = req.remote_addr().ip().unwrap_or(UNSPECIFIED);
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(&ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+/// The client address of a request: from the depot when a hoop computed it.
+pub fn client_of(req: &Request, depot: &Depot) -> IpAddr {
+    match depot.get_typed::<ClientIp>() {
+        Ok(c) => c.0,
+        Err(_) => req.remote_addr().ip().unwrap_or(UNSPECIFIED),
+    }
+}
+
+fn refuse(
+    st: &super::super::state::AppState,
+    secs: u64,
+    depot: &Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
+    st.metrics.rate_limited.inc();
+    render_error(&ApiError::rate_limited(secs), depot, res);
+    ctrl.skip_rest();
+}
+
+/// The hoop of authenticated routes: a bearer is charged to its token's bucket (the auth
+/// guardian charges an invalid one to the IP as well); no bearer, to the client IP.
 #[handler]
 pub async fn rate_limit(
     req: &mut Request,
@@ -86,15 +146,25 @@ pub async fn rate_limit(
     ctrl: &mut FlowCtrl,
 ) {
     let st = state(depot).clone();
+    let ip = client_ip(req, &st.config.rate_limit.trusted_proxies);
+    depot.insert_typed(ClientIp(ip));
     let verdict = match bearer(req) {
         Some(token) => st.limits.check_token(token),
-        None => st
-            .limits
-            .check_ip(req.remote_addr().ip().unwrap_or(IpAddr::from([0, 0, 0, 0]))),
+        None => st.limits.check_ip(ip),
     };
     if let Err(secs) = verdict {
-        st.metrics.rate_limited.inc();
-        render_error(&ApiError::rate_limited(secs), depot, res);
-        ctrl.skip_rest();
+        refuse(&st, secs, depot, res, ctrl);
+    }
+}
+
+/// The hoop of public routes (login, registration): always charged to the client IP,
+/// whatever headers the request carries, so no header buys a fresh bucket.
+#[handler]
+pub async fn public(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+    let st = state(depot).clone();
+    let ip = client_ip(req, &st.config.rate_limit.trusted_proxies);
+    depot.insert_typed(ClientIp(ip));
+    if let Err(secs) = st.limits.check_ip(ip) {
+        refuse(&st, secs, depot, res, ctrl);
     }
 }
