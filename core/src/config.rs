@@ -91,6 +91,41 @@ pub struct PluginsConfig {
     /// DEVELOPMENT ONLY: load plugins without a signature (logged loudly at start and on
     /// every load). Off by default.
     pub allow_unsigned: bool,
+    /// Where engine connections may point (see [`ConnectionPolicyConfig`]).
+    pub connections: ConnectionPolicyConfig,
+}
+
+/// Operator-owned engine connections: the endpoints any realm admin may mount an engine
+/// against. Everything else needs the global capability `connections:manage`.
+///
+/// Each `allow` entry is one of:
+/// - `host:port` where host is an exact DNS name or IP address, `*.suffix` (any name ending
+///   in `.suffix`) or `*` (any host), and port is a number or `*`: `db.internal:5432`,
+///   `*.db.example.com:*`, `10.0.0.7:5432`;
+/// - `[addr]:port` for an IPv6 address: `[2001:db8::7]:5432`;
+/// - `unix:/abs/dir` for a PostgreSQL unix socket directory: `unix:/var/run/postgresql`.
+///
+/// Unix sockets, link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10,
+/// fd00:ec2::254, `metadata.google.internal`, `metadata`) and 0.0.0.0 / :: are refused for
+/// every caller, `connections:manage` included, unless an entry names them explicitly (an
+/// exact address or name, or their `unix:` directory; `*` and `*.suffix` do not count).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionPolicyConfig {
+    /// Allowlisted endpoint patterns.
+    pub allow: Vec<String>,
+}
+
+impl ConnectionPolicyConfig {
+    /// The parsed allowlist (checked by [`Config::validate`]).
+    pub fn allowlist(
+        &self,
+    ) -> Result<
+        crate::plugin::connection_policy::Allowlist,
+        crate::plugin::connection_policy::PatternError,
+    > {
+        crate::plugin::connection_policy::Allowlist::parse(&self.allow)
+    }
 }
 
 impl Default for PluginsConfig {
@@ -105,6 +140,7 @@ impl Default for PluginsConfig {
             max_result_bytes: 1024 * 1024,
             trusted_keys: Vec::new(),
             allow_unsigned: false,
+            connections: ConnectionPolicyConfig::default(),
         }
     }
 }
@@ -492,6 +528,9 @@ impl Config {
         if p.max_result_bytes < 1024 {
             return bad("plugins.max_result_bytes must be at least 1024");
         }
+        p.connections
+            .allowlist()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let r = &self.reaper;
         if r.interval.is_zero() || r.grace.is_zero() || r.revoke_timeout.is_zero() {
             return bad("reaper.interval, reaper.grace and reaper.revoke_timeout must be positive");
@@ -553,5 +592,22 @@ mod tests {
         assert!(c.validate().is_err());
         let c = parse("database_url: mysql://x\n").expect("parses");
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn connection_allowlist_is_validated() {
+        let c = parse(
+            "plugins:\n  connections:\n    allow: ['db.internal:5432', '*.example:*', '[::1]:5432', 'unix:/run/pg']\n",
+        )
+        .expect("parses");
+        c.validate().expect("valid");
+        assert_eq!(c.plugins.connections.allow.len(), 4);
+        let c = parse("plugins:\n  connections:\n    allow: ['db.internal']\n").expect("parses");
+        let err = c.validate().expect_err("no port").to_string();
+        assert!(
+            err.contains("plugins.connections.allow: `db.internal`"),
+            "{err}"
+        );
+        assert!(parse("plugins:\n  connections:\n    alow: []\n").is_err());
     }
 }

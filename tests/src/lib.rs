@@ -83,6 +83,7 @@ pub struct Server {
     pub db_url: Option<String>,
     pg_db: Option<String>,
     config: String,
+    env: Vec<(String, String)>,
 }
 
 /// Rate limits high enough not to disturb functional tests.
@@ -99,6 +100,15 @@ impl Server {
         Self::start_in(backend, config, Self::fresh_dir()).await
     }
 
+    /// Starts a server with the given YAML config and extra environment variables.
+    pub async fn start_with_env(backend: Backend, config: &str, env: &[(&str, &str)]) -> Self {
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Self::start_full(backend, config, Self::fresh_dir(), env).await
+    }
+
     /// A new empty data directory.
     pub fn fresh_dir() -> PathBuf {
         let dir = std::env::temp_dir().join(format!("arcan-e2e-{}", uuid::Uuid::new_v4()));
@@ -108,6 +118,15 @@ impl Server {
 
     /// Starts a server on a prepared data directory. The client trusts `<dir>/tls/ca.pem`.
     pub async fn start_in(backend: Backend, config: &str, dir: PathBuf) -> Self {
+        Self::start_full(backend, config, dir, Vec::new()).await
+    }
+
+    async fn start_full(
+        backend: Backend,
+        config: &str,
+        dir: PathBuf,
+        env: Vec<(String, String)>,
+    ) -> Self {
         let (db_url, pg_db) = match backend {
             Backend::Sqlite => (None, None),
             Backend::Postgres => {
@@ -126,6 +145,7 @@ impl Server {
             db_url,
             pg_db,
             config: config.to_owned(),
+            env,
         };
         s.launch().await;
         s.root = std::fs::read_to_string(s.dir.join("root-token")).expect("root token file");
@@ -152,6 +172,7 @@ impl Server {
             db_url: self.db_url.clone(),
             pg_db: None,
             config: self.config.clone(),
+            env: self.env.clone(),
         };
         s.launch().await;
         s
@@ -168,6 +189,7 @@ impl Server {
             .arg("--data-dir")
             .arg(&self.dir)
             .env("HOME", &self.dir)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(log);
         if let Some(url) = &self.db_url {

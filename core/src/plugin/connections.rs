@@ -2,10 +2,12 @@
 //! endpoints (base URL + authentication added by the host).
 //!
 //! Credentials are sealed at rest under the realm's data key, never returned by the API,
-//! never logged, and never given to a plugin: the plugin only names a connection.
+//! never logged, and never given to a plugin: the plugin only names a connection. Where a
+//! connection may point is decided by `connection_policy` before anything connects;
+//! PostgreSQL URLs are turned into options by `postgres_url` (nothing inherited from the
+//! server's environment), and HTTP clients ignore the server's proxy variables.
 
 use std::collections::{BTreeMap, HashMap};
-use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -13,11 +15,14 @@ use rand::Rng;
 use rand::distributions::Alphanumeric;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgPoolOptions};
+use sqlx::{Connection, PgPool};
 use zeroize::Zeroizing;
 
+use super::connection_policy::{Endpoint, Host};
 use super::manifest::{HostCapability, valid_name};
+pub use super::postgres_url::sql_error;
+use super::postgres_url::{self, PgTarget};
 use crate::crypto::Keyring;
 use crate::engine::kv::SealError;
 use crate::engine::sealing::{open_in_realm, seal_in_realm};
@@ -142,11 +147,7 @@ impl ConnectionSpec {
                 url,
                 max_connections,
             } => {
-                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                    return Err("postgres url must start with postgres://".into());
-                }
-                PgConnectOptions::from_str(url)
-                    .map_err(|_| "postgres url is invalid".to_owned())?;
+                postgres_url::parse(url).map_err(|e| e.to_string())?;
                 if !(1..=64).contains(max_connections) {
                     return Err("max_connections must be 1-64".into());
                 }
@@ -187,6 +188,38 @@ impl ConnectionSpec {
             }
         }
         Ok(())
+    }
+}
+
+impl ConnectionSpec {
+    /// Every endpoint the connection reaches: the PostgreSQL host (or socket directory); an
+    /// HTTP base URL and every per-service `aws_sigv4` endpoint.
+    pub fn endpoints(&self) -> Result<Vec<Endpoint>, String> {
+        match self {
+            ConnectionSpec::Postgres { url, .. } => postgres_url::parse(url)
+                .map(|t| vec![t.endpoint])
+                .map_err(|e| e.to_string()),
+            ConnectionSpec::Http { base_url, auth, .. } => {
+                let mut out = vec![http_endpoint("base_url", base_url)?];
+                if let HttpAuth::AwsSigv4(k) = auth {
+                    for (service, url) in &k.endpoints {
+                        out.push(http_endpoint(&format!("endpoints.{service}"), url)?);
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+fn http_endpoint(field: &str, url: &str) -> Result<Endpoint, String> {
+    let u = reqwest::Url::parse(url).map_err(|e| format!("{field}: {e}"))?;
+    match (u.host(), u.port_or_known_default()) {
+        (Some(h), Some(port)) => Ok(Endpoint::Tcp {
+            host: Host::from_url(h),
+            port,
+        }),
+        _ => Err(format!("{field} must be an http(s) URL with a host")),
     }
 }
 
@@ -237,13 +270,12 @@ impl Connections {
         if let Some(p) = pools.get(name) {
             return Ok(p.clone());
         }
-        let opts = PgConnectOptions::from_str(url)
-            .map_err(|_| format!("connection `{name}` has an invalid url"))?;
+        let PgTarget { options, .. } = target(name, url)?;
         let pool = PgPoolOptions::new()
             .max_connections(*max_connections)
             .acquire_timeout(self.timeout)
             .idle_timeout(Duration::from_secs(300))
-            .connect_lazy_with(opts);
+            .connect_lazy_with(options);
         pools.insert(name.to_owned(), pool.clone());
         Ok(pool)
     }
@@ -266,6 +298,7 @@ impl Connections {
             None => {
                 let mut b = reqwest::Client::builder()
                     .timeout(self.timeout)
+                    .no_proxy()
                     .redirect(reqwest::redirect::Policy::none())
                     .use_rustls_tls();
                 if let Some(pem) = ca_cert {
@@ -281,16 +314,22 @@ impl Connections {
         Ok((client, base_url.clone(), auth.clone()))
     }
 
-    /// Checks that every PostgreSQL connection answers (`SELECT 1`).
+    /// Checks that every PostgreSQL connection answers (`SELECT 1` on a connection of its
+    /// own, so the reason of a failure is not hidden behind the pool's retries). Failures
+    /// are fixed phrases such as `could not connect to db (connection refused)`.
     pub async fn verify(&self) -> Result<(), String> {
         for (name, spec) in &self.specs {
-            if let ConnectionSpec::Postgres { .. } = spec {
-                let pool = self.postgres(name)?;
-                let ping = sqlx::query("SELECT 1").execute(&pool);
+            if let ConnectionSpec::Postgres { url, .. } = spec {
+                let PgTarget { options, .. } = target(name, url)?;
+                let ping = async {
+                    let mut conn = PgConnection::connect_with(&options).await?;
+                    sqlx::query("SELECT 1").execute(&mut conn).await?;
+                    conn.close().await
+                };
                 match tokio::time::timeout(self.timeout, ping).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return Err(format!("connection `{name}`: {}", sql_error(&e))),
-                    Err(_) => return Err(format!("connection `{name}`: timed out")),
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(sql_error(name, &e)),
+                    Err(_) => return Err(format!("could not connect to {name} (timed out)")),
                 }
             }
         }
@@ -331,7 +370,7 @@ impl Connections {
         let apply = sqlx::raw_sql(&stmt).execute(&pool);
         match tokio::time::timeout(self.timeout, apply).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(format!("rotating `{name}`: {}", sql_error(&e))),
+            Ok(Err(e)) => return Err(format!("rotating `{name}`: {}", sql_error(name, &e))),
             Err(_) => return Err(format!("rotating `{name}`: timed out")),
         }
         let mut specs = self.specs.clone();
@@ -376,18 +415,9 @@ impl Connections {
     }
 }
 
-/// A database error as a plugin or operator may see it (never the URL).
-pub fn sql_error(e: &sqlx::Error) -> String {
-    match e {
-        sqlx::Error::Database(db) => db.message().to_owned(),
-        sqlx::Error::PoolTimedOut => "timed out waiting for a database connection".into(),
-        sqlx::Error::Io(io) => format!("cannot reach the database: {io}"),
-        sqlx::Error::Tls(_) => "TLS to the database failed".into(),
-        sqlx::Error::ColumnDecode { index, source } => {
-            format!("column {index} cannot be decoded: {source}")
-        }
-        other => other.to_string(),
-    }
+/// The options of a PostgreSQL connection, built by the one URL parser.
+fn target(name: &str, url: &str) -> Result<PgTarget, String> {
+    postgres_url::parse(url).map_err(|e| format!("connection `{name}`: {e}"))
 }
 
 /// The public view (no credentials) of a mount's connections, by name.

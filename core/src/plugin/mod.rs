@@ -14,9 +14,11 @@
 //! explicit development override (`plugins.allow_unsigned`) loads unsigned plugins.
 
 pub mod call;
+pub mod connection_policy;
 pub mod connections;
 pub mod host;
 pub mod manifest;
+pub mod postgres_url;
 pub mod runtime;
 pub mod sigv4;
 

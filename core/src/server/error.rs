@@ -14,6 +14,7 @@ use super::middleware::request_id::RequestId;
 use crate::crypto::CryptoError;
 use crate::engine::EngineError;
 use crate::engine::kv::SealError;
+use crate::plugin::connection_policy::PolicyError;
 use crate::plugin::{CallError, PluginError};
 use crate::store::StoreError;
 
@@ -129,6 +130,15 @@ impl From<StoreError> for ApiError {
                 ApiError::unavailable("the store is overloaded; retry")
             }
             other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<PolicyError> for ApiError {
+    fn from(e: PolicyError) -> Self {
+        match e {
+            PolicyError::Invalid { .. } => ApiError::bad_request(e.to_string()),
+            _ => ApiError::new(StatusCode::FORBIDDEN, "connection_refused", e.to_string()),
         }
     }
 }

@@ -70,7 +70,7 @@ fn column(row: &PgRow, i: usize) -> Result<Value, String> {
         return Ok(Value::Null);
     }
     let col = &row.columns()[i];
-    let get = |e: sqlx::Error| sql_error(&e);
+    let get = |e: sqlx::Error| sql_error("the database", &e);
     Ok(match col.type_info().name() {
         "BOOL" => Value::Boolean(row.try_get(i).map_err(get)?),
         "INT2" => Value::Int(i64::from(row.try_get::<i16, _>(i).map_err(get)?)),
@@ -153,11 +153,12 @@ fn run_transaction(
 
 async fn timed<T>(
     limit: std::time::Duration,
+    connection: &str,
     fut: impl std::future::Future<Output = Result<T, sqlx::Error>>,
 ) -> Result<T, HostError> {
     match tokio::time::timeout(limit, fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(HostError::Upstream(sql_error(&e))),
+        Ok(Err(e)) => Err(HostError::Upstream(sql_error(connection, &e))),
         Err(_) => Err(HostError::Upstream(format!(
             "the statement did not finish within {limit:?}"
         ))),
@@ -181,12 +182,14 @@ impl sql::Host for HostState {
         let rows = if params.is_empty() {
             timed(
                 self.host_timeout(),
+                &connection,
                 sqlx::raw_sql(&sql_text).fetch_all(&pool),
             )
             .await
         } else {
             timed(
                 self.host_timeout(),
+                &connection,
                 prepared(&sql_text, &params).fetch_all(&pool),
             )
             .await
@@ -208,10 +211,16 @@ impl sql::Host for HostState {
             return Ok(Err(e));
         }
         let done = if params.is_empty() {
-            timed(self.host_timeout(), sqlx::raw_sql(&sql_text).execute(&pool)).await
+            timed(
+                self.host_timeout(),
+                &connection,
+                sqlx::raw_sql(&sql_text).execute(&pool),
+            )
+            .await
         } else {
             timed(
                 self.host_timeout(),
+                &connection,
                 prepared(&sql_text, &params).execute(&pool),
             )
             .await
@@ -239,7 +248,12 @@ impl sql::Host for HostState {
                 return Ok(Err(e));
             }
         }
-        Ok(timed(self.host_timeout(), run_transaction(pool, statements)).await)
+        Ok(timed(
+            self.host_timeout(),
+            &connection,
+            run_transaction(pool, statements),
+        )
+        .await)
     }
 
     async fn rotate_root(&mut self, connection: String) -> wasmtime::Result<Result<(), HostError>> {

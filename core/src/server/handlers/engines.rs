@@ -24,6 +24,7 @@ use crate::engine::registry::{BUILTIN_KV, Engines, MountHandle, parse_grants};
 use crate::plugin::connections::{parse_specs, public_view, seal_specs};
 use crate::plugin::manifest::valid_name;
 use crate::plugin::{CallInfo, Op, OpResult};
+use crate::rbac::Capability;
 use crate::store::{EngineRoleRecord, MountRecord};
 use crate::util::{new_id, now_ms, rfc3339};
 
@@ -38,7 +39,9 @@ pub struct MountBody {
     /// Engine configuration (validated by the engine).
     #[serde(default)]
     pub config: Option<Value>,
-    /// Named connections: `{"db": {"type": "postgres", "url": "postgres://…"}}`.
+    /// Named connections: `{"db": {"type": "postgres", "url": "postgres://…"}}`. Every
+    /// endpoint must match `plugins.connections.allow` unless the caller holds
+    /// `connections:manage`; unix sockets and metadata addresses need an explicit entry.
     #[serde(default)]
     pub connections: Option<Value>,
     /// Host capabilities granted, e.g. `["host:sql"]`.
@@ -155,6 +158,14 @@ pub async fn enable(
         None | Some(Value::Null) => BTreeMap::new(),
         Some(v) => parse_specs(v).map_err(ApiError::bad_request)?,
     };
+    // Where the connections point is the operator's decision, made before anything
+    // connects (verification included).
+    st.config
+        .plugins
+        .connections
+        .allowlist()
+        .map_err(ApiError::internal)?
+        .check_specs(&specs, who.has_global(Capability::ConnectionsManage))?;
     let config = b.config.unwrap_or_else(|| json!({}));
     let now = now_ms();
     let mut record = MountRecord {
