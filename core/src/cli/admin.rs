@@ -57,9 +57,13 @@ pub enum TokenCmd {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Lists your tokens.
-    List,
-    /// Revokes a token by id.
+    /// Lists your tokens (a narrowed token sees itself and its descendants).
+    List {
+        /// Every user's tokens (needs the global `tokens:manage`).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revokes a token by id, and every token minted from it (the whole subtree).
     Revoke {
         /// Token id.
         id: String,
@@ -194,11 +198,18 @@ pub(super) async fn token(c: &Client, cmd: TokenCmd) -> anyhow::Result<()> {
             let body = json!({"ttl": ttl, "capabilities": capabilities, "realm": realm, "env": env, "key_glob": keys, "name": name});
             c.call(Method::POST, "/api/v1/tokens", Some(&body)).await?
         }
-        TokenCmd::List => c.get("/api/v1/tokens").await?,
+        TokenCmd::List { all } => {
+            c.get(if all {
+                "/api/v1/tokens?all=true"
+            } else {
+                "/api/v1/tokens"
+            })
+            .await?
+        }
         TokenCmd::Revoke { id } => {
             c.call(Method::DELETE, &format!("/api/v1/tokens/{}", q(&id)), None)
                 .await?;
-            json!({"revoked": id})
+            json!({"revoked": id, "descendants": "revoked"})
         }
         TokenCmd::LookupSelf => c.get("/api/v1/tokens/self").await?,
     };
