@@ -114,6 +114,9 @@ pub async fn lookup(store: &dyn Store, hash: &str, now: i64) -> Result<Principal
     if token.revoked_at.is_some() || token.expires_at <= now {
         return Err(AuthError::InvalidToken);
     }
+    if token.parent_id.is_some() && store.token_lineage_broken(&token.id).await? {
+        return Err(AuthError::InvalidToken);
+    }
     let user = store
         .user_by_id(&token.user_id)
         .await?

@@ -357,3 +357,85 @@ async fn the_servers_environment_is_never_inherited() {
     let (st, m) = mount_as(&s, &s.root, "pg", "postgres", pg(with_password.as_str())).await;
     assert_eq!(st, StatusCode::CREATED, "{m}");
 }
+
+/// A wildcard entry never admits this machine or metadata for a non-operator: not by
+/// address, and not through a host name that resolves there (the test command maps
+/// `arcan-loopback-test` to 127.0.0.1 in /etc/hosts). An operator still may.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wildcards_do_not_admit_loopback_or_names_resolving_to_it() {
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    assert!(
+        hosts
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["127.0.0.1", "arcan-loopback-test"]),
+        "/etc/hosts lacks `127.0.0.1 arcan-loopback-test` (the test command `scripts/test` adds it)"
+    );
+    let s = Server::start_with(Backend::Sqlite, &allowing(&["*:5432", "*:80"])).await;
+    let alice = realm_admin(&s).await;
+    let loopback =
+        "is this machine (loopback); an operator must allowlist it in plugins.connections.allow";
+    for (url, endpoint) in [
+        ("postgres://postgres@127.0.0.1:5432/test", "127.0.0.1:5432"),
+        ("postgres://postgres@localhost:5432/test", "localhost:5432"),
+        (
+            "postgres://postgres@[::ffff:127.0.0.1]:5432/test",
+            "127.0.0.1:5432",
+        ),
+        (
+            "postgres://postgres@arcan-loopback-test:5432/test",
+            "arcan-loopback-test:5432",
+        ),
+    ] {
+        let (st, b) = mount_as(&s, &alice, "eng", "postgres", pg(url)).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{url}: {b}");
+        assert_eq!(
+            b["error"]["message"],
+            format!("connection `db`: {endpoint} {loopback}"),
+            "{url}"
+        );
+    }
+    let (st, b) = mount_as(
+        &s,
+        &alice,
+        "eng",
+        "postgres",
+        pg("postgres://postgres@no-such-host.invalid:5432/test"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not resolve"),
+        "{b}"
+    );
+    // Credentials never ride in a URL that every reader of the mount is shown.
+    let (st, b) = mount_as(
+        &s,
+        &s.root,
+        "eng",
+        "aws",
+        json!({"db": {"type": "http", "base_url": "http://user:pw@iam.example:80"}}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("must not carry credentials"),
+        "{b}"
+    );
+    // The operator (root holds connections:manage) may use this machine.
+    let (st, b) = mount_as(
+        &s,
+        &s.root,
+        "eng",
+        "postgres",
+        pg("postgres://postgres@arcan-loopback-test:5432/test?sslmode=disable"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+}

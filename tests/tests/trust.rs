@@ -1763,3 +1763,266 @@ both_backends!(
     narrowing_applies_to_every_route,
     decisions_never_exceed_the_token_chain,
 );
+// ---------------------------------------------------------------------------------------
+// Review follow-ups: removals, unmarked children, throttle lock-out, random bearers
+// ---------------------------------------------------------------------------------------
+
+/// Taking rights away follows the grant rule too: a `policy:manage`-only user cannot
+/// remove an admin's binding, delete or replace a role that holds rights it lacks, or
+/// delete the realm; a realm admin (and root) can.
+async fn removal_needs_the_rights_too(b: Backend) {
+    let s = Server::start(b).await;
+    s.realm("acme").await;
+    let (admin_user, admin) = s.user("admin@example.com").await;
+    s.bind("acme", "user:admin@example.com", "admin").await;
+    let (_, mallory) = s.user("mallory@example.com").await;
+    let (st, r) = s
+        .call(
+            Method::POST,
+            "/api/v1/realms/acme/roles",
+            Some(&s.root),
+            Some(json!({"name": "pm", "capabilities": ["policy:manage"]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{r}");
+    let (st, r) = s
+        .call(
+            Method::POST,
+            "/api/v1/realms/acme/roles",
+            Some(&s.root),
+            Some(json!({"name": "readers", "capabilities": ["secrets:read"]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{r}");
+    s.bind("acme", "user:mallory@example.com", "pm").await;
+    let (st, list) = s.get("/api/v1/realms/acme/bindings", &s.root).await;
+    assert_eq!(st, StatusCode::OK, "{list}");
+    let admin_binding = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|b| b["role"] == "admin" && b["subject"] == format!("user:{admin_user}"))
+        .expect("the admin's binding")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mallory_id = token_id(&s, &mallory).await;
+    let del = |path: String| {
+        let tok = mallory.clone();
+        let s = &s;
+        async move { s.call(Method::DELETE, &path, Some(&tok), None).await }
+    };
+    let (st, body) = del(format!("/api/v1/realms/acme/bindings/{admin_binding}")).await;
+    assert_forbidden("unbind the admin", st, &body, "secrets:read");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot remove a binding to role `admin`"),
+        "{body}"
+    );
+    let (st, body) = del("/api/v1/realms/acme/roles/readers".into()).await;
+    assert_forbidden("delete role readers", st, &body, "secrets:read");
+    let (st, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/realms/acme/roles",
+            Some(&mallory),
+            Some(json!({"name": "readers", "capabilities": ["policy:manage"]})),
+        )
+        .await;
+    assert_forbidden("replace role readers", st, &body, "secrets:read");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot replace role `readers`"),
+        "{body}"
+    );
+    let (st, body) = del("/api/v1/realms/acme".into()).await;
+    assert_forbidden("delete the realm", st, &body, "secrets:read");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("every admin right"),
+        "{body}"
+    );
+    let ev = denied_event(&s, "acme", "realms.delete", &mallory_id).await;
+    assert_eq!(ev["status"], 403, "{ev}");
+    // Nothing was removed.
+    let (_, roles) = s.get("/api/v1/realms/acme/roles", &s.root).await;
+    assert!(
+        roles["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|r| r["name"] == "readers" && r["capabilities"] == json!(["secrets:read"])),
+        "{roles}"
+    );
+    let (st, _) = s.get("/api/v1/realms/acme", &admin).await;
+    assert_eq!(st, StatusCode::OK, "the admin is still bound");
+    // Legitimate: the realm admin removes the role and a binding, and deletes the realm.
+    let (st, body) = s
+        .call(
+            Method::DELETE,
+            "/api/v1/realms/acme/roles/readers",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{body}");
+    let (st, body) = s
+        .call(Method::DELETE, "/api/v1/realms/acme", Some(&admin), None)
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{body}");
+}
+
+/// A child minted while its parent was being revoked may miss the tree's mark (PostgreSQL
+/// runs the two at once); authentication checks the lineage, so it is dead anyway.
+async fn unmarked_child_of_a_revoked_parent_is_dead(b: Backend) {
+    let s = Server::start(b).await;
+    s.realm("acme").await;
+    let (_, session) = s.user("u@example.com").await;
+    s.bind("acme", "user:u@example.com", "member").await;
+    let (parent, parent_info) = mint_ok(&s, &session, json!({"ttl": "1h"})).await;
+    let (child, child_info) = mint_ok(&s, &parent, json!({"ttl": "30m"})).await;
+    let (sibling, _) = mint_ok(&s, &session, json!({"ttl": "1h"})).await;
+    // Simulate the race: only the parent carries the revocation mark.
+    let parent_id = parent_info["id"].as_str().expect("id");
+    let n = s
+        .exec_sql(&format!(
+            "UPDATE tokens SET revoked_at = 1 WHERE id = '{parent_id}'"
+        ))
+        .await;
+    assert_eq!(n, 1);
+    let child_id = child_info["id"].as_str().expect("id");
+    let unmarked = s
+        .query_strings(&format!(
+            "SELECT id FROM tokens WHERE id = '{child_id}' AND revoked_at IS NULL"
+        ))
+        .await;
+    assert_eq!(
+        unmarked.len(),
+        1,
+        "the child must be unmarked for this test to mean anything"
+    );
+    assert!(
+        !alive(&s, &child).await,
+        "a child of a revoked parent authenticates"
+    );
+    assert!(alive(&s, &sibling).await, "an unrelated token still works");
+    let _ = parent;
+}
+
+/// The login throttle is per account and client network: an attacker failing on a
+/// victim's account locks out only his own address; the victim, elsewhere, logs in.
+async fn throttle_does_not_lock_out_the_victim(b: Backend) {
+    let cfg = "rate_limit:\n  per_ip: 100000\n  per_token: 100000\n  trusted_proxies: [\"127.0.0.1/32\"]\nauth:\n  login_throttle:\n    free_attempts: 2\n    base_delay: 60s\n    max_delay: 60s\n";
+    let s = Server::start_with(b, cfg).await;
+    let _ = s.user("victim@example.com").await;
+    for _ in 0..2 {
+        let r = login_as(
+            &s,
+            "victim@example.com",
+            "wrong password!!",
+            None,
+            Some("192.0.2.66"),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    }
+    let r = login_as(&s, "victim@example.com", PASSWORD, None, Some("192.0.2.66")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the attacker's address is locked: {}",
+        r.body
+    );
+    assert_eq!(r.body["error"]["code"], "login_throttled", "{}", r.body);
+    let r = login_as(
+        &s,
+        "victim@example.com",
+        PASSWORD,
+        None,
+        Some("198.51.100.7"),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "the victim elsewhere is not locked out: {}",
+        r.body
+    );
+}
+
+/// Random bearers buy no fresh bucket anywhere: not on the OpenAPI document, and on a
+/// guarded route a client over its budget for invalid tokens gets 429 without a lookup.
+async fn random_bearers_buy_nothing(b: Backend) {
+    let s = Server::start_with(b, "rate_limit:\n  per_ip: 5\n  per_token: 1000\n").await;
+    let mut limited = 0;
+    for _ in 0..30 {
+        let r = raw(
+            &s,
+            Method::GET,
+            "/api/v1/openapi.json",
+            Some(&random_bearer()),
+            None,
+            None,
+        )
+        .await;
+        assert!(
+            matches!(r.status, StatusCode::OK | StatusCode::TOO_MANY_REQUESTS),
+            "{:?}",
+            r.status
+        );
+        limited += usize::from(r.status == StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert!(
+        limited > 0,
+        "random bearers bypassed the per-IP limit of the OpenAPI document"
+    );
+    let mut limited = 0;
+    for _ in 0..30 {
+        let r = raw(
+            &s,
+            Method::GET,
+            "/api/v1/tokens/self",
+            Some(&random_bearer()),
+            None,
+            None,
+        )
+        .await;
+        assert!(
+            matches!(
+                r.status,
+                StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS
+            ),
+            "{:?}: {}",
+            r.status,
+            r.body
+        );
+        limited += usize::from(r.status == StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert!(
+        limited >= 20,
+        "only {limited} of 30 random bearers were limited"
+    );
+    // The penalty is short: a valid token from the same client works again once it ends.
+    let mut ok = false;
+    for _ in 0..50 {
+        if s.get("/api/v1/tokens/self", &s.root).await.0 == StatusCode::OK {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ok, "the root token stayed refused after the penalty");
+}
+
+both_backends!(
+    removal_needs_the_rights_too,
+    unmarked_child_of_a_revoked_parent_is_dead,
+    throttle_does_not_lock_out_the_victim,
+    random_bearers_buy_nothing,
+);

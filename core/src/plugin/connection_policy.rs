@@ -102,6 +102,9 @@ pub enum Restricted {
     Metadata,
     /// `0.0.0.0` / `::` (this host on most systems).
     Unspecified,
+    /// This machine (loopback, `localhost`): the server's own neighbours (its store, say).
+    /// Operators may name it; others need an explicit allowlist entry.
+    Loopback,
 }
 
 impl fmt::Display for Restricted {
@@ -110,6 +113,7 @@ impl fmt::Display for Restricted {
             Restricted::UnixSocket => "a unix socket",
             Restricted::Metadata => "a link-local/metadata address",
             Restricted::Unspecified => "an unspecified address",
+            Restricted::Loopback => "this machine (loopback)",
         })
     }
 }
@@ -121,11 +125,29 @@ const ALIBABA_METADATA: Ipv4Addr = Ipv4Addr::new(100, 100, 100, 200);
 /// Metadata service names.
 const METADATA_NAMES: &[&str] = &["metadata.google.internal", "metadata"];
 
+/// What a resolved address is, if it is restricted.
+pub fn restricted_ip(ip: IpAddr) -> Option<Restricted> {
+    let ip = match ip {
+        IpAddr::V6(a) => a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4),
+        v4 => v4,
+    };
+    if ip.is_loopback() {
+        return Some(Restricted::Loopback);
+    }
+    Endpoint::Tcp {
+        host: Host::Ip(ip),
+        port: 0,
+    }
+    .restricted()
+}
+
 impl Endpoint {
-    /// Whether the endpoint is one only an explicit allowlist entry admits.
+    /// Whether the endpoint is one only an explicit allowlist entry admits (loopback: or
+    /// an operator).
     pub fn restricted(&self) -> Option<Restricted> {
         match self {
             Endpoint::Unix(_) => Some(Restricted::UnixSocket),
+            Endpoint::Tcp { host, .. } if host.is_loopback() => Some(Restricted::Loopback),
             Endpoint::Tcp { host, .. } => match host {
                 Host::Ip(IpAddr::V4(a)) if a.octets()[0] == 0 => Some(Restricted::Unspecified),
                 Host::Ip(IpAddr::V4(a)) if a.is_link_local() || *a == ALIBABA_METADATA => {
@@ -356,6 +378,7 @@ impl Allowlist {
         let best = self.best(ep);
         match ep.restricted() {
             Some(_) if best == Some(Match::Explicit) => Ok(()),
+            Some(Restricted::Loopback) if may_manage => Ok(()),
             Some(kind) => Err(PolicyError::Restricted {
                 connection: connection.to_owned(),
                 endpoint: ep.to_string(),
@@ -367,6 +390,59 @@ impl Allowlist {
                 endpoint: ep.to_string(),
             }),
         }
+    }
+
+    /// Resolves the host names that only a wildcard admits (for a caller without
+    /// `connections:manage`) and refuses them when any address they resolve to is
+    /// restricted: `*.example` must not become a way to reach metadata or loopback through
+    /// a name such as `169.254.169.254.nip.io`. (A name that changes its answer between
+    /// this check and the connection is not covered; operators who fear that allowlist
+    /// exact names.)
+    pub async fn check_resolution<'a>(
+        &self,
+        specs: impl IntoIterator<Item = (&'a String, &'a super::connections::ConnectionSpec)>,
+        may_manage: bool,
+    ) -> Result<(), PolicyError> {
+        if may_manage {
+            return Ok(());
+        }
+        for (name, spec) in specs {
+            let endpoints = spec.endpoints().map_err(|message| PolicyError::Invalid {
+                connection: name.clone(),
+                message,
+            })?;
+            for ep in &endpoints {
+                let Endpoint::Tcp {
+                    host: Host::Name(host),
+                    port,
+                } = ep
+                else {
+                    continue;
+                };
+                if self.best(ep) != Some(Match::Wildcard) {
+                    continue;
+                }
+                let lookup = tokio::net::lookup_host((host.as_str(), *port));
+                let addrs =
+                    match tokio::time::timeout(std::time::Duration::from_secs(3), lookup).await {
+                        Ok(Ok(addrs)) => addrs.collect::<Vec<_>>(),
+                        _ => {
+                            return Err(PolicyError::Invalid {
+                                connection: name.clone(),
+                                message: format!("{ep}: the host name does not resolve"),
+                            });
+                        }
+                    };
+                if let Some(kind) = addrs.iter().find_map(|a| restricted_ip(a.ip())) {
+                    return Err(PolicyError::Restricted {
+                        connection: name.clone(),
+                        endpoint: ep.to_string(),
+                        kind,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Decides every endpoint of every connection.
@@ -401,6 +477,33 @@ mod tests {
 
     fn allow(patterns: &[&str]) -> Allowlist {
         Allowlist::parse(patterns).expect("valid patterns")
+    }
+
+    #[test]
+    fn wildcards_never_admit_loopback_for_non_operators() {
+        let a = allow(&["*:5432", "*:*"]);
+        for ep in [
+            tcp("127.0.0.1", 5432),
+            tcp("localhost", 5432),
+            tcp("[::1]", 5432),
+        ] {
+            assert!(
+                matches!(
+                    a.check("db", &ep, false),
+                    Err(PolicyError::Restricted {
+                        kind: Restricted::Loopback,
+                        ..
+                    })
+                ),
+                "{ep}"
+            );
+            assert_eq!(a.check("db", &ep, true), Ok(()), "operators may: {ep}");
+        }
+        assert_eq!(
+            allow(&["127.0.0.1:5432"]).check("db", &tcp("127.0.0.1", 5432), false),
+            Ok(()),
+            "an explicit entry admits it"
+        );
     }
 
     #[test]

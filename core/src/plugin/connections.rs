@@ -164,6 +164,10 @@ impl ConnectionSpec {
                 if u.query().is_some() || u.fragment().is_some() {
                     return Err("base_url must not have a query or fragment".into());
                 }
+                // Shown to every reader of the mount: credentials belong in `auth`.
+                if !u.username().is_empty() || u.password().is_some() {
+                    return Err("base_url must not carry credentials; put them in `auth`".into());
+                }
                 if let Some(pem) = ca_cert {
                     reqwest::Certificate::from_pem(pem.as_bytes())
                         .map_err(|_| "ca_cert is not a PEM certificate".to_owned())?;
@@ -182,6 +186,9 @@ impl ConnectionSpec {
                             .map_err(|e| format!("endpoints.{service}: {e}"))?;
                         if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
                             return Err(format!("endpoints.{service} must be an http(s) URL"));
+                        }
+                        if !u.username().is_empty() || u.password().is_some() {
+                            return Err(format!("endpoints.{service} must not carry credentials"));
                         }
                     }
                 }

@@ -1,13 +1,16 @@
 //! Abuse resistance of password authentication: per-account throttling of failed logins
 //! and a bound on concurrent password hashing.
 //!
-//! Throttling counts an attempt *before* the password is checked (and forgets it on
-//! success), so concurrent guesses cannot slip past the limit: once an account has used its
-//! free attempts, each further attempt arms a lock of `base_delay · 2ⁿ` (at most
-//! `max_delay`) during which logins for it are refused without hashing. Locks are always
+//! Throttling is kept per account *and client network* (the IPv4 address, or the IPv6
+//! /64), so an attacker who fails on a victim's account locks out only himself, never the
+//! victim logging in from elsewhere. It counts an attempt *before* the password is checked
+//! (and forgets it on success), so concurrent guesses cannot slip past the limit: once the
+//! free attempts are used, each further attempt arms a lock of `base_delay · 2ⁿ` (at most
+//! `max_delay`) during which logins are refused without hashing. Locks are always
 //! temporary. Hashing runs on blocking threads behind a semaphore sized to the machine, so
 //! a flood of logins costs a fast 503, not memory (each argon2 hash takes ~19 MiB).
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -56,8 +59,24 @@ impl std::fmt::Debug for LoginGuard {
     }
 }
 
-fn account_key(account: &str) -> [u8; 32] {
-    Sha256::digest(account.as_bytes()).into()
+/// The network a client is charged as: its IPv4 address, or its IPv6 /64 (one host
+/// usually holds a whole /64).
+pub fn client_network(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+fn account_key(account: &str, ip: IpAddr) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(account.as_bytes());
+    h.update([0]);
+    h.update(client_network(ip).to_string().as_bytes());
+    h.finalize().into()
 }
 
 impl LoginGuard {
@@ -92,9 +111,15 @@ impl LoginGuard {
             .min(self.max_delay)
     }
 
-    /// Counts an attempt for `account`, or refuses it while the account is locked.
-    pub fn begin(&self, account: &str, now: Instant) -> Result<Attempt, Refusal> {
-        let key = account_key(account);
+    /// The remaining lock of `account` from `ip`, without counting an attempt.
+    pub fn locked(&self, account: &str, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let f = self.failures.get(&account_key(account, ip))?;
+        f.locked_until.filter(|u| *u > now).map(|u| u - now)
+    }
+
+    /// Counts an attempt for `account` from `ip`, or refuses it while that is locked.
+    pub fn begin(&self, account: &str, ip: IpAddr, now: Instant) -> Result<Attempt, Refusal> {
+        let key = account_key(account, ip);
         let _one_at_a_time = self.update.lock().unwrap_or_else(|p| p.into_inner());
         let mut f = self.failures.get(&key).unwrap_or(Failures {
             count: 0,
@@ -115,10 +140,10 @@ impl LoginGuard {
         Ok(Attempt { arms_lock })
     }
 
-    /// A successful login: the account's counter starts over.
-    pub fn succeeded(&self, account: &str) {
+    /// A successful login: the counter of the account from this network starts over.
+    pub fn succeeded(&self, account: &str, ip: IpAddr) {
         let _one_at_a_time = self.update.lock().unwrap_or_else(|p| p.into_inner());
-        self.failures.invalidate(&account_key(account));
+        self.failures.invalidate(&account_key(account, ip));
     }
 
     /// Waits (at most `hash_wait`) for a hashing slot.
@@ -152,36 +177,71 @@ mod tests {
         })
     }
 
+    const ATTACKER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+    const VICTIM: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 7));
+
+    #[test]
+    fn the_attackers_failures_do_not_lock_the_victims_network() {
+        let g = guard(2, 60, 60);
+        let t0 = Instant::now();
+        let _ = g.begin("v@x.io", ATTACKER, t0);
+        let _ = g.begin("v@x.io", ATTACKER, t0);
+        assert!(g.locked("v@x.io", ATTACKER, t0).is_some());
+        assert_eq!(g.locked("v@x.io", VICTIM, t0), None);
+        assert!(g.begin("v@x.io", VICTIM, t0).is_ok());
+        let v6a: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let v6b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
+        assert_eq!(
+            client_network(v6a),
+            client_network(v6b),
+            "one /64 is one client"
+        );
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("ip");
+        assert_eq!(client_network(mapped), ATTACKER);
+    }
+
     #[test]
     fn locks_after_the_free_attempts_and_doubles_up_to_the_cap() {
         let g = guard(3, 2, 5);
         let t0 = Instant::now();
         for _ in 0..2 {
-            assert_eq!(g.begin("a@x.io", t0).expect("free").arms_lock, None);
+            assert_eq!(
+                g.begin("a@x.io", ATTACKER, t0).expect("free").arms_lock,
+                None
+            );
         }
-        let third = g.begin("a@x.io", t0).expect("third is still tried");
+        let third = g
+            .begin("a@x.io", ATTACKER, t0)
+            .expect("third is still tried");
         assert_eq!(third.arms_lock, Some(Duration::from_secs(2)));
         assert_eq!(
-            g.begin("a@x.io", t0 + Duration::from_secs(1)),
+            g.begin("a@x.io", ATTACKER, t0 + Duration::from_secs(1)),
             Err(Refusal::Locked(Duration::from_secs(1)))
         );
         assert!(
-            g.begin("b@x.io", t0).is_ok(),
+            g.begin("b@x.io", ATTACKER, t0).is_ok(),
             "other accounts are not affected"
         );
         let t1 = t0 + Duration::from_secs(2);
         assert_eq!(
-            g.begin("a@x.io", t1).expect("lock expired").arms_lock,
+            g.begin("a@x.io", ATTACKER, t1)
+                .expect("lock expired")
+                .arms_lock,
             Some(Duration::from_secs(4))
         );
         let t2 = t1 + Duration::from_secs(4);
         assert_eq!(
-            g.begin("a@x.io", t2).expect("lock expired").arms_lock,
+            g.begin("a@x.io", ATTACKER, t2)
+                .expect("lock expired")
+                .arms_lock,
             Some(Duration::from_secs(5)),
             "capped at max_delay"
         );
-        g.succeeded("a@x.io");
-        assert_eq!(g.begin("a@x.io", t2).expect("reset").arms_lock, None);
+        g.succeeded("a@x.io", ATTACKER);
+        assert_eq!(
+            g.begin("a@x.io", ATTACKER, t2).expect("reset").arms_lock,
+            None
+        );
     }
 
     #[tokio::test]

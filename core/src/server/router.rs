@@ -349,6 +349,6 @@ pub fn build(state: Arc<AppState>) -> Router {
         .push(app)
         .push(
             doc.into_router("/api/v1/openapi.json")
-                .hoop(rate_limit::rate_limit),
+                .hoop(rate_limit::public),
         )
 }

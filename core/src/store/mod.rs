@@ -81,6 +81,10 @@ pub trait Store: EngineStore + Send + Sync + 'static {
     async fn token_by_id(&self, id: &str) -> StoreResult<Option<TokenRecord>>;
     /// Lists a user's tokens, newest first.
     async fn tokens_of_user(&self, user_id: &str) -> StoreResult<Vec<TokenRecord>>;
+    /// True when an ancestor of the token is revoked or gone. Revocation marks the whole
+    /// tree, but a child minted concurrently with it (PostgreSQL runs the two at once) may
+    /// miss the mark; authentication asks this, so such a child is dead all the same.
+    async fn token_lineage_broken(&self, id: &str) -> StoreResult<bool>;
     /// Every token, newest first, at most `limit` (operators' view).
     async fn tokens_all(&self, limit: i64) -> StoreResult<Vec<TokenRecord>>;
     /// Revokes a token and all its descendants (lineage through `parent_id`) in one

@@ -304,6 +304,23 @@ macro_rules! impl_sql_store {
                 .collect()
             }
 
+            async fn token_lineage_broken(&self, id: &str) -> StoreResult<bool> {
+                let row = sqlx::query(
+                    "WITH RECURSIVE up(id, parent_id, revoked_at) AS ( \
+                       SELECT id, parent_id, revoked_at FROM tokens WHERE id = $1 \
+                       UNION ALL SELECT t.id, t.parent_id, t.revoked_at \
+                       FROM tokens t JOIN up ON t.id = up.parent_id) \
+                     SELECT (SELECT COUNT(*) FROM up WHERE revoked_at IS NOT NULL) \
+                          + (SELECT COUNT(*) FROM up u WHERE u.parent_id IS NOT NULL \
+                             AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.id = u.parent_id)) \
+                       AS broken",
+                )
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(row.try_get::<i64, _>("broken")? > 0)
+            }
+
             async fn tokens_all(&self, limit: i64) -> StoreResult<Vec<TokenRecord>> {
                 sqlx::query(&format!(
                     "SELECT {TOKEN_COLS} FROM tokens ORDER BY created_at DESC, id LIMIT $1"

@@ -13,6 +13,7 @@ use super::super::extract::Body;
 use super::super::login_guard::Refusal;
 use super::super::middleware::audit::AuditDetail;
 use super::super::middleware::auth::authenticate;
+use super::super::middleware::rate_limit::client_of;
 use super::super::state::state;
 use crate::crypto::{generate_token, hash_password, hash_token, verify_password};
 use crate::rbac::{Capability, Decision};
@@ -137,21 +138,32 @@ fn refused(r: Refusal) -> ApiError {
 /// Failed attempts are throttled per account (see [`LoginGuard`](super::super::login_guard::LoginGuard)); a locked account is
 /// refused with 429 before any password is hashed.
 #[endpoint(tags("auth"), status_codes(200, 400, 401, 429, 503))]
-pub async fn login(body: Body<Credentials>, depot: &mut Depot) -> ApiResult<Json<LoginToken>> {
+pub async fn login(
+    body: Body<Credentials>,
+    req: &mut Request,
+    depot: &mut Depot,
+) -> ApiResult<Json<LoginToken>> {
     let st = state(depot).clone();
     let body = body.0;
     let email = normalize_email(&body.email)
         .map_err(|_| ApiError::unauthorized("invalid email or password"))?;
-    let attempt = match st.logins.begin(&email, Instant::now()) {
-        Ok(a) => a,
-        Err(r) => {
-            depot.insert_typed(AuditDetail(
-                json!({"account": email, "throttle": "refused"}),
-            ));
-            return Err(refused(r));
-        }
+    let ip = client_of(req, depot);
+    let throttled = |depot: &mut Depot, r: Refusal| {
+        depot.insert_typed(AuditDetail(
+            json!({"account": email, "throttle": "refused"}),
+        ));
+        refused(r)
     };
+    // A locked account is refused before it may take a hashing slot; an attempt is only
+    // counted once it holds one (a busy server does not count against the account).
+    if let Some(left) = st.logins.locked(&email, ip, Instant::now()) {
+        return Err(throttled(depot, Refusal::Locked(left)));
+    }
     let slot = st.logins.hash_slot().await.map_err(refused)?;
+    let attempt = match st.logins.begin(&email, ip, Instant::now()) {
+        Ok(a) => a,
+        Err(r) => return Err(throttled(depot, r)),
+    };
     let user = st.store.user_by_email(&email).await?;
     let phc = user
         .as_ref()
@@ -175,7 +187,7 @@ pub async fn login(body: Body<Credentials>, depot: &mut Depot) -> ApiResult<Json
             return Err(ApiError::unauthorized("invalid email or password"));
         }
     };
-    st.logins.succeeded(&email);
+    st.logins.succeeded(&email, ip);
     let secret = generate_token();
     let now = now_ms();
     let record = TokenRecord {

@@ -160,12 +160,15 @@ pub async fn enable(
     };
     // Where the connections point is the operator's decision, made before anything
     // connects (verification included).
-    st.config
+    let allowlist = st
+        .config
         .plugins
         .connections
         .allowlist()
-        .map_err(ApiError::internal)?
-        .check_specs(&specs, who.has_global(Capability::ConnectionsManage))?;
+        .map_err(ApiError::internal)?;
+    let may_manage = who.has_global(Capability::ConnectionsManage);
+    allowlist.check_specs(&specs, may_manage)?;
+    allowlist.check_resolution(&specs, may_manage).await?;
     let config = b.config.unwrap_or_else(|| json!({}));
     let now = now_ms();
     let mut record = MountRecord {

@@ -9,7 +9,7 @@ use super::super::error::{ApiError, ApiResult};
 use super::super::extract::Body;
 use super::super::middleware::auth::principal;
 use super::super::middleware::policy::{access_for, resolve_realm};
-use super::super::state::state;
+use super::super::state::{AppState, state};
 use crate::auth::{lookup, parse_capabilities};
 use crate::crypto::hash_token;
 use crate::rbac::{
@@ -126,6 +126,24 @@ fn check_delegation(access: &Access, caps: &[Capability], scope: &Scope) -> ApiR
     Ok(())
 }
 
+/// The capabilities and narrowing of a role in a realm (built-in or custom), if it exists.
+async fn role_rights(
+    st: &AppState,
+    realm_id: &str,
+    name: &str,
+) -> ApiResult<Option<(Vec<Capability>, Scope)>> {
+    if let Some(caps) = builtin_role(name) {
+        return Ok(Some((caps.to_vec(), Scope::default())));
+    }
+    let Some(role) = st.store.role_get(realm_id, name).await? else {
+        return Ok(None);
+    };
+    Ok(Some((
+        parse_capabilities(&role.capabilities).map_err(ApiError::internal)?,
+        Scope::new(role.env, role.key_glob.as_deref()).map_err(ApiError::internal)?,
+    )))
+}
+
 fn role_name_ok(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
@@ -207,6 +225,15 @@ pub async fn put_role(
     let scope =
         Scope::new(body.env.clone(), body.key_glob.as_deref()).map_err(ApiError::bad_request)?;
     check_delegation(&ctx.access, &caps, &scope)?;
+    // Replacing a role takes away what it granted: that too needs its rights.
+    if let Some((old_caps, old_scope)) = role_rights(&st, &ctx.realm.id, &body.name).await? {
+        check_delegation(&ctx.access, &old_caps, &old_scope).map_err(|e| {
+            ApiError::forbidden(format!(
+                "cannot replace role `{}`: {}",
+                body.name, e.message
+            ))
+        })?;
+    }
     let role = Role {
         name: body.name,
         capabilities: caps.iter().map(|c| c.as_str().to_owned()).collect(),
@@ -238,6 +265,12 @@ pub async fn delete_role(
     let ctx = resolve_realm(depot)?;
     if is_builtin_role(&name) {
         return Err(ApiError::bad_request("built-in roles cannot be deleted"));
+    }
+    // Deleting a role unbinds everyone bound to it: only someone holding its rights may.
+    if let Some((caps, scope)) = role_rights(&st, &ctx.realm.id, &name).await? {
+        check_delegation(&ctx.access, &caps, &scope).map_err(|e| {
+            ApiError::forbidden(format!("cannot delete role `{}`: {}", &*name, e.message))
+        })?;
     }
     if !st.store.role_delete(&ctx.realm.id, &name).await? {
         return Err(ApiError::not_found("role not found"));
@@ -276,22 +309,9 @@ pub async fn bind(
     let ctx = resolve_realm(depot)?;
     let who = principal(depot)?;
     let body = body.0;
-    let (caps, scope) = match builtin_role(&body.role) {
-        Some(caps) => (caps.to_vec(), Scope::default()),
-        None => {
-            let role = st
-                .store
-                .role_get(&ctx.realm.id, &body.role)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!("no role `{}` in this realm", body.role))
-                })?;
-            (
-                parse_capabilities(&role.capabilities).map_err(ApiError::internal)?,
-                Scope::new(role.env, role.key_glob.as_deref()).map_err(ApiError::internal)?,
-            )
-        }
-    };
+    let (caps, scope) = role_rights(&st, &ctx.realm.id, &body.role)
+        .await?
+        .ok_or_else(|| ApiError::bad_request(format!("no role `{}` in this realm", body.role)))?;
     check_delegation(&ctx.access, &caps, &scope).map_err(|e| {
         ApiError::forbidden(format!("cannot bind role `{}`: {}", body.role, e.message))
     })?;
@@ -352,6 +372,22 @@ pub async fn unbind(
     let _ = slug;
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
+    // Removing a binding takes its rights away from someone: the same rule as granting.
+    let binding = st
+        .store
+        .bindings(&ctx.realm.id)
+        .await?
+        .into_iter()
+        .find(|b| b.id == *id)
+        .ok_or_else(|| ApiError::not_found("binding not found"))?;
+    if let Some((caps, scope)) = role_rights(&st, &ctx.realm.id, &binding.role).await? {
+        check_delegation(&ctx.access, &caps, &scope).map_err(|e| {
+            ApiError::forbidden(format!(
+                "cannot remove a binding to role `{}`: {}",
+                binding.role, e.message
+            ))
+        })?;
+    }
     if !st.store.binding_delete(&ctx.realm.id, &id).await? {
         return Err(ApiError::not_found("binding not found"));
     }

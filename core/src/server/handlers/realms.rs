@@ -10,7 +10,7 @@ use super::super::extract::Body;
 use super::super::middleware::auth::principal;
 use super::super::middleware::policy::{access_for, candidate_realms, resolve_realm};
 use super::super::state::state;
-use crate::rbac::Capability;
+use crate::rbac::{Capability, Decision, Scope, builtin_role, may_grant};
 use crate::store::{Binding, DataKey, Realm, Subject};
 use crate::util::{new_id, now_ms, rfc3339};
 
@@ -154,10 +154,15 @@ pub async fn delete(
     let st = state(depot).clone();
     let who = principal(depot)?;
     let ctx = resolve_realm(depot)?;
-    if !who.has_global(Capability::RealmsManage) {
-        return Err(ApiError::forbidden(
-            "requires the global capability `realms:manage`",
-        ));
+    if let Decision::Deny(why) = who.decide_global(Capability::RealmsManage) {
+        return Err(ApiError::forbidden(format!("permission denied: {why}")));
+    }
+    // Deleting a realm destroys every secret and right in it: the caller must hold the
+    // whole admin role there, not just `policy:manage`.
+    for cap in builtin_role("admin").unwrap_or_default() {
+        may_grant(&ctx.access, *cap, &Scope::default()).map_err(|why| {
+            ApiError::forbidden(format!("deleting a realm needs every admin right: {why}"))
+        })?;
     }
     // Deleting a realm would drop the leases of credentials that still exist outside.
     let active = st

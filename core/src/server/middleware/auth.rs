@@ -6,7 +6,7 @@ use salvo::prelude::*;
 
 use super::super::error::{ApiError, ApiResult, render_error};
 use super::super::state::{AppState, state};
-use super::rate_limit::{bearer, client_of};
+use super::rate_limit::{bearer, client_ip, client_of};
 use crate::auth::{AuthError, Principal, lookup};
 use crate::crypto::{TOKEN_PREFIX, hash_token};
 use crate::util::now_ms;
@@ -25,6 +25,15 @@ pub async fn authenticate(st: &AppState, req: &Request) -> ApiResult<Arc<Princip
         }
         st.tokens.invalidate(&hash);
         return Err(ApiError::unauthorized("invalid or expired token"));
+    }
+    // An uncached token costs a store lookup: a client already over its budget for
+    // invalid tokens gets none, so random bearers cannot buy unlimited lookups.
+    if let Some(secs) = st
+        .limits
+        .penalised(client_ip(req, &st.config.rate_limit.trusted_proxies))
+    {
+        st.metrics.rate_limited.inc();
+        return Err(ApiError::rate_limited(secs));
     }
     match lookup(st.store.as_ref(), &hash, now).await {
         Ok(p) => {
@@ -51,6 +60,7 @@ pub async fn auth(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl
                 let ip = client_of(req, depot);
                 if let Err(secs) = st.limits.check_ip(ip) {
                     st.metrics.rate_limited.inc();
+                    st.limits.penalise(ip, secs);
                     err = ApiError::rate_limited(secs);
                 }
             }

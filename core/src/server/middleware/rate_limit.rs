@@ -12,6 +12,7 @@ use salvo::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::super::error::{ApiError, render_error};
+use super::super::login_guard::client_network;
 use super::super::state::state;
 use crate::config::RateLimitConfig;
 
@@ -22,6 +23,9 @@ pub struct RateLimits {
     ip: Keyed<IpAddr>,
     token: Keyed<[u8; 16]>,
     clock: DefaultClock,
+    /// Clients over their budget for invalid tokens, until when: their uncached bearers
+    /// are refused without a store lookup.
+    penalty: moka::sync::Cache<IpAddr, std::time::Instant>,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -41,13 +45,33 @@ impl RateLimits {
             ip: RateLimiter::keyed(quota(cfg.per_ip)),
             token: RateLimiter::keyed(quota(cfg.per_token)),
             clock: DefaultClock::default(),
+            penalty: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(60))
+                .build(),
         }
     }
 
-    /// Charges one request to an IP; `Err(seconds)` when over the limit.
+    /// Marks a client as over its budget for invalid tokens for `secs` seconds.
+    pub fn penalise(&self, ip: IpAddr, secs: u64) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(secs.min(60));
+        self.penalty.insert(client_network(ip), until);
+    }
+
+    /// Seconds left of a client's penalty, if any.
+    pub fn penalised(&self, ip: IpAddr) -> Option<u64> {
+        let left = self
+            .penalty
+            .get(&client_network(ip))?
+            .checked_duration_since(std::time::Instant::now())?;
+        Some(left.as_secs() + 1)
+    }
+
+    /// Charges one request to a client (its IPv4 address or IPv6 /64); `Err(seconds)`
+    /// when over the limit.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), u64> {
         self.ip
-            .check_key(&ip)
+            .check_key(&client_network(ip))
             .map_err(|n| n.wait_time_from(self.clock.now()).as_secs() + 1)
     }
 
@@ -89,7 +113,7 @@ const UNSPECIFIED: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 /// malformed entry stops the walk at the last trusted hop, so a forged header from an
 /// untrusted client never decides its bucket.
 pub fn client_ip(req: &Request, trusted: &[ipnet::IpNet]) -> IpAddr {
-    let peer = req.remote_addr().ip().unwrap_or(UNSPECIFIED);
+    let peer = req.remote_addr().ip().unwrap_or(UNSPECIFIED).to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -103,7 +127,7 @@ pub fn client_ip(req: &Request, trusted: &[ipnet::IpNet]) -> IpAddr {
         .collect();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        match hop.trim().parse::<IpAddr>() {
+        match hop.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()) {
             Ok(ip) => {
                 client = ip;
                 if !is_trusted(&ip) {
@@ -120,7 +144,7 @@ pub fn client_ip(req: &Request, trusted: &[ipnet::IpNet]) -> IpAddr {
 pub fn client_of(req: &Request, depot: &Depot) -> IpAddr {
     match depot.get_typed::<ClientIp>() {
         Ok(c) => c.0,
-        Err(_) => req.remote_addr().ip().unwrap_or(UNSPECIFIED),
+        Err(_) => req.remote_addr().ip().unwrap_or(UNSPECIFIED).to_canonical(),
     }
 }
 
