@@ -119,3 +119,95 @@ async fn absurd_lease_ttls_never_wrap() {
         "{l}"
     );
 }
+
+/// Every page of a listing as `token`: (keys, raw bodies). Panics after 50 pages.
+async fn list_all(s: &Server, token: &str, query: &str) -> (Vec<String>, Vec<String>) {
+    let (mut keys, mut bodies, mut cursor) = (Vec::new(), Vec::new(), None::<String>);
+    for _ in 0..50 {
+        let mut path = format!("/api/v1/realms/acme/secrets?env=prod&{query}");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let (st, page) = s.get(&path, token).await;
+        assert_eq!(st, StatusCode::OK, "{page}");
+        bodies.push(page.to_string());
+        for item in page["items"].as_array().expect("items") {
+            keys.push(item["key"].as_str().expect("key").to_owned());
+        }
+        assert_eq!(page["has_more"], json!(page["next_cursor"].is_string()));
+        match page["next_cursor"].as_str() {
+            Some(c) => {
+                // Whatever the cursor is, it does not carry a key in a readable form.
+                use base64::Engine;
+                let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(c)
+                    .unwrap_or_default();
+                bodies.push(String::from_utf8_lossy(&raw).into_owned());
+                cursor = Some(c.to_owned());
+            }
+            None => return (keys, bodies),
+        }
+    }
+    panic!("the listing did not terminate: {keys:?}");
+}
+
+/// A token narrowed to `app/*` pages through exactly its keys; no key outside the glob
+/// appears in any body or cursor. An unrestricted token still sees everything, and a
+/// cursor does not open in another environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrowed_listing_cursor_reveals_nothing() {
+    let s = Server::start(Backend::Sqlite).await;
+    s.realm("acme").await;
+    let all = [
+        "app/a",
+        "app/b",
+        "b/hidden-one",
+        "b/hidden-two",
+        "zzz/secret-name",
+        "app/c",
+    ];
+    for key in all {
+        let (st, b) = s.put(&s.root, "acme", "prod", key, "v").await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+    }
+    let (st, t) = s
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&s.root),
+            Some(json!({"capabilities": ["secrets:list", "secrets:read"], "realm": "acme", "key_glob": "app/*", "ttl": "1h"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    let narrow = t["token"].as_str().expect("token").to_owned();
+    for limit in [1, 2, 100] {
+        let (keys, bodies) = list_all(&s, &narrow, &format!("limit={limit}")).await;
+        assert_eq!(keys, ["app/a", "app/b", "app/c"], "limit {limit}");
+        for body in &bodies {
+            for hidden in ["hidden", "zzz", "secret-name"] {
+                assert!(
+                    !body.contains(hidden),
+                    "limit {limit}: `{hidden}` leaked in {body}"
+                );
+            }
+        }
+    }
+    // The unrestricted view is unchanged.
+    let (mut keys, _) = list_all(&s, &s.root, "limit=2").await;
+    keys.sort();
+    let mut want = all.map(str::to_owned).to_vec();
+    want.sort();
+    assert_eq!(keys, want);
+    // A cursor belongs to its realm, environment and prefix.
+    let (_, page) = s
+        .get("/api/v1/realms/acme/secrets?env=prod&limit=1", &narrow)
+        .await;
+    let c = page["next_cursor"].as_str().expect("cursor");
+    let (st, b) = s
+        .get(
+            &format!("/api/v1/realms/acme/secrets?env=dev&limit=1&cursor={c}"),
+            &s.root,
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
+}
