@@ -724,6 +724,71 @@ async fn connections_keep_root_credentials_in_the_host() {
         .expect("drop role");
 }
 
+/// Host SQL results are capped while they are read: ten million rows or a hundred
+/// megabytes stop at the cap (400 naming it) instead of being loaded first, the connection
+/// that was abandoned mid-result is not reused, and the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_results_are_capped_while_streaming() {
+    let s = Server::start_with(Backend::Sqlite, &plugin_config("")).await;
+    s.realm("acme").await;
+    let (st, m) = s
+        .mount(
+            "acme",
+            "p",
+            "probe",
+            ALL_GRANTS,
+            json!({"db": {"type": "postgres", "url": pg_url()}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{m}");
+    let queries = [
+        ("rows", "SELECT generate_series(1, 10000000) AS n"),
+        (
+            "bytes",
+            "SELECT repeat('x', 1000000) AS blob FROM generate_series(1, 100)",
+        ),
+        ("under", "SELECT generate_series(1, 10000) AS n"),
+        ("one", "SELECT 1 AS n"),
+    ];
+    for (role, sql) in queries {
+        mode_role(
+            &s,
+            "acme",
+            "p",
+            role,
+            json!({"mode": "sql", "connection": "db", "sql": sql}),
+        )
+        .await;
+    }
+    for (role, cap) in [
+        ("rows", "more than the 10000 rows allowed"),
+        ("bytes", "more than the 4194304 bytes allowed"),
+    ] {
+        let started = std::time::Instant::now();
+        let (st, b) = s.creds("acme", "p", role, None).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{role}: {b}");
+        assert!(message(&b).contains(cap), "{role}: {b}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{role} took {:?}",
+            started.elapsed()
+        );
+        // The next query gets a working connection, and ordinary requests are served.
+        let (st, b) = s.creds("acme", "p", "one", None).await;
+        assert_eq!(
+            (st, b["data"]["rows"].clone()),
+            (StatusCode::OK, json!([[1]])),
+            "after {role}: {b}"
+        );
+        let (st, _) = s.get("/health", &s.root).await;
+        assert_eq!(st, StatusCode::OK);
+    }
+    // Exactly at the row cap: allowed.
+    let (st, b) = s.creds("acme", "p", "under", None).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(b["data"]["rows"].as_array().map(Vec::len), Some(10_000));
+}
+
 async fn pg_password_hash(admin: &mut sqlx::PgConnection, role: &str) -> Option<String> {
     sqlx::query_scalar::<_, Option<String>>("SELECT rolpassword FROM pg_authid WHERE rolname = $1")
         .bind(role)
