@@ -91,6 +91,15 @@ pub struct PluginsConfig {
     /// DEVELOPMENT ONLY: load plugins without a signature (logged loudly at start and on
     /// every load). Off by default.
     pub allow_unsigned: bool,
+    /// Audit events one call may emit; more are dropped, logged and reported by one
+    /// `plugin.audit_quota_exceeded` event.
+    pub max_audit_events_per_call: u32,
+    /// Plugin data writes (puts and deletes) one call may make; more are refused.
+    pub max_data_writes_per_call: u32,
+    /// Plugin data keys one mount may hold.
+    pub max_data_keys_per_mount: u64,
+    /// Plugin data bytes (keys and sealed values) one mount may hold.
+    pub max_data_bytes_per_mount: u64,
 }
 
 impl Default for PluginsConfig {
@@ -105,6 +114,10 @@ impl Default for PluginsConfig {
             max_result_bytes: 1024 * 1024,
             trusted_keys: Vec::new(),
             allow_unsigned: false,
+            max_audit_events_per_call: 32,
+            max_data_writes_per_call: 64,
+            max_data_keys_per_mount: 1000,
+            max_data_bytes_per_mount: 1024 * 1024,
         }
     }
 }

@@ -789,6 +789,119 @@ async fn sql_results_are_capped_while_streaming() {
     assert_eq!(b["data"]["rows"].as_array().map(Vec::len), Some(10_000));
 }
 
+/// Counts the realm's audit events with `action` (waiting up to 10 s for `want`).
+async fn audited(s: &Server, action: &str, want: usize) -> usize {
+    let count = || async {
+        let (_, ev) = s
+            .get(
+                &format!("/api/v1/realms/acme/audit?action={action}&limit=1000"),
+                &s.root,
+            )
+            .await;
+        ev["items"].as_array().map(Vec::len).unwrap_or(0)
+    };
+    Server::wait_for(10, || async { count().await == want }).await;
+    count().await
+}
+
+/// Host-call quotas (defaults): audit events per call (the excess dropped, reported once),
+/// plugin data writes per call, and keys and bytes per mount; under each, all works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_call_quotas_hold() {
+    let s = Server::start_with(Backend::Sqlite, &plugin_config("")).await;
+    s.realm("acme").await;
+    for mount in ["p", "keys", "bytes"] {
+        probe(&s, "acme", mount).await;
+    }
+    let role = |mount: &'static str, name: &'static str, def: Value| {
+        let s = &s;
+        async move { mode_role(s, "acme", mount, name, def).await }
+    };
+    role("p", "audit10", json!({"mode": "audit-many", "count": 10})).await;
+    role("p", "audit40", json!({"mode": "audit-many", "count": 40})).await;
+    let (st, b) = s.creds("acme", "p", "audit10", None).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(audited(&s, "plugin.probe.many", 10).await, 10);
+    let (st, b) = s.creds("acme", "p", "audit40", None).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(
+        audited(&s, "plugin.probe.many", 42).await,
+        42,
+        "32 of 40 kept"
+    );
+    assert_eq!(audited(&s, "plugin.audit_quota_exceeded", 1).await, 1);
+    assert_eq!(
+        s.log().matches("audit events per call").count(),
+        1,
+        "logged once"
+    );
+    // Writes per call: 64 pass, the 65th is refused with the plugin-visible error.
+    role(
+        "p",
+        "w64",
+        json!({"mode": "data-many", "count": 64, "prefix": "a/"}),
+    )
+    .await;
+    role(
+        "p",
+        "w65",
+        json!({"mode": "data-many", "count": 65, "prefix": "b/"}),
+    )
+    .await;
+    let (_, b) = s.creds("acme", "p", "w64", None).await;
+    assert_eq!(b["data"], json!({"stored": 64, "error": null}), "{b}");
+    let (_, b) = s.creds("acme", "p", "w65", None).await;
+    assert_eq!(b["data"]["stored"], 64, "{b}");
+    let err = b["data"]["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("more than 64 plugin data writes in one call"),
+        "{b}"
+    );
+    // Keys per mount: 1000 fit, the 1001st does not.
+    for i in 0..15 {
+        let name: &'static str = Box::leak(format!("k{i}").into_boxed_str());
+        let prefix = format!("k{i}/");
+        role(
+            "keys",
+            name,
+            json!({"mode": "data-many", "count": 64, "prefix": prefix}),
+        )
+        .await;
+        let (_, b) = s.creds("acme", "keys", name, None).await;
+        assert_eq!(b["data"], json!({"stored": 64, "error": null}), "{b}");
+    }
+    role(
+        "keys",
+        "last",
+        json!({"mode": "data-many", "count": 64, "prefix": "z/"}),
+    )
+    .await;
+    let (_, b) = s.creds("acme", "keys", "last", None).await;
+    assert_eq!(b["data"]["stored"], 40, "1000 keys in all: {b}");
+    let err = b["data"]["error"].as_str().unwrap_or_default();
+    assert!(err.contains("at most 1000 are allowed"), "{b}");
+    // Bytes per mount: 17 values of 60 000 bytes fit in 1 MiB, the 18th does not.
+    role(
+        "bytes",
+        "big",
+        json!({"mode": "data-many", "count": 20, "size": 60000}),
+    )
+    .await;
+    let (_, b) = s.creds("acme", "bytes", "big", None).await;
+    assert_eq!(b["data"]["stored"], 17, "{b}");
+    let err = b["data"]["error"].as_str().unwrap_or_default();
+    assert!(err.contains("at most 1048576 are allowed"), "{b}");
+    // Overwriting a key in place does not count it twice.
+    role(
+        "bytes",
+        "again",
+        json!({"mode": "data-many", "count": 17, "size": 60000}),
+    )
+    .await;
+    let (_, b) = s.creds("acme", "bytes", "again", None).await;
+    assert_eq!(b["data"], json!({"stored": 17, "error": null}), "{b}");
+}
+
 async fn pg_password_hash(admin: &mut sqlx::PgConnection, role: &str) -> Option<String> {
     sqlx::query_scalar::<_, Option<String>>("SELECT rolpassword FROM pg_authid WHERE rolname = $1")
         .bind(role)

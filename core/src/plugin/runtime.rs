@@ -36,6 +36,21 @@ pub struct CallLimits {
     pub memory_bytes: usize,
     /// Largest value an export may return.
     pub max_result_bytes: usize,
+    /// Quotas on what one call or one mount may accumulate through host calls.
+    pub quotas: Quotas,
+}
+
+/// Quotas on host-call side effects, from `plugins.max_*`.
+#[derive(Debug, Clone, Copy)]
+pub struct Quotas {
+    /// Audit events per call.
+    pub audit_events_per_call: u32,
+    /// Plugin data puts and deletes per call.
+    pub data_writes_per_call: u32,
+    /// Plugin data keys per mount.
+    pub data_keys_per_mount: u64,
+    /// Plugin data bytes per mount.
+    pub data_bytes_per_mount: u64,
 }
 
 impl CallLimits {
@@ -147,6 +162,12 @@ impl Runtime {
                 host_call_timeout: cfg.host_call_timeout,
                 memory_bytes,
                 max_result_bytes: cfg.max_result_bytes,
+                quotas: Quotas {
+                    audit_events_per_call: cfg.max_audit_events_per_call,
+                    data_writes_per_call: cfg.max_data_writes_per_call,
+                    data_keys_per_mount: cfg.max_data_keys_per_mount,
+                    data_bytes_per_mount: cfg.max_data_bytes_per_mount,
+                },
             },
             cache_dir,
             compiled: Mutex::new(HashMap::new()),
