@@ -207,6 +207,22 @@ pub struct ServerConfig {
     /// How long shutdown waits for in-flight requests.
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
+    /// Connections served at once; beyond it the listener stops accepting (new ones wait
+    /// in the kernel's backlog) until one closes.
+    pub max_connections: usize,
+    /// Longest TLS handshake.
+    #[serde(with = "duration")]
+    pub tls_handshake_timeout: Duration,
+    /// Longest wait for a complete HTTP/1 request head (Slowloris); the connection is
+    /// closed after it.
+    #[serde(with = "duration")]
+    pub header_read_timeout: Duration,
+    /// Longest gap between two parts of a request body.
+    #[serde(with = "duration")]
+    pub request_body_timeout: Duration,
+    /// A connection with no read or write for this long is closed (idle keep-alive).
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
 }
 
 /// Store tuning.
@@ -302,6 +318,11 @@ impl Default for ServerConfig {
             tls_names: Vec::new(),
             max_body_bytes: 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            max_connections: 1024,
+            tls_handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            request_body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -409,6 +430,18 @@ impl Config {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         if self.rate_limit.per_ip == 0 || self.rate_limit.per_token == 0 {
             return bad("rate_limit.per_ip and rate_limit.per_token must be at least 1");
+        }
+        let srv = &self.server;
+        if srv.max_connections == 0
+            || [
+                srv.tls_handshake_timeout,
+                srv.header_read_timeout,
+                srv.request_body_timeout,
+                srv.idle_timeout,
+            ]
+            .contains(&Duration::ZERO)
+        {
+            return bad("server.max_connections and the server timeouts must be positive");
         }
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             return bad("server.tls_cert and server.tls_key go together");
