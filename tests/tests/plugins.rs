@@ -277,6 +277,63 @@ async fn misbehaving_plugins_are_contained() {
     );
 }
 
+/// More CPU-spinning calls than the server has runtime workers (it runs on this machine,
+/// one worker per core) cannot starve it: guest code yields to the runtime every epoch
+/// tick, so ordinary requests complete while every spinning call is still running. Without
+/// the yields each spinner pins a worker until its deadline and the reads wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spinning_plugins_do_not_pin_the_runtime() {
+    let cache = std::env::temp_dir().join("arcan-test-plugin-cache");
+    let cfg = format!(
+        "{RELAXED}plugins:\n  dir: {}\n  cache_dir: {}\n  call_timeout: 15s\n  allow_unsigned: true\n",
+        plugins_dir().display(),
+        cache.display()
+    );
+    let s = Server::start_with(Backend::Sqlite, &cfg).await;
+    s.realm("acme").await;
+    probe(&s, "acme", "p").await;
+    mode_role(&s, "acme", "p", "loop", json!({"mode": "loop"})).await;
+    let (st, _) = s.put(&s.root, "acme", "default", "steady", "v").await;
+    assert_eq!(st, StatusCode::OK);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let spinners: Vec<_> = (0..(cores * 2).clamp(4, 32))
+        .map(|_| {
+            let (http, base, root) = (s.http.clone(), s.base.clone(), s.root.clone());
+            tokio::spawn(async move {
+                http.post(format!("{base}/api/v1/realms/acme/engines/p/creds/loop"))
+                    .bearer_auth(root)
+                    .send()
+                    .await
+                    .map(|r| r.status())
+            })
+        })
+        .collect();
+    // Let every spinner reach the guest.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for i in 0..5 {
+        let (st, b) = s.get("/api/v1/realms/acme/secrets/steady", &s.root).await;
+        assert_eq!(
+            (st, b["value"].clone()),
+            (StatusCode::OK, json!("v")),
+            "read {i}"
+        );
+    }
+    let running = spinners.iter().filter(|h| !h.is_finished()).count();
+    assert_eq!(
+        running,
+        spinners.len(),
+        "the reads had to wait for spinning calls to end"
+    );
+    for h in spinners {
+        let st = h.await.expect("task").expect("response");
+        assert_eq!(
+            st,
+            StatusCode::BAD_GATEWAY,
+            "the deadline still stops a spinner"
+        );
+    }
+}
+
 /// One plugin mounted twice in one realm and once in another: no mount sees another's data,
 /// and the data is sealed at rest.
 async fn plugin_data_isolation(b: Backend) {

@@ -16,7 +16,8 @@ use super::host::{self, HostState, PluginPre};
 use super::manifest::{HostCapability, Manifest, wit_compatible};
 use crate::config::PluginsConfig;
 
-/// How often the epoch advances; deadlines are counted in these ticks.
+/// How often the epoch advances: guest code yields to the async runtime (and checks its
+/// deadline) once per tick.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Largest `engine.wasm` accepted.
 pub const MAX_COMPONENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -51,13 +52,6 @@ pub struct Quotas {
     pub data_keys_per_mount: u64,
     /// Plugin data bytes per mount.
     pub data_bytes_per_mount: u64,
-}
-
-impl CallLimits {
-    /// The deadline in epoch ticks.
-    pub fn deadline_ticks(&self) -> u64 {
-        (self.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
-    }
 }
 
 /// A plugin that passed the pipeline up to compilation.
