@@ -93,6 +93,15 @@ pub struct PluginsConfig {
     pub allow_unsigned: bool,
     /// Where engine connections may point (see [`ConnectionPolicyConfig`]).
     pub connections: ConnectionPolicyConfig,
+    /// Audit events one call may emit; more are dropped, logged and reported by one
+    /// `plugin.audit_quota_exceeded` event.
+    pub max_audit_events_per_call: u32,
+    /// Plugin data writes (puts and deletes) one call may make; more are refused.
+    pub max_data_writes_per_call: u32,
+    /// Plugin data keys one mount may hold.
+    pub max_data_keys_per_mount: u64,
+    /// Plugin data bytes (keys and sealed values) one mount may hold.
+    pub max_data_bytes_per_mount: u64,
 }
 
 /// Operator-owned engine connections: the endpoints any realm admin may mount an engine
@@ -141,6 +150,10 @@ impl Default for PluginsConfig {
             trusted_keys: Vec::new(),
             allow_unsigned: false,
             connections: ConnectionPolicyConfig::default(),
+            max_audit_events_per_call: 32,
+            max_data_writes_per_call: 64,
+            max_data_keys_per_mount: 1000,
+            max_data_bytes_per_mount: 1024 * 1024,
         }
     }
 }
@@ -230,6 +243,22 @@ pub struct ServerConfig {
     /// How long shutdown waits for in-flight requests.
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
+    /// Connections served at once; beyond it the listener stops accepting (new ones wait
+    /// in the kernel's backlog) until one closes.
+    pub max_connections: usize,
+    /// Longest TLS handshake.
+    #[serde(with = "duration")]
+    pub tls_handshake_timeout: Duration,
+    /// Longest wait for a complete HTTP/1 request head (Slowloris); the connection is
+    /// closed after it.
+    #[serde(with = "duration")]
+    pub header_read_timeout: Duration,
+    /// Longest gap between two parts of a request body.
+    #[serde(with = "duration")]
+    pub request_body_timeout: Duration,
+    /// A connection with no read or write for this long is closed (idle keep-alive).
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
 }
 
 /// Store tuning.
@@ -363,6 +392,11 @@ impl Default for ServerConfig {
             tls_names: Vec::new(),
             max_body_bytes: 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            max_connections: 1024,
+            tls_handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            request_body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -474,6 +508,18 @@ impl Config {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         if self.rate_limit.per_ip == 0 || self.rate_limit.per_token == 0 {
             return bad("rate_limit.per_ip and rate_limit.per_token must be at least 1");
+        }
+        let srv = &self.server;
+        if srv.max_connections == 0
+            || [
+                srv.tls_handshake_timeout,
+                srv.header_read_timeout,
+                srv.request_body_timeout,
+                srv.idle_timeout,
+            ]
+            .contains(&Duration::ZERO)
+        {
+            return bad("server.max_connections and the server timeouts must be positive");
         }
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             return bad("server.tls_cert and server.tls_key go together");

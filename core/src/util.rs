@@ -16,7 +16,29 @@ pub fn rfc3339(ms: i64) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// `now_ms` plus `secs` seconds, or `None` when the instant is not representable in
+/// milliseconds since the epoch (an absurd ttl must be refused, never wrapped).
+pub fn add_secs_ms(now_ms: i64, secs: u64) -> Option<i64> {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| s.checked_mul(1000))
+        .and_then(|ms| now_ms.checked_add(ms))
+}
+
 /// A new sortable id.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_secs_ms_refuses_overflow() {
+        assert_eq!(add_secs_ms(1_000, 2), Some(3_000));
+        assert_eq!(add_secs_ms(now_ms(), u64::MAX), None);
+        assert_eq!(add_secs_ms(now_ms(), i64::MAX as u64 / 1000), None);
+        assert_eq!(add_secs_ms(i64::MAX - 10, 1), None);
+    }
 }

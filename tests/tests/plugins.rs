@@ -277,6 +277,63 @@ async fn misbehaving_plugins_are_contained() {
     );
 }
 
+/// More CPU-spinning calls than the server has runtime workers (it runs on this machine,
+/// one worker per core) cannot starve it: guest code yields to the runtime every epoch
+/// tick, so ordinary requests complete while every spinning call is still running. Without
+/// the yields each spinner pins a worker until its deadline and the reads wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spinning_plugins_do_not_pin_the_runtime() {
+    let cache = std::env::temp_dir().join("arcan-test-plugin-cache");
+    let cfg = format!(
+        "{RELAXED}plugins:\n  dir: {}\n  cache_dir: {}\n  call_timeout: 15s\n  allow_unsigned: true\n",
+        plugins_dir().display(),
+        cache.display()
+    );
+    let s = Server::start_with(Backend::Sqlite, &cfg).await;
+    s.realm("acme").await;
+    probe(&s, "acme", "p").await;
+    mode_role(&s, "acme", "p", "loop", json!({"mode": "loop"})).await;
+    let (st, _) = s.put(&s.root, "acme", "default", "steady", "v").await;
+    assert_eq!(st, StatusCode::OK);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let spinners: Vec<_> = (0..(cores * 2).clamp(4, 32))
+        .map(|_| {
+            let (http, base, root) = (s.http.clone(), s.base.clone(), s.root.clone());
+            tokio::spawn(async move {
+                http.post(format!("{base}/api/v1/realms/acme/engines/p/creds/loop"))
+                    .bearer_auth(root)
+                    .send()
+                    .await
+                    .map(|r| r.status())
+            })
+        })
+        .collect();
+    // Let every spinner reach the guest.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for i in 0..5 {
+        let (st, b) = s.get("/api/v1/realms/acme/secrets/steady", &s.root).await;
+        assert_eq!(
+            (st, b["value"].clone()),
+            (StatusCode::OK, json!("v")),
+            "read {i}"
+        );
+    }
+    let running = spinners.iter().filter(|h| !h.is_finished()).count();
+    assert_eq!(
+        running,
+        spinners.len(),
+        "the reads had to wait for spinning calls to end"
+    );
+    for h in spinners {
+        let st = h.await.expect("task").expect("response");
+        assert_eq!(
+            st,
+            StatusCode::BAD_GATEWAY,
+            "the deadline still stops a spinner"
+        );
+    }
+}
+
 /// One plugin mounted twice in one realm and once in another: no mount sees another's data,
 /// and the data is sealed at rest.
 async fn plugin_data_isolation(b: Backend) {
@@ -722,6 +779,184 @@ async fn connections_keep_root_credentials_in_the_host() {
         .execute(&mut admin)
         .await
         .expect("drop role");
+}
+
+/// Host SQL results are capped while they are read: ten million rows or a hundred
+/// megabytes stop at the cap (400 naming it) instead of being loaded first, the connection
+/// that was abandoned mid-result is not reused, and the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_results_are_capped_while_streaming() {
+    let s = Server::start_with(Backend::Sqlite, &plugin_config("")).await;
+    s.realm("acme").await;
+    let (st, m) = s
+        .mount(
+            "acme",
+            "p",
+            "probe",
+            ALL_GRANTS,
+            json!({"db": {"type": "postgres", "url": pg_url()}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{m}");
+    let queries = [
+        ("rows", "SELECT generate_series(1, 10000000) AS n"),
+        (
+            "bytes",
+            "SELECT repeat('x', 1000000) AS blob FROM generate_series(1, 100)",
+        ),
+        ("under", "SELECT generate_series(1, 10000) AS n"),
+        ("one", "SELECT 1 AS n"),
+    ];
+    for (role, sql) in queries {
+        mode_role(
+            &s,
+            "acme",
+            "p",
+            role,
+            json!({"mode": "sql", "connection": "db", "sql": sql}),
+        )
+        .await;
+    }
+    for (role, cap) in [
+        ("rows", "more than the 10000 rows allowed"),
+        ("bytes", "more than the 4194304 bytes allowed"),
+    ] {
+        let started = std::time::Instant::now();
+        let (st, b) = s.creds("acme", "p", role, None).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{role}: {b}");
+        assert!(message(&b).contains(cap), "{role}: {b}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{role} took {:?}",
+            started.elapsed()
+        );
+        // The next query gets a working connection, and ordinary requests are served.
+        let (st, b) = s.creds("acme", "p", "one", None).await;
+        assert_eq!(
+            (st, b["data"]["rows"].clone()),
+            (StatusCode::OK, json!([[1]])),
+            "after {role}: {b}"
+        );
+        let (st, _) = s.get("/health", &s.root).await;
+        assert_eq!(st, StatusCode::OK);
+    }
+    // Exactly at the row cap: allowed.
+    let (st, b) = s.creds("acme", "p", "under", None).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(b["data"]["rows"].as_array().map(Vec::len), Some(10_000));
+}
+
+/// Counts the realm's audit events with `action` (waiting up to 10 s for `want`).
+async fn audited(s: &Server, action: &str, want: usize) -> usize {
+    let count = || async {
+        let (_, ev) = s
+            .get(
+                &format!("/api/v1/realms/acme/audit?action={action}&limit=1000"),
+                &s.root,
+            )
+            .await;
+        ev["items"].as_array().map(Vec::len).unwrap_or(0)
+    };
+    Server::wait_for(10, || async { count().await == want }).await;
+    count().await
+}
+
+/// Host-call quotas (defaults): audit events per call (the excess dropped, reported once),
+/// plugin data writes per call, and keys and bytes per mount; under each, all works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_call_quotas_hold() {
+    let s = Server::start_with(Backend::Sqlite, &plugin_config("")).await;
+    s.realm("acme").await;
+    for mount in ["p", "keys", "bytes"] {
+        probe(&s, "acme", mount).await;
+    }
+    let role = |mount: &'static str, name: &'static str, def: Value| {
+        let s = &s;
+        async move { mode_role(s, "acme", mount, name, def).await }
+    };
+    role("p", "audit10", json!({"mode": "audit-many", "count": 10})).await;
+    role("p", "audit40", json!({"mode": "audit-many", "count": 40})).await;
+    let (st, b) = s.creds("acme", "p", "audit10", None).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(audited(&s, "plugin.probe.many", 10).await, 10);
+    let (st, b) = s.creds("acme", "p", "audit40", None).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(
+        audited(&s, "plugin.probe.many", 42).await,
+        42,
+        "32 of 40 kept"
+    );
+    assert_eq!(audited(&s, "plugin.audit_quota_exceeded", 1).await, 1);
+    assert_eq!(
+        s.log().matches("audit events per call").count(),
+        1,
+        "logged once"
+    );
+    // Writes per call: 64 pass, the 65th is refused with the plugin-visible error.
+    role(
+        "p",
+        "w64",
+        json!({"mode": "data-many", "count": 64, "prefix": "a/"}),
+    )
+    .await;
+    role(
+        "p",
+        "w65",
+        json!({"mode": "data-many", "count": 65, "prefix": "b/"}),
+    )
+    .await;
+    let (_, b) = s.creds("acme", "p", "w64", None).await;
+    assert_eq!(b["data"], json!({"stored": 64, "error": null}), "{b}");
+    let (_, b) = s.creds("acme", "p", "w65", None).await;
+    assert_eq!(b["data"]["stored"], 64, "{b}");
+    let err = b["data"]["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("more than 64 plugin data writes in one call"),
+        "{b}"
+    );
+    // Keys per mount: 1000 fit, the 1001st does not.
+    for i in 0..15 {
+        let name: &'static str = Box::leak(format!("k{i}").into_boxed_str());
+        let prefix = format!("k{i}/");
+        role(
+            "keys",
+            name,
+            json!({"mode": "data-many", "count": 64, "prefix": prefix}),
+        )
+        .await;
+        let (_, b) = s.creds("acme", "keys", name, None).await;
+        assert_eq!(b["data"], json!({"stored": 64, "error": null}), "{b}");
+    }
+    role(
+        "keys",
+        "last",
+        json!({"mode": "data-many", "count": 64, "prefix": "z/"}),
+    )
+    .await;
+    let (_, b) = s.creds("acme", "keys", "last", None).await;
+    assert_eq!(b["data"]["stored"], 40, "1000 keys in all: {b}");
+    let err = b["data"]["error"].as_str().unwrap_or_default();
+    assert!(err.contains("at most 1000 are allowed"), "{b}");
+    // Bytes per mount: 17 values of 60 000 bytes fit in 1 MiB, the 18th does not.
+    role(
+        "bytes",
+        "big",
+        json!({"mode": "data-many", "count": 20, "size": 60000}),
+    )
+    .await;
+    let (_, b) = s.creds("acme", "bytes", "big", None).await;
+    assert_eq!(b["data"]["stored"], 17, "{b}");
+    let err = b["data"]["error"].as_str().unwrap_or_default();
+    assert!(err.contains("at most 1048576 are allowed"), "{b}");
+    // Overwriting a key in place does not count it twice.
+    role(
+        "bytes",
+        "again",
+        json!({"mode": "data-many", "count": 17, "size": 60000}),
+    )
+    .await;
+    let (_, b) = s.creds("acme", "bytes", "again", None).await;
+    assert_eq!(b["data"], json!({"stored": 17, "error": null}), "{b}");
 }
 
 async fn pg_password_hash(admin: &mut sqlx::PgConnection, role: &str) -> Option<String> {

@@ -92,6 +92,28 @@ async fn rewrap_keeps_data(b: Backend) {
             .await;
         assert_eq!(v["value"], value);
     }
+    // A second rewrap, over a stale `master.key.new` that no stored key uses (a rewrap that
+    // failed before its commit): the stale file is discarded, never installed.
+    let key_path = s.dir.join("master.key");
+    let pending = s.dir.join("master.key.new");
+    write_key(&pending, &"5a".repeat(32));
+    let (st, again) = s
+        .call(
+            Method::POST,
+            "/api/v1/sys/master-key/rewrap",
+            Some(&s.root),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{again}");
+    assert_ne!(again["key_id"], after["key_id"]);
+    assert!(!pending.exists(), "no key file left behind");
+    let key_third = std::fs::read_to_string(&key_path).expect("key");
+    assert!(key_third != key_after && key_third != key_before);
+    assert!(
+        !key_third.contains(&"5a".repeat(32)),
+        "the stale key was not used"
+    );
     // New realms after the rotation, and a cold restart with the new key.
     s.realm("gamma").await;
     s.put(&s.root, "gamma", "prod", "k", "gamma-value").await;
@@ -110,6 +132,37 @@ async fn rewrap_keeps_data(b: Backend) {
         (verify["data_keys"].clone(), verify["ok"].clone()),
         (json!(3), json!(3))
     );
+    // A rotation stopped after its store commit, before the rename: the old key is still
+    // `master.key` and the key in use is `master.key.new`. The next start installs it.
+    write_key(&pending, key_third.trim());
+    write_key(&key_path, key_before.trim());
+    s.restart().await;
+    assert_eq!(
+        std::fs::read_to_string(&key_path).expect("key").trim(),
+        key_third.trim()
+    );
+    assert!(!pending.exists());
+    // A rotation stopped before its commit: `master.key.new` is unused and is discarded.
+    write_key(&pending, &"6b".repeat(32));
+    s.restart().await;
+    assert_eq!(
+        std::fs::read_to_string(&key_path).expect("key").trim(),
+        key_third.trim()
+    );
+    assert!(!pending.exists());
+    for (realm, value) in [
+        ("acme", "alpha-value"),
+        ("beta", "beta-value"),
+        ("gamma", "gamma-value"),
+    ] {
+        let (st, v) = s
+            .get(
+                &format!("/api/v1/realms/{realm}/secrets/k?env=prod"),
+                &s.root,
+            )
+            .await;
+        assert_eq!((st, v["value"].clone()), (StatusCode::OK, json!(value)));
+    }
     // Only superusers rotate.
     let (_, user) = s.user("u@example.com").await;
     let (st, _) = s
@@ -121,6 +174,13 @@ async fn rewrap_keeps_data(b: Backend) {
         )
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
+}
+
+/// Writes a master-key file (hex, mode 0600) as the server would.
+fn write_key(path: &std::path::Path, hex: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("{hex}\n")).expect("write key");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
 }
 
 /// Starts a second server on the same data and returns why it refused to start.

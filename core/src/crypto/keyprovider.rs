@@ -110,7 +110,7 @@ pub fn generate_master_key_file(path: &Path) -> Result<(), CryptoError> {
     f.write_all(text.as_bytes())?;
     f.write_all(b"\n")?;
     f.sync_all()?;
-    Ok(())
+    super::rotation::sync_parent(path)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 mod envelope;
 mod keyprovider;
 mod password;
+pub mod rotation;
 pub mod tls;
 mod token;
 

@@ -11,7 +11,7 @@ use super::registry::{Engines, MountHandle};
 use super::sealing::{open_in_realm, seal_in_realm};
 use crate::plugin::{CallError, CallInfo, Op, OpResult};
 use crate::store::{LeaseRecord, MountRecord, lease_state};
-use crate::util::now_ms;
+use crate::util::{add_secs_ms, now_ms};
 
 /// A role as the host stores it: TTL policy around the engine's own definition.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,6 +121,15 @@ pub async fn issue(
         t => t.min(ttl),
     };
     let now = now_ms();
+    let (Some(expires_at), Some(max_expires_at)) =
+        (add_secs_ms(now, granted), add_secs_ms(now, stored.max_ttl))
+    else {
+        return Err(undo(EngineError::Invalid(format!(
+            "the role's max_ttl of {}s is too large to be represented; lower it",
+            stored.max_ttl
+        )))
+        .await);
+    };
     let id = format!("{mount}/{role}/{}", uuid::Uuid::new_v4().simple());
     let internal = match seal_in_realm(
         store.as_ref(),
@@ -145,8 +154,8 @@ pub async fn issue(
         role_definition: definition.clone(),
         internal,
         issued_at: now,
-        expires_at: now + (granted as i64) * 1000,
-        max_expires_at: now + (stored.max_ttl as i64) * 1000,
+        expires_at,
+        max_expires_at,
         renewable: cred.renewable,
         revocable: cred.revocable,
         state: lease_state::ACTIVE.into(),
@@ -233,10 +242,14 @@ pub async fn renew(
     if room_ms < 1000 {
         return Err(EngineError::Conflict("lease reached its max ttl".into()));
     }
+    // An increment beyond the max ttl (however large) is clipped to it, as any other is.
     let want_ms = match ttl.map(secs) {
         Some(0) => return Err(EngineError::Invalid("ttl must be at least 1s".into())),
-        Some(t) => t as i64 * 1000,
-        None => (lease.expires_at - lease.issued_at).max(1000),
+        Some(t) => i64::try_from(t)
+            .ok()
+            .and_then(|t| t.checked_mul(1000))
+            .unwrap_or(i64::MAX),
+        None => lease.expires_at.saturating_sub(lease.issued_at).max(1000),
     }
     .min(room_ms);
     let want = (want_ms as u64).div_ceil(1000);
@@ -260,7 +273,12 @@ pub async fn renew(
             "the engine granted no extension".into(),
         ));
     }
-    let expires_at = now + (granted as i64 * 1000).min(want_ms);
+    // `granted <= want`, and `want` seconds fit in the room left before the max ttl.
+    let granted_ms = i64::try_from(granted)
+        .ok()
+        .and_then(|g| g.checked_mul(1000))
+        .unwrap_or(i64::MAX);
+    let expires_at = now.saturating_add(granted_ms.min(want_ms));
     if !store.lease_extend(realm_id, lease_id, expires_at).await? {
         return Err(EngineError::Conflict("lease is no longer active".into()));
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::host::bindings::arcan::plugin::types::{self, ErrorKind};
 use super::host::bindings::exports::arcan::plugin::engine;
@@ -227,8 +227,18 @@ pub async fn invoke(
     };
     let mut store = Store::new(runtime.engine(), HostState::new(scope, info));
     store.limiter(|s| &mut s.limiter);
-    store.set_epoch_deadline(limits.deadline_ticks());
-    store.epoch_deadline_trap();
+    // Guest code yields to the async runtime at every epoch tick (5 ms), so a spinning
+    // plugin shares its worker thread instead of pinning it; past the call's wall-clock
+    // deadline the next tick interrupts it (a trap).
+    let deadline = std::time::Instant::now() + limits.call_timeout;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        Ok(if std::time::Instant::now() >= deadline {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+        })
+    });
     // The epoch deadline stops guest code; this also bounds time spent in host calls.
     let outer = limits.call_timeout + Duration::from_millis(250);
     let outcome = tokio::time::timeout(outer, run(&mut store, pre, &ctx, op)).await;

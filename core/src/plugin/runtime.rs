@@ -16,7 +16,8 @@ use super::host::{self, HostState, PluginPre};
 use super::manifest::{HostCapability, Manifest, wit_compatible};
 use crate::config::PluginsConfig;
 
-/// How often the epoch advances; deadlines are counted in these ticks.
+/// How often the epoch advances: guest code yields to the async runtime (and checks its
+/// deadline) once per tick.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Largest `engine.wasm` accepted.
 pub const MAX_COMPONENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -36,13 +37,21 @@ pub struct CallLimits {
     pub memory_bytes: usize,
     /// Largest value an export may return.
     pub max_result_bytes: usize,
+    /// Quotas on what one call or one mount may accumulate through host calls.
+    pub quotas: Quotas,
 }
 
-impl CallLimits {
-    /// The deadline in epoch ticks.
-    pub fn deadline_ticks(&self) -> u64 {
-        (self.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
-    }
+/// Quotas on host-call side effects, from `plugins.max_*`.
+#[derive(Debug, Clone, Copy)]
+pub struct Quotas {
+    /// Audit events per call.
+    pub audit_events_per_call: u32,
+    /// Plugin data puts and deletes per call.
+    pub data_writes_per_call: u32,
+    /// Plugin data keys per mount.
+    pub data_keys_per_mount: u64,
+    /// Plugin data bytes per mount.
+    pub data_bytes_per_mount: u64,
 }
 
 /// A plugin that passed the pipeline up to compilation.
@@ -147,6 +156,12 @@ impl Runtime {
                 host_call_timeout: cfg.host_call_timeout,
                 memory_bytes,
                 max_result_bytes: cfg.max_result_bytes,
+                quotas: Quotas {
+                    audit_events_per_call: cfg.max_audit_events_per_call,
+                    data_writes_per_call: cfg.max_data_writes_per_call,
+                    data_keys_per_mount: cfg.max_data_keys_per_mount,
+                    data_bytes_per_mount: cfg.max_data_bytes_per_mount,
+                },
             },
             cache_dir,
             compiled: Mutex::new(HashMap::new()),

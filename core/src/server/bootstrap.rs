@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 
 use crate::config::Config;
 use crate::crypto::SYSTEM_KEY_META;
+use crate::crypto::rotation::{self, Settled, StoreKeys};
 use crate::crypto::tls::{TlsPaths, ensure_self_signed};
 use crate::crypto::{
     FileKeyProvider, KeyProvider, Keyring, generate_master_key_file, generate_token, hash_token,
@@ -53,24 +54,40 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 /// interrupted rotation, and refusing a key that cannot unwrap the stored data keys.
 pub async fn master_key(config: &Config, store: &dyn Store) -> anyhow::Result<FileKeyProvider> {
     let path = config.data_dir.join("master.key");
-    let pending = path.with_extension("key.new");
     let keys = store.data_keys_all().await?;
-    if pending.exists() {
-        let next = FileKeyProvider::load(&pending)?;
-        if keys
-            .first()
-            .is_some_and(|k| k.master_key_id == next.key_id())
-        {
-            fs::rename(&pending, &path).context("finishing an interrupted master-key rotation")?;
-            tracing::warn!("finished an interrupted master-key rotation");
-        } else {
-            fs::remove_file(&pending).ok();
+    let system = match store.meta_get(SYSTEM_KEY_META).await? {
+        Some(hex_text) => {
+            Some(hex::decode(hex_text.trim()).context("system key in the store is not hex")?)
         }
+        None => None,
+    };
+    let ids: Vec<&str> = keys.iter().map(|k| k.master_key_id.as_str()).collect();
+    let wrapped: Vec<&[u8]> = system
+        .iter()
+        .map(Vec::as_slice)
+        .chain(keys.first().map(|k| k.wrapped.as_slice()))
+        .collect();
+    let held = StoreKeys {
+        ids: &ids,
+        wrapped: &wrapped,
+    };
+    match rotation::settle_pending(&path, held)
+        .await
+        .context("settling an interrupted master-key rotation")?
+    {
+        Settled::Installed(_) => tracing::warn!("finished an interrupted master-key rotation"),
+        Settled::Discarded => {
+            tracing::warn!("removed the new key of a master-key rotation that did not commit")
+        }
+        Settled::Kept => tracing::error!(
+            "master.key.new exists and neither key file provably opens the store; both are kept"
+        ),
+        Settled::Nothing => {}
     }
     if !path.exists() {
-        if !keys.is_empty() {
+        if !keys.is_empty() || system.is_some() {
             bail!(
-                "master key {} is missing but the store holds {} data keys; restore the key file",
+                "master key {} is missing but the store holds {} data keys and a system key; restore the key file",
                 path.display(),
                 keys.len()
             );

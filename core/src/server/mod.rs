@@ -1,6 +1,8 @@
 //! The HTTPS server: build, bind, serve, drain.
 //!
-//! There is no plaintext listener: the only listener is rustls (TLS 1.2 and 1.3).
+//! There is no plaintext listener: the only listener is rustls (TLS 1.2 and 1.3). The
+//! listener bounds concurrent connections and the time a client may take for each step
+//! (`server.max_connections`, `server.*_timeout`).
 
 pub mod bootstrap;
 pub mod error;
@@ -19,6 +21,7 @@ use anyhow::Context;
 use salvo::catcher::Catcher;
 use salvo::conn::Acceptor;
 use salvo::conn::rustls::{Keycert, RustlsConfig};
+use salvo::fuse::FuseConfig;
 use salvo::prelude::*;
 
 use crate::config::Config;
@@ -53,7 +56,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let service = Service::new(router::build(state.clone()))
         .catcher(Catcher::default().hoop(error::CatchAll(state.clone())));
     start_audit(&state).await?;
-    let server = Server::new(acceptor);
+    let server = Server::new(acceptor)
+        .fuse_config(listener_limits(&config.server))
+        .max_connections(config.server.max_connections);
     let handle = server.handle();
 
     crate::reaper::spawn(state.engines.clone(), config.reaper.clone());
@@ -96,6 +101,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The per-connection timeouts of `server.*`, enforced by salvo's transport (the fuse):
+/// TLS handshake, request head (which also bounds the HTTP/1-vs-2 detection read, so a
+/// client that sends nothing is covered), request-body gaps and idle connections.
+fn listener_limits(cfg: &crate::config::ServerConfig) -> FuseConfig {
+    FuseConfig::default()
+        .with_tls_handshake_timeout(cfg.tls_handshake_timeout)
+        .with_http1_header_timeout(cfg.header_read_timeout)
+        .with_request_body_timeout(cfg.request_body_timeout)
+        .with_connection_idle_timeout(cfg.idle_timeout)
 }
 
 /// Stores the sinks of the config file, starts every sink, and runs audit retention.

@@ -342,6 +342,27 @@ macro_rules! impl_engine_store {
                     Ok(done.rows_affected() > 0)
                 }
 
+                async fn plugin_data_usage(
+                    &self,
+                    realm_id: &str,
+                    mount_id: &str,
+                    except_key: &str,
+                ) -> StoreResult<(u64, u64)> {
+                    let row = sqlx::query(
+                        "SELECT COUNT(*) AS n, \
+                         CAST(COALESCE(SUM(LENGTH(key) + LENGTH(value)), 0) AS BIGINT) AS bytes \
+                         FROM plugin_data WHERE realm_id = $1 AND mount_id = $2 AND key <> $3",
+                    )
+                    .bind(realm_id)
+                    .bind(mount_id)
+                    .bind(except_key)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    let n: i64 = row.try_get("n")?;
+                    let bytes: i64 = row.try_get("bytes")?;
+                    Ok((n.max(0) as u64, bytes.max(0) as u64))
+                }
+
                 async fn plugin_data_keys(
                     &self,
                     realm_id: &str,

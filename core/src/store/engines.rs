@@ -191,6 +191,14 @@ pub trait EngineStore: Send + Sync {
         mount_id: &str,
         key: &str,
     ) -> StoreResult<bool>;
+    /// How much plugin data a mount holds apart from `except_key`: (keys, bytes of keys
+    /// and sealed values).
+    async fn plugin_data_usage(
+        &self,
+        realm_id: &str,
+        mount_id: &str,
+        except_key: &str,
+    ) -> StoreResult<(u64, u64)>;
     /// Plugin data keys with a prefix, sorted.
     async fn plugin_data_keys(
         &self,

@@ -37,6 +37,53 @@ async fn with_timeout<T>(
         .unwrap_or_else(|_| Err(HostError::Upstream("plugin data store timed out".into())))
 }
 
+impl HostState {
+    /// Counts one plugin data write against the per-call quota.
+    fn count_write(&mut self) -> Result<(), HostError> {
+        let max = self.scope.services.limits.quotas.data_writes_per_call;
+        if self.used.data_writes >= max {
+            return Err(self.over_quota(format!("more than {max} plugin data writes in one call")));
+        }
+        self.used.data_writes += 1;
+        Ok(())
+    }
+
+    /// The guest's error for a quota refusal, logged once per call.
+    fn over_quota(&mut self, message: String) -> HostError {
+        if !self.used.data_logged {
+            self.used.data_logged = true;
+            let s = &self.scope;
+            tracing::warn!(plugin = %s.plugin, mount = %s.mount, realm = %s.realm,
+                request_id = %self.call.request_id, "plugin data quota: {message}");
+        }
+        HostError::Invalid(format!("quota exceeded: {message}"))
+    }
+}
+
+/// Whether a mount holding `usage` (keys, bytes) apart from one key may store that key with
+/// `bytes` more: the refusal message when not.
+fn over_mount_quota(
+    quotas: &crate::plugin::runtime::Quotas,
+    usage: (u64, u64),
+    bytes: u64,
+) -> Option<String> {
+    let (keys, used) = usage;
+    if keys.saturating_add(1) > quotas.data_keys_per_mount {
+        return Some(format!(
+            "the mount holds {keys} plugin data keys; at most {} are allowed",
+            quotas.data_keys_per_mount
+        ));
+    }
+    if used.saturating_add(bytes) > quotas.data_bytes_per_mount {
+        return Some(format!(
+            "the mount's plugin data would take {} bytes; at most {} are allowed",
+            used.saturating_add(bytes),
+            quotas.data_bytes_per_mount
+        ));
+    }
+    None
+}
+
 impl plugin_data::Host for HostState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, HostError>> {
         if let Err(e) = check_key(&key) {
@@ -76,8 +123,30 @@ impl plugin_data::Host for HostState {
         if let Err(e) = check_key(&key).and(bounded("value", value.len(), MAX_VALUE_BYTES)) {
             return Ok(Err(e));
         }
+        if let Err(e) = self.count_write() {
+            return Ok(Err(e));
+        }
         let s = self.scope.clone();
         let sv = &s.services;
+        // Per-mount quotas, checked against what the mount holds besides this key. Two
+        // concurrent calls of one mount may each pass the check: the overshoot is bounded
+        // by one value per concurrent call.
+        let usage = with_timeout(self.host_timeout(), async {
+            sv.store
+                .plugin_data_usage(&s.realm_id, &s.mount_id, &key)
+                .await
+                .map_err(upstream)
+        })
+        .await;
+        let usage = match usage {
+            Ok(u) => u,
+            Err(e) => return Ok(Err(e)),
+        };
+        // Sealed size: the value plus nonce and tag.
+        let bytes = (key.len() + value.len() + 40) as u64;
+        if let Some(m) = over_mount_quota(&sv.limits.quotas, usage, bytes) {
+            return Ok(Err(self.over_quota(m)));
+        }
         Ok(with_timeout(self.host_timeout(), async {
             let sealed = seal_in_realm(
                 sv.store.as_ref(),
@@ -98,7 +167,7 @@ impl plugin_data::Host for HostState {
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, HostError>> {
-        if let Err(e) = check_key(&key) {
+        if let Err(e) = check_key(&key).and_then(|()| self.count_write()) {
             return Ok(Err(e));
         }
         let s = self.scope.clone();
@@ -130,5 +199,26 @@ impl plugin_data::Host for HostState {
                 .map_err(upstream)
         })
         .await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::runtime::Quotas;
+
+    #[test]
+    fn mount_quotas() {
+        let q = Quotas {
+            audit_events_per_call: 32,
+            data_writes_per_call: 64,
+            data_keys_per_mount: 2,
+            data_bytes_per_mount: 100,
+        };
+        assert_eq!(over_mount_quota(&q, (0, 0), 100), None);
+        assert_eq!(over_mount_quota(&q, (1, 50), 50), None);
+        assert!(over_mount_quota(&q, (2, 0), 1).is_some_and(|m| m.contains("keys")));
+        assert!(over_mount_quota(&q, (1, 50), 51).is_some_and(|m| m.contains("bytes")));
+        assert!(over_mount_quota(&q, (0, u64::MAX), 1).is_some());
     }
 }

@@ -118,6 +118,19 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
+/// What one call used of its quotas, and which overflows were already logged.
+#[derive(Debug, Default)]
+pub struct CallUsage {
+    /// Audit events emitted.
+    pub audit_events: u32,
+    /// Audit events dropped over the quota.
+    pub audit_dropped: u32,
+    /// Plugin data puts and deletes.
+    pub data_writes: u32,
+    /// A data quota refusal was logged (once per call).
+    pub data_logged: bool,
+}
+
 /// The store data of one call.
 pub struct HostState {
     wasi: WasiCtx,
@@ -130,6 +143,8 @@ pub struct HostState {
     pub call: CallInfo,
     /// Set when a host call refused something not granted.
     pub denied: Option<String>,
+    /// What this call used of its per-call quotas.
+    pub used: CallUsage,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
 }
@@ -174,6 +189,7 @@ impl HostState {
             scope,
             call,
             denied: None,
+            used: CallUsage::default(),
             stdout,
             stderr,
         }

@@ -78,10 +78,31 @@ impl audit::Host for HostState {
         target: String,
         detail: Vec<(String, String)>,
     ) -> wasmtime::Result<()> {
-        let s = &self.scope;
+        let s = self.scope.clone();
         if !s.services.audit_enabled {
             return Ok(());
         }
+        let quota = s.services.limits.quotas.audit_events_per_call;
+        if self.used.audit_events >= quota {
+            // `emit` has no error to return: the excess is dropped, and the drop itself is
+            // logged and audited once per call, so the trail says that it is incomplete.
+            self.used.audit_dropped += 1;
+            if self.used.audit_dropped == 1 {
+                tracing::warn!(plugin = %s.plugin, mount = %s.mount, realm = %s.realm,
+                    request_id = %self.call.request_id,
+                    "plugin exceeded its quota of {quota} audit events per call; the rest of this call's events are dropped");
+                let mut fields = Map::new();
+                fields.insert("limit".into(), Value::from(quota));
+                self.emit_event(
+                    "plugin.audit_quota_exceeded".into(),
+                    s.plugin.clone(),
+                    "failure",
+                    fields,
+                );
+            }
+            return Ok(());
+        }
+        self.used.audit_events += 1;
         let mut fields = Map::new();
         for (k, v) in detail.iter().take(MAX_DETAIL) {
             fields.insert(
@@ -89,10 +110,33 @@ impl audit::Host for HostState {
                 Value::String(truncate(v, MAX_DETAIL_BYTES).to_owned()),
             );
         }
+        fields.insert("source".into(), Value::String("plugin".into()));
+        self.emit_event(
+            format!("plugin.{}.{}", s.plugin, action_name(&action)),
+            truncate(&target, MAX_DETAIL_BYTES).to_owned(),
+            "success",
+            fields,
+        );
+        Ok(())
+    }
+}
+
+impl HostState {
+    /// Hands an event of this call to the audit pipeline, tagged with the mount.
+    fn emit_event(
+        &self,
+        action: String,
+        target: String,
+        outcome: &str,
+        mut fields: Map<String, Value>,
+    ) {
+        let s = &self.scope;
         // The host's tags win over anything the plugin put in its detail.
         fields.insert("plugin".into(), Value::String(s.plugin.clone()));
         fields.insert("mount".into(), Value::String(s.mount.clone()));
-        fields.insert("source".into(), Value::String("plugin".into()));
+        fields
+            .entry("source")
+            .or_insert_with(|| Value::String("host".into()));
         let now = now_ms();
         s.services.audit.emit(Event {
             id: new_id(),
@@ -102,13 +146,12 @@ impl audit::Host for HostState {
             actor: self.call.actor(),
             realm_id: Some(s.realm_id.clone()),
             realm: Some(s.realm.clone()),
-            action: format!("plugin.{}.{}", s.plugin, action_name(&action)),
-            target: truncate(&target, MAX_DETAIL_BYTES).to_owned(),
-            outcome: "success".into(),
+            action,
+            target,
+            outcome: outcome.into(),
             status: None,
             detail: Some(Value::Object(fields)),
         });
-        Ok(())
     }
 }
 

@@ -2,8 +2,12 @@
 //!
 //! Statements without parameters use the simple protocol (several statements may be sent
 //! at once, as templates often are); statements with parameters are prepared unnamed, so
-//! dynamic SQL never fills a statement cache.
+//! dynamic SQL never fills a statement cache. Query results are read as a stream and
+//! refused at the first row or byte past the caps, never loaded whole and checked after.
 
+use futures_util::TryStreamExt;
+use futures_util::stream::BoxStream;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{Column, Postgres, Row, TypeInfo, ValueRef};
@@ -96,30 +100,85 @@ fn column(row: &PgRow, i: usize) -> Result<Value, String> {
     })
 }
 
-fn to_rows(rows: Vec<PgRow>) -> Result<Rows, HostError> {
-    if rows.len() > MAX_ROWS {
-        return Err(HostError::Invalid(format!(
-            "the query returned {} rows, more than the {MAX_ROWS} allowed",
-            rows.len()
-        )));
+/// A pooled connection that is closed instead of returned to the pool unless its query
+/// read its result to the end: the pool would otherwise drain an abandoned result (all of
+/// it) before reusing the connection. Closing it also makes the server stop sending.
+struct Checkout {
+    conn: PoolConnection<Postgres>,
+    complete: bool,
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if !self.complete {
+            self.conn.close_on_drop();
+        }
     }
-    let columns = rows
-        .first()
-        .map(|r| r.columns().iter().map(|c| c.name().to_owned()).collect())
-        .unwrap_or_default();
+}
+
+/// Reads rows as they arrive, stopping at the first row or byte past the caps.
+async fn collect_rows(
+    connection: &str,
+    mut rows: BoxStream<'_, Result<PgRow, sqlx::Error>>,
+) -> Result<Rows, HostError> {
+    let mut columns = None;
     let mut total = 0usize;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
+    let mut out = Vec::new();
+    while let Some(row) = rows
+        .try_next()
+        .await
+        .map_err(|e| HostError::Upstream(sql_error(connection, &e)))?
+    {
+        if out.len() == MAX_ROWS {
+            return Err(HostError::Invalid(format!(
+                "the query returned more than the {MAX_ROWS} rows allowed"
+            )));
+        }
+        if columns.is_none() {
+            columns = Some(row.columns().iter().map(|c| c.name().to_owned()).collect());
+        }
         let mut values = Vec::with_capacity(row.len());
         for i in 0..row.len() {
-            let v = column(row, i).map_err(HostError::Invalid)?;
-            total += value_len(&v);
+            let v = column(&row, i).map_err(HostError::Invalid)?;
+            total = total.saturating_add(value_len(&v));
+            if total > MAX_DATA_BYTES {
+                return Err(HostError::Invalid(format!(
+                    "the result is more than the {MAX_DATA_BYTES} bytes allowed"
+                )));
+            }
             values.push(v);
         }
         out.push(values);
     }
-    bounded("the result", total, MAX_DATA_BYTES)?;
-    Ok(Rows { columns, rows: out })
+    Ok(Rows {
+        columns: columns.unwrap_or_default(),
+        rows: out,
+    })
+}
+
+/// Runs a query on a connection of `pool`, streaming its rows under the caps.
+async fn query_capped(
+    pool: sqlx::PgPool,
+    connection: &str,
+    sql_text: &str,
+    params: &[Value],
+) -> Result<Rows, HostError> {
+    let conn = pool
+        .acquire()
+        .await
+        .map_err(|e| HostError::Upstream(sql_error(connection, &e)))?;
+    let mut checkout = Checkout {
+        conn,
+        complete: false,
+    };
+    let conn: &mut sqlx::PgConnection = &mut checkout.conn;
+    let rows = if params.is_empty() {
+        collect_rows(connection, sqlx::raw_sql(sql_text).fetch(conn)).await
+    } else {
+        collect_rows(connection, prepared(sql_text, params).fetch(conn)).await
+    };
+    checkout.complete = rows.is_ok();
+    rows
 }
 
 impl HostState {
@@ -179,22 +238,15 @@ impl sql::Host for HostState {
         if let Err(e) = check_statement(&sql_text, &params) {
             return Ok(Err(e));
         }
-        let rows = if params.is_empty() {
-            timed(
-                self.host_timeout(),
-                &connection,
-                sqlx::raw_sql(&sql_text).fetch_all(&pool),
-            )
+        let limit = self.host_timeout();
+        let rows = tokio::time::timeout(limit, query_capped(pool, &connection, &sql_text, &params))
             .await
-        } else {
-            timed(
-                self.host_timeout(),
-                &connection,
-                prepared(&sql_text, &params).fetch_all(&pool),
-            )
-            .await
-        };
-        Ok(rows.and_then(to_rows))
+            .unwrap_or_else(|_| {
+                Err(HostError::Upstream(format!(
+                    "the statement did not finish within {limit:?}"
+                )))
+            });
+        Ok(rows)
     }
 
     async fn execute(

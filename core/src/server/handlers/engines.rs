@@ -339,6 +339,11 @@ pub async fn put_role(
     if default_ttl > max_ttl {
         return Err(ApiError::bad_request("default_ttl must not exceed max_ttl"));
     }
+    if crate::util::add_secs_ms(now_ms(), max_ttl).is_none() {
+        return Err(ApiError::bad_request(format!(
+            "max_ttl of {max_ttl}s is too large"
+        )));
+    }
     let h = mount_handle(&st, &ctx, &mount).await?;
     let mut info = call_info(req, depot);
     info.role = Some(role.to_string());

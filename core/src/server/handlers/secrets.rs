@@ -11,8 +11,9 @@ use super::super::extract::{Body, page_limit};
 use super::super::middleware::audit::AuditDetail;
 use super::super::middleware::auth::principal;
 use super::super::middleware::policy::{env_of, resolve_realm};
-use super::super::state::state;
+use super::super::state::{AppState, state};
 use crate::engine::kv::{self, SealError};
+use crate::engine::sealing::{open_in_realm, seal_in_realm};
 use crate::rbac::{Capability, Request as Ask, evaluate};
 use crate::store::{SecretMeta, SecretWrite, VersionMeta, WriteOutcome};
 use crate::util::{now_ms, rfc3339};
@@ -285,6 +286,57 @@ pub async fn delete(
     Ok(())
 }
 
+/// Rows read per store query of a listing (at least the page size plus one).
+const LIST_SCAN_BATCH: i64 = 200;
+/// Store queries one listing page may make while skipping keys the caller may not see.
+const LIST_SCAN_BATCHES: usize = 8;
+/// What a listing cursor is sealed for.
+const CURSOR_PURPOSE: &str = "secrets-cursor";
+
+async fn seal_cursor(
+    st: &AppState,
+    realm_id: &str,
+    parts: &[&str],
+    key: &str,
+) -> ApiResult<String> {
+    let sealed = seal_in_realm(
+        st.store.as_ref(),
+        &st.keyring,
+        realm_id,
+        CURSOR_PURPOSE,
+        parts,
+        key.as_bytes(),
+    )
+    .await?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed))
+}
+
+async fn open_cursor(
+    st: &AppState,
+    realm_id: &str,
+    parts: &[&str],
+    cursor: &str,
+) -> ApiResult<String> {
+    let invalid = || ApiError::bad_request("invalid cursor");
+    let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor.as_bytes())
+        .map_err(|_| invalid())?;
+    let plain = open_in_realm(
+        st.store.as_ref(),
+        &st.keyring,
+        realm_id,
+        CURSOR_PURPOSE,
+        parts,
+        &sealed,
+    )
+    .await
+    .map_err(|e| match e {
+        SealError::Crypto(_) => invalid(),
+        other => other.into(),
+    })?;
+    String::from_utf8(plain.to_vec()).map_err(|_| invalid())
+}
+
 /// Lists secrets in an environment (metadata only), cursor-paginated.
 #[endpoint(tags("secrets"), parameters(("env" = Option<String>, Query, description = "Environment")))]
 pub async fn list(
@@ -300,45 +352,56 @@ pub async fn list(
     let ctx = resolve_realm(depot)?;
     let env = checked_env(req)?;
     let limit = page_limit(limit.into_inner())?;
-    let after = cursor
-        .into_inner()
-        .map(|c| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(c.as_bytes())
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| ApiError::bad_request("invalid cursor"))
-        })
-        .transpose()?;
     let prefix = prefix.into_inner().unwrap_or_default();
-    let mut rows = st
-        .store
-        .secret_list(&ctx.realm.id, &env, &prefix, after.as_deref(), limit + 1)
-        .await?;
-    let has_more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = if has_more {
-        rows.last()
-            .map(|m| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(m.key.as_bytes()))
-    } else {
-        None
+    let (realm_id, parts) = (ctx.realm.id.as_str(), [env.as_str(), prefix.as_str()]);
+    let mut pos = match cursor.into_inner() {
+        Some(c) => Some(open_cursor(&st, realm_id, &parts, &c).await?),
+        None => None,
     };
-    // A role narrowed to a key glob lists only the keys it covers.
-    let items = rows
-        .into_iter()
-        .filter(|m| {
-            evaluate(
-                &ctx.access,
-                Ask {
-                    capability: Capability::SecretsList,
-                    env: Some(&env),
-                    key: Some(&m.key),
-                },
-            )
-            .allowed()
-        })
-        .map(SecretInfo::from)
-        .collect();
+    // A role narrowed to a key glob lists only the keys it covers; the scan skips the
+    // others (at most `LIST_SCAN_BATCHES` batches per page, so a page is bounded work).
+    let visible = |key: &str| {
+        evaluate(
+            &ctx.access,
+            Ask {
+                capability: Capability::SecretsList,
+                env: Some(&env),
+                key: Some(key),
+            },
+        )
+        .allowed()
+    };
+    let batch = (limit + 1).max(LIST_SCAN_BATCH);
+    let mut items = Vec::new();
+    let mut has_more = false;
+    'scan: for _ in 0..LIST_SCAN_BATCHES {
+        let rows = st
+            .store
+            .secret_list(realm_id, &env, &prefix, pos.as_deref(), batch)
+            .await?;
+        has_more = rows.len() as i64 == batch;
+        for m in rows {
+            if !visible(&m.key) {
+                pos = Some(m.key);
+                continue;
+            }
+            if items.len() as i64 == limit {
+                has_more = true;
+                break 'scan;
+            }
+            pos = Some(m.key.clone());
+            items.push(SecretInfo::from(m));
+        }
+        if !has_more {
+            break;
+        }
+    }
+    // The cursor is the last key consumed (possibly one the caller may not see), sealed
+    // under the realm's data key: opaque, and bound to this realm, env and prefix.
+    let next_cursor = match (has_more, pos) {
+        (true, Some(key)) => Some(seal_cursor(&st, realm_id, &parts, &key).await?),
+        _ => None,
+    };
     Ok(Json(SecretPage {
         items,
         next_cursor,

@@ -7,8 +7,9 @@ use salvo::prelude::*;
 use serde::Serialize;
 
 use super::super::error::{ApiError, ApiResult};
-use super::super::state::state;
-use crate::crypto::{FileKeyProvider, KeyProvider, generate_master_key_file};
+use super::super::state::{AppState, state};
+use crate::crypto::rotation::{self, Settled, StoreKeys};
+use crate::crypto::{FileKeyProvider, KeyProvider};
 use crate::store::DataKey;
 
 /// Health.
@@ -126,6 +127,11 @@ pub async fn master_key_verify(depot: &mut Depot) -> ApiResult<Json<MasterKeySta
 /// Rotates the file master key: generates a new one, re-wraps every data key under it in
 /// one transaction, then swaps the key file and the in-memory provider. Secret values are
 /// untouched (they are sealed by the data keys), so the data stays readable throughout.
+///
+/// Crash-safe (see [`crate::crypto::rotation`]): the new key is durable on disk before the
+/// store commit; a failure before the commit removes it and keeps the old key; a failure
+/// after it keeps `master.key.new` (the key in use) for the next start or rewrap to install.
+/// A pending key left by an earlier rewrap is settled first, never removed blindly.
 #[endpoint(tags("sys"))]
 pub async fn master_key_rewrap(depot: &mut Depot) -> ApiResult<Json<MasterKeyStatus>> {
     let st = state(depot).clone();
@@ -135,10 +141,64 @@ pub async fn master_key_rewrap(depot: &mut Depot) -> ApiResult<Json<MasterKeySta
         .try_write()
         .map_err(|_| ApiError::conflict("a rewrap or realm creation is in progress; retry"))?;
     let path = st.config.data_dir.join("master.key");
-    let next = path.with_extension("key.new");
-    let _ = std::fs::remove_file(&next);
-    generate_master_key_file(&next)?;
-    let new = FileKeyProvider::load(&next)?;
+    let keys = st.store.data_keys_all().await?;
+    let ids: Vec<&str> = keys.iter().map(|k| k.master_key_id.as_str()).collect();
+    let system = match st.store.meta_get(crate::crypto::SYSTEM_KEY_META).await? {
+        Some(h) => {
+            hex::decode(h.trim()).map_err(|_| ApiError::internal("system key is not hex"))?
+        }
+        None => Vec::new(),
+    };
+    let wrapped: Vec<&[u8]> = std::iter::once(system.as_slice())
+        .filter(|w| !w.is_empty())
+        .chain(keys.first().map(|k| k.wrapped.as_slice()))
+        .collect();
+    let held = StoreKeys {
+        ids: &ids,
+        wrapped: &wrapped,
+    };
+    match rotation::settle_pending(&path, held).await? {
+        Settled::Installed(p) => {
+            tracing::warn!(key_id = %p.key_id(), "installed the key of an earlier rewrap first");
+            st.keyring.set_provider(Arc::new(p));
+        }
+        Settled::Kept => {
+            return Err(ApiError::conflict(
+                "master.key.new exists and does not provably belong to an earlier rewrap; inspect it",
+            ));
+        }
+        Settled::Discarded | Settled::Nothing => {}
+    }
+    let new = rotation::create_pending(&path)?;
+    let committed = rewrap_store(&st, &new).await;
+    let count = match committed {
+        Ok(n) => n,
+        Err(e) => {
+            // Nothing was committed: the old key stays the only key.
+            if let Err(d) = rotation::discard_pending(&path) {
+                tracing::error!(error = %d, "could not remove master.key.new after a failed rewrap");
+            }
+            return Err(e);
+        }
+    };
+    // Committed: the store's keys are wrapped under the new key from here on.
+    let key_id = new.key_id().to_owned();
+    st.keyring.set_provider(Arc::new(new));
+    if let Err(e) = rotation::install_pending(&path) {
+        tracing::error!(key_id = %key_id, error = %e,
+            "master key rotated in the store but master.key.new could not be installed; it holds the key in use, and the next start or rewrap installs it");
+        return Err(ApiError::internal(e));
+    }
+    tracing::info!(key_id = %key_id, data_keys = count, "master key rotated");
+    Ok(Json(MasterKeyStatus {
+        key_id,
+        data_keys: count,
+        ok: count,
+    }))
+}
+
+/// Re-wraps every data key and the system key under `new`, in one store transaction.
+async fn rewrap_store(st: &AppState, new: &FileKeyProvider) -> ApiResult<usize> {
     let old = st.keyring.provider();
     let mut rewrapped = Vec::new();
     for k in st.store.data_keys_all().await? {
@@ -157,13 +217,5 @@ pub async fn master_key_rewrap(depot: &mut Depot) -> ApiResult<Json<MasterKeySta
             &[(crate::crypto::SYSTEM_KEY_META.to_owned(), system_wrapped)],
         )
         .await?;
-    std::fs::rename(&next, &path).map_err(ApiError::internal)?;
-    let key_id = new.key_id().to_owned();
-    st.keyring.set_provider(Arc::new(new));
-    tracing::info!(key_id = %key_id, data_keys = rewrapped.len(), "master key rotated");
-    Ok(Json(MasterKeyStatus {
-        key_id,
-        data_keys: rewrapped.len(),
-        ok: rewrapped.len(),
-    }))
+    Ok(rewrapped.len())
 }

@@ -167,7 +167,15 @@ pub async fn create(
             humantime::format_duration(st.config.auth.max_token_ttl)
         )));
     }
-    let expires_at = now + ttl.as_millis() as i64;
+    let expires_at = i64::try_from(ttl.as_millis())
+        .ok()
+        .and_then(|ms| now.checked_add(ms))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "ttl `{}` is too large",
+                humantime::format_duration(ttl)
+            ))
+        })?;
     // A login session may mint longer-lived tokens (its rights bound them, not its
     // lifetime); a token minted through the API may not outlive itself.
     if who.derived && expires_at > who.expires_at {
