@@ -347,6 +347,17 @@ pub enum PolicyError {
     },
 }
 
+/// The endpoints of one connection, or why they cannot be read.
+fn endpoints_of(
+    name: &str,
+    spec: &super::connections::ConnectionSpec,
+) -> Result<Vec<Endpoint>, PolicyError> {
+    spec.endpoints().map_err(|message| PolicyError::Invalid {
+        connection: name.to_owned(),
+        message,
+    })
+}
+
 /// The parsed `plugins.connections.allow`.
 #[derive(Debug, Clone, Default)]
 pub struct Allowlist {
@@ -407,11 +418,7 @@ impl Allowlist {
             return Ok(());
         }
         for (name, spec) in specs {
-            let endpoints = spec.endpoints().map_err(|message| PolicyError::Invalid {
-                connection: name.clone(),
-                message,
-            })?;
-            for ep in &endpoints {
+            for ep in &endpoints_of(name, spec)? {
                 let Endpoint::Tcp {
                     host: Host::Name(host),
                     port,
@@ -452,11 +459,7 @@ impl Allowlist {
         may_manage: bool,
     ) -> Result<(), PolicyError> {
         for (name, spec) in specs {
-            let endpoints = spec.endpoints().map_err(|message| PolicyError::Invalid {
-                connection: name.clone(),
-                message,
-            })?;
-            for ep in &endpoints {
+            for ep in &endpoints_of(name, spec)? {
                 self.check(name, ep, may_manage)?;
             }
         }
