@@ -137,7 +137,7 @@ async fn reap(engines: &Engines, cfg: &ReaperConfig, realm: &str, lease: LeaseRe
                     "error",
                     Some(&why),
                 );
-                store
+                let finished = store
                     .lease_finish(
                         &lease.realm_id,
                         &lease.id,
@@ -145,7 +145,17 @@ async fn reap(engines: &Engines, cfg: &ReaperConfig, realm: &str, lease: LeaseRe
                         now_ms(),
                         Some(&why),
                     )
-                    .await
+                    .await;
+                // Record the last attempt too (the count shown is the attempts made); the
+                // lease is no longer active, so nothing claims it again.
+                match finished {
+                    Ok(()) => {
+                        store
+                            .lease_failed(&lease.realm_id, &lease.id, attempts, now_ms(), &why)
+                            .await
+                    }
+                    e => e,
+                }
             } else {
                 let next = now_ms() + backoff(cfg, attempts as u32).as_millis() as i64;
                 tracing::warn!(lease = %lease.id, realm, attempts, error = %why, "lease revocation failed; will retry");

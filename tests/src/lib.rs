@@ -510,6 +510,20 @@ impl Drop for Server {
     }
 }
 
+/// Asserts that a response is the error `want` whose message contains `phrase`, so a refusal
+/// for an unrelated reason (a 400 for a typo in the test, a 403 for a missing capability)
+/// fails the test.
+#[track_caller]
+pub fn assert_refused(st: StatusCode, body: &Value, want: StatusCode, phrase: &str) {
+    assert_eq!(st, want, "{body}");
+    assert_eq!(body["error"]["status"], want.as_u16(), "{body}");
+    let msg = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(phrase),
+        "expected a message containing {phrase:?}, got {body}"
+    );
+}
+
 /// True when `haystack` contains `needle`, as bytes or as lower-case hex (PostgreSQL bytea).
 pub fn contains(haystack: &[u8], needle: &str) -> bool {
     let hex: String = needle.bytes().map(|b| format!("{b:02x}")).collect();

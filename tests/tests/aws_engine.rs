@@ -82,7 +82,10 @@ async fn leases(s: &Server, prefix: &str) -> Vec<Value> {
         )
         .await;
     assert_eq!(st, StatusCode::OK, "{b}");
-    b["items"].as_array().cloned().unwrap_or_default()
+    b["items"]
+        .as_array()
+        .cloned()
+        .expect("a lease listing has `items`")
 }
 
 /// IAM users whose name starts with the engine's default prefix.

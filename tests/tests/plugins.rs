@@ -77,10 +77,15 @@ async fn load_pipeline_refusals() {
         (st, b["error"]["code"].clone()),
         (StatusCode::NOT_FOUND, json!("plugin_not_installed"))
     );
-    let (st, _) = s.mount("acme", "x", "../probe", &[], Value::Null).await;
-    assert_eq!(st, StatusCode::NOT_FOUND);
-    let (st, _) = s.mount("acme", "Bad Name", "hello", &[], Value::Null).await;
-    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, b) = s.mount("acme", "x", "../probe", &[], Value::Null).await;
+    assert_refused(
+        st,
+        &b,
+        StatusCode::NOT_FOUND,
+        "plugin `../probe` is not installed",
+    );
+    let (st, b) = s.mount("acme", "Bad Name", "hello", &[], Value::Null).await;
+    assert_refused(st, &b, StatusCode::BAD_REQUEST, "mount name must be 1-64");
     let (st, b) = s
         .mount(
             "acme",
@@ -90,7 +95,12 @@ async fn load_pipeline_refusals() {
             json!({"db": {"type": "postgres", "url": "mysql://x"}}),
         )
         .await;
-    assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
+    assert_refused(
+        st,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "url must start with postgres://",
+    );
     let (st, b) = s
         .mount(
             "acme",
@@ -100,7 +110,7 @@ async fn load_pipeline_refusals() {
             json!({"db": {"type": "ftp"}}),
         )
         .await;
-    assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
+    assert_refused(st, &b, StatusCode::BAD_REQUEST, "unknown variant `ftp`");
     // A connection that does not answer.
     let (st, b) = s
         .mount(
@@ -127,7 +137,12 @@ async fn load_pipeline_refusals() {
             json!({"api": {"type": "http", "base_url": "https://example.invalid"}}),
         )
         .await;
-    assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
+    assert_refused(
+        st,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "needs `host:http`, which is not granted",
+    );
     let (_, list) = s.get("/api/v1/realms/acme/engines", &s.root).await;
     assert_eq!(
         list["items"].as_array().map(Vec::len),
@@ -319,13 +334,15 @@ async fn plugin_data_isolation(b: Backend) {
         "{own}"
     );
     for (realm, mount) in [("acme", "two"), ("beta", "one")] {
-        let (_, other) = s.creds(realm, mount, "get", None).await;
+        let (st, other) = s.creds(realm, mount, "get", None).await;
+        assert_eq!(st, StatusCode::OK, "{realm}/{mount}: {other}");
         assert_eq!(
             other["data"]["value"],
             Value::Null,
             "{realm}/{mount} saw it: {other}"
         );
-        let (_, keys) = s.creds(realm, mount, "list", None).await;
+        let (st, keys) = s.creds(realm, mount, "list", None).await;
+        assert_eq!(st, StatusCode::OK, "{realm}/{mount}: {keys}");
         assert_eq!(keys["data"]["keys"], json!([]), "{realm}/{mount}: {keys}");
     }
 }
@@ -395,10 +412,10 @@ async fn leases_end_to_end(b: Backend) {
         (StatusCode::OK, json!("revoked")),
         "{l}"
     );
-    let (st, _) = renew("1m").await;
-    assert_eq!(st, StatusCode::CONFLICT);
-    let (st, _) = revoke("hi/dev/none".into()).await;
-    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, b) = renew("1m").await;
+    assert_refused(st, &b, StatusCode::CONFLICT, "lease is revoked");
+    let (st, b) = revoke("hi/dev/none".into()).await;
+    assert_refused(st, &b, StatusCode::NOT_FOUND, "lease not found");
     // The probe keeps per-credential plugin data; revoke removes it through the engine.
     probe(&s, "acme", "p").await;
     mode_role(&s, "acme", "p", "ok", json!({"mode": "ok"})).await;
@@ -481,14 +498,19 @@ async fn leases_end_to_end(b: Backend) {
         (json!(true), Some(2))
     );
     // Unknown role, unknown mount.
-    let (st, _) = s.creds("acme", "p", "nope", None).await;
-    assert_eq!(st, StatusCode::NOT_FOUND);
-    let (st, _) = s.creds("acme", "nope", "ok", None).await;
-    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, b) = s.creds("acme", "p", "nope", None).await;
+    assert_refused(st, &b, StatusCode::NOT_FOUND, "role `nope` does not exist");
+    let (st, b) = s.creds("acme", "nope", "ok", None).await;
+    assert_refused(
+        st,
+        &b,
+        StatusCode::NOT_FOUND,
+        "no engine is mounted at `nope`",
+    );
     // A member without engines:manage cannot mount; a viewer cannot issue.
     let (_, vtoken) = s.user("viewer@acme.test").await;
     s.bind("acme", "user:viewer@acme.test", "viewer").await;
-    let (st, _) = s
+    let (st, b) = s
         .call(
             Method::POST,
             "/api/v1/realms/acme/engines/p/creds/ok",
@@ -496,8 +518,8 @@ async fn leases_end_to_end(b: Backend) {
             None,
         )
         .await;
-    assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, _) = s
+    assert_refused(st, &b, StatusCode::FORBIDDEN, "`leases:create`");
+    let (st, b) = s
         .call(
             Method::POST,
             "/api/v1/realms/acme/engines",
@@ -505,7 +527,7 @@ async fn leases_end_to_end(b: Backend) {
             Some(json!({"name": "x", "plugin": "hello"})),
         )
         .await;
-    assert_eq!(st, StatusCode::FORBIDDEN);
+    assert_refused(st, &b, StatusCode::FORBIDDEN, "`engines:manage`");
 }
 
 /// The reaper revokes expired leases through their engine, retries failures and marks a
@@ -555,7 +577,8 @@ async fn reaper_and_unmount(b: Backend) {
             .contains("revocation failed on purpose"),
         "{bad_lease}"
     );
-    assert!(bad_lease["attempts"].as_i64() >= Some(1), "{bad_lease}");
+    // `max_attempts: 2`: tried exactly twice, then given up.
+    assert_eq!(bad_lease["attempts"], json!(2), "{bad_lease}");
     let (_, users) = s.creds("acme", "p", "users", None).await;
     let keys = users["data"]["keys"].as_array().expect("keys");
     assert!(
