@@ -245,12 +245,27 @@ impl Server {
         }
     }
 
-    /// Waits for the server to exit; returns whether it exited cleanly.
+    /// Waits (at most 30 s, then fails with the log) for the server to exit; returns
+    /// whether it exited cleanly.
     pub fn wait_exit(&mut self) -> bool {
         let Some(mut c) = self.child.take() else {
             return false;
         };
-        c.wait().map(|s| s.success()).unwrap_or(false)
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match c.try_wait().expect("wait for arcan") {
+                Some(status) => return status.success(),
+                None if std::time::Instant::now() >= deadline => {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    panic!(
+                        "arcan did not exit within 30 s of being asked to; its log:\n{}",
+                        self.log()
+                    );
+                }
+                None => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
     }
 
     /// Sends SIGTERM and waits for exit; returns whether it exited cleanly.
@@ -506,6 +521,25 @@ impl Drop for Server {
         }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Collects a child's output, failing the test (and killing the child) when it has not
+/// exited within `secs`: no test waits forever on a process.
+pub fn output_within(child: Child, secs: u64, what: &str) -> std::process::Output {
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(out) => out.unwrap_or_else(|e| panic!("{what}: {e}")),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("{what} did not exit within {secs} s (killed)")
         }
     }
 }

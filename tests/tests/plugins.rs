@@ -755,10 +755,11 @@ async fn pg_password_hash(admin: &mut sqlx::PgConnection, role: &str) -> Option<
         .expect("pg_authid")
 }
 
-/// Two nodes on one PostgreSQL store: both reapers run, each expired lease is revoked once.
+/// Two nodes on one PostgreSQL store: both reapers run and both revoke leases (small
+/// batches, so neither takes all), each expired lease is revoked once, by `system:reaper`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_reapers_revoke_each_lease_once() {
-    let reaper = "reaper:\n  interval: 1s\n  grace: 20s\n  revoke_timeout: 5s\n";
+    let reaper = "reaper:\n  interval: 1s\n  grace: 20s\n  revoke_timeout: 5s\n  batch: 2\n";
     let a = Server::start_with(Backend::Postgres, &plugin_config(reaper)).await;
     let bnode = a.join().await;
     a.realm("acme").await;
@@ -829,7 +830,35 @@ async fn two_reapers_revoke_each_lease_once() {
         (20, 20),
         "a lease was reaped twice or missed"
     );
+    let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(targets, expected, "the reaped leases are the issued ones");
+    for e in reaped["items"].as_array().expect("items") {
+        assert_eq!(
+            (
+                e["actor"]["auth_method"].clone(),
+                e["actor"]["user_id"].clone()
+            ),
+            (json!("system"), json!("system:reaper")),
+            "{e}"
+        );
+    }
+    // Each node's log counts what its reaper revoked: both took part, 20 in all.
+    let (on_a, on_b) = (reaped_in_log(&a.log()), reaped_in_log(&bnode.log()));
+    assert!(
+        on_a > 0 && on_b > 0 && on_a + on_b == 20,
+        "node a reaped {on_a}, node b {on_b}"
+    );
     drop(bnode);
+}
+
+/// Leases a node's reaper handled, from its JSON log's "reaper round done" lines.
+fn reaped_in_log(log: &str) -> u64 {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["fields"]["message"] == "reaper round done")
+        .filter_map(|e| e["fields"]["leases"].as_u64())
+        .sum()
 }
 
 both_backends!(plugin_data_isolation, leases_end_to_end, reaper_and_unmount);

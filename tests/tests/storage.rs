@@ -265,8 +265,11 @@ fn start_error(s: &Server) -> String {
                 .flat_map(|u| ["--database-url".to_owned(), u.clone()]),
         )
         .env("HOME", &s.dir)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run");
+    let out = output_within(out, 60, "a second arcan server");
     assert!(!out.status.success(), "the server must refuse to start");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
