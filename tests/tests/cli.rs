@@ -348,7 +348,9 @@ async fn graceful_shutdown(b: Backend) {
         .expect("first half");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     s.signal_term();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Send the rest once the server is draining (it logs so), not after a guessed delay.
+    let draining = Server::wait_for(10, || async { s.log().contains("draining in-flight") }).await;
+    assert!(draining, "no drain after SIGTERM: {}", s.log());
     tx.send(Ok(br#""drained"}"#.to_vec()))
         .await
         .expect("second half");
