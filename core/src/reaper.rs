@@ -90,23 +90,39 @@ pub async fn run_once(
     Ok(n)
 }
 
-async fn reap(engines: &Engines, cfg: &ReaperConfig, realm: &str, lease: LeaseRecord) {
+async fn reap(engines: &Arc<Engines>, cfg: &ReaperConfig, realm: &str, lease: LeaseRecord) {
     let store = &engines.services.store;
     let info = CallInfo {
         request_id: format!("reaper-{}", new_id()),
         ..CallInfo::default()
     };
-    let outcome = tokio::time::timeout(
-        cfg.revoke_timeout,
-        revoke_claimed(engines, realm, &lease, info.clone()),
-    )
-    .await
-    .unwrap_or_else(|_| {
-        Err(crate::engine::EngineError::Conflict(format!(
-            "revocation did not finish within {:?}",
-            cfg.revoke_timeout
-        )))
-    });
+    // The revocation runs in a task of its own: a plugin call that holds its worker thread
+    // (a guest spinning until the call deadline) must not also hold the timer that cuts it
+    // off, or `revoke_timeout` could never fire before the call deadline.
+    let call = {
+        let (engines, realm, lease, info) = (
+            engines.clone(),
+            realm.to_owned(),
+            lease.clone(),
+            info.clone(),
+        );
+        tokio::spawn(async move { revoke_claimed(&engines, &realm, &lease, info).await })
+    };
+    let outcome = tokio::time::timeout(cfg.revoke_timeout, call)
+        .await
+        .map(|joined| {
+            joined.unwrap_or_else(|e| {
+                Err(crate::engine::EngineError::Conflict(format!(
+                    "revocation task failed: {e}"
+                )))
+            })
+        })
+        .unwrap_or_else(|_| {
+            Err(crate::engine::EngineError::Conflict(format!(
+                "revocation did not finish within {:?}",
+                cfg.revoke_timeout
+            )))
+        });
     let recorded = match outcome {
         Ok(state) => {
             emit(
