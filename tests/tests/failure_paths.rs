@@ -1,6 +1,7 @@
 //! Failure paths, each held and violated: a ciphertext copied to another row does not open;
 //! an engine that fails to renew leaves the lease as it was; a revocation that never ends is
-//! cut off by `reaper.revoke_timeout` and the lease given up as irrevocable.
+//! cut off by `reaper.revoke_timeout` and the lease given up as irrevocable; audit events
+//! buffered at SIGTERM are flushed before exit.
 
 use arcan_tests::*;
 
@@ -156,7 +157,28 @@ async fn revoke_timeout_gives_up(b: Backend) {
     assert_eq!(st, StatusCode::OK);
 }
 
+/// Audit events still buffered when SIGTERM arrives are written before the server exits:
+/// after a clean shutdown every acknowledged write has its event, and the chain verifies.
+async fn audit_flushed_on_shutdown(b: Backend) {
+    let mut s = Server::start(b).await;
+    s.realm("acme").await;
+    for i in 0..30 {
+        let (st, body) = s.put(&s.root, "acme", "dev", &format!("k{i}"), "v").await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+    }
+    // At once, without waiting for any flush.
+    assert!(s.terminate(), "clean exit: {}", s.log());
+    let rows = s
+        .query_strings("SELECT id FROM audit_events WHERE action = 'secrets.write' ORDER BY seq")
+        .await;
+    assert_eq!(rows.len(), 30, "events written before exit: {rows:?}");
+    s.restart().await;
+    let (st, v) = s.get("/api/v1/realms/acme/audit/verify", &s.root).await;
+    assert_eq!((st, v["ok"].clone()), (StatusCode::OK, json!(true)), "{v}");
+}
+
 both_backends!(
+    audit_flushed_on_shutdown,
     copied_ciphertext_does_not_open,
     failed_renew_leaves_the_lease,
     revoke_timeout_gives_up
