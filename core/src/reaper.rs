@@ -90,23 +90,39 @@ pub async fn run_once(
     Ok(n)
 }
 
-async fn reap(engines: &Engines, cfg: &ReaperConfig, realm: &str, lease: LeaseRecord) {
+async fn reap(engines: &Arc<Engines>, cfg: &ReaperConfig, realm: &str, lease: LeaseRecord) {
     let store = &engines.services.store;
     let info = CallInfo {
         request_id: format!("reaper-{}", new_id()),
         ..CallInfo::default()
     };
-    let outcome = tokio::time::timeout(
-        cfg.revoke_timeout,
-        revoke_claimed(engines, realm, &lease, info.clone()),
-    )
-    .await
-    .unwrap_or_else(|_| {
-        Err(crate::engine::EngineError::Conflict(format!(
-            "revocation did not finish within {:?}",
-            cfg.revoke_timeout
-        )))
-    });
+    // The revocation runs in a task of its own: a plugin call that holds its worker thread
+    // (a guest spinning until the call deadline) must not also hold the timer that cuts it
+    // off, or `revoke_timeout` could never fire before the call deadline.
+    let call = {
+        let (engines, realm, lease, info) = (
+            engines.clone(),
+            realm.to_owned(),
+            lease.clone(),
+            info.clone(),
+        );
+        tokio::spawn(async move { revoke_claimed(&engines, &realm, &lease, info).await })
+    };
+    let outcome = tokio::time::timeout(cfg.revoke_timeout, call)
+        .await
+        .map(|joined| {
+            joined.unwrap_or_else(|e| {
+                Err(crate::engine::EngineError::Conflict(format!(
+                    "revocation task failed: {e}"
+                )))
+            })
+        })
+        .unwrap_or_else(|_| {
+            Err(crate::engine::EngineError::Conflict(format!(
+                "revocation did not finish within {:?}",
+                cfg.revoke_timeout
+            )))
+        });
     let recorded = match outcome {
         Ok(state) => {
             emit(
@@ -137,7 +153,7 @@ async fn reap(engines: &Engines, cfg: &ReaperConfig, realm: &str, lease: LeaseRe
                     "error",
                     Some(&why),
                 );
-                store
+                let finished = store
                     .lease_finish(
                         &lease.realm_id,
                         &lease.id,
@@ -145,7 +161,17 @@ async fn reap(engines: &Engines, cfg: &ReaperConfig, realm: &str, lease: LeaseRe
                         now_ms(),
                         Some(&why),
                     )
-                    .await
+                    .await;
+                // Record the last attempt too (the count shown is the attempts made); the
+                // lease is no longer active, so nothing claims it again.
+                match finished {
+                    Ok(()) => {
+                        store
+                            .lease_failed(&lease.realm_id, &lease.id, attempts, now_ms(), &why)
+                            .await
+                    }
+                    e => e,
+                }
             } else {
                 let next = now_ms() + backoff(cfg, attempts as u32).as_millis() as i64;
                 tracing::warn!(lease = %lease.id, realm, attempts, error = %why, "lease revocation failed; will retry");

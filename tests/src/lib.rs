@@ -197,9 +197,13 @@ impl Server {
         }
         let mut child = cmd.spawn().expect("spawn arcan");
         let stdout = child.stdout.take().expect("stdout");
+        // What this launch printed on stdout (the root token goes there, not to the log).
+        let mut out = std::fs::File::create(self.dir.join("stdout.log")).expect("stdout file");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            use std::io::Write;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = writeln!(out, "{line}");
                 if let Some(addr) = line.strip_prefix("Listening on ") {
                     let _ = tx.send(addr.to_owned());
                 }
@@ -241,12 +245,27 @@ impl Server {
         }
     }
 
-    /// Waits for the server to exit; returns whether it exited cleanly.
+    /// Waits (at most 30 s, then fails with the log) for the server to exit; returns
+    /// whether it exited cleanly.
     pub fn wait_exit(&mut self) -> bool {
         let Some(mut c) = self.child.take() else {
             return false;
         };
-        c.wait().map(|s| s.success()).unwrap_or(false)
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match c.try_wait().expect("wait for arcan") {
+                Some(status) => return status.success(),
+                None if std::time::Instant::now() >= deadline => {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    panic!(
+                        "arcan did not exit within 30 s of being asked to; its log:\n{}",
+                        self.log()
+                    );
+                }
+                None => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
     }
 
     /// Sends SIGTERM and waits for exit; returns whether it exited cleanly.
@@ -255,9 +274,14 @@ impl Server {
         self.wait_exit()
     }
 
-    /// Server log so far.
+    /// Server log so far (stderr, across launches).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// What the latest launch printed on stdout (the root token on first start).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default()
     }
 
     /// Sends a request; returns status and JSON body (Null when empty).
@@ -396,44 +420,84 @@ impl Server {
         false
     }
 
-    /// Every byte the store holds: the SQLite files, or every PostgreSQL row as text.
-    pub async fn store_dump(&self) -> Vec<u8> {
+    /// Every table of the store, from its catalogue (`sqlite_master` or `pg_tables`), so a
+    /// table added by a migration is covered without changing the tests.
+    pub async fn store_tables(&self) -> Vec<String> {
         match &self.db_url {
             None => {
-                let mut all = Vec::new();
+                self.query_strings(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' \
+                     AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                )
+                .await
+            }
+            Some(_) => {
+                self.query_strings(
+                    "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() \
+                     ORDER BY tablename",
+                )
+                .await
+            }
+        }
+    }
+
+    /// Every byte the store holds: on SQLite the database files plus every row of every
+    /// table; on PostgreSQL every row of every table as text (bytea as lower-case hex).
+    pub async fn store_dump(&self) -> Vec<u8> {
+        let tables = self.store_tables().await;
+        assert!(
+            tables.iter().any(|t| t == "secrets"),
+            "the catalogue lists no `secrets` table: {tables:?}"
+        );
+        let mut all = Vec::new();
+        match &self.db_url {
+            None => {
                 for f in ["arcan.db", "arcan.db-wal"] {
                     if let Ok(b) = std::fs::read(self.dir.join(f)) {
                         all.extend(b);
                     }
                 }
-                all
-            }
-            Some(url) => {
-                use sqlx::{Connection, Row};
-                let mut conn = sqlx::PgConnection::connect(url).await.expect("pg");
-                let mut all = String::new();
-                for t in [
-                    "meta",
-                    "users",
-                    "realms",
-                    "data_keys",
-                    "tokens",
-                    "roles",
-                    "bindings",
-                    "secrets",
-                    "secret_versions",
-                ] {
-                    let row = sqlx::query(&format!(
-                        "SELECT COALESCE(string_agg(t::text, E'\\n'), '') AS d FROM {t} t"
-                    ))
-                    .fetch_one(&mut conn)
-                    .await
-                    .expect("dump");
-                    all.push_str(&row.get::<String, _>("d"));
+                for t in &tables {
+                    let cols = self
+                        .query_strings(&format!(
+                            "SELECT name FROM pragma_table_info('{t}') ORDER BY cid"
+                        ))
+                        .await;
+                    let row = cols
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "COALESCE(CASE typeof(\"{c}\") WHEN 'blob' THEN lower(hex(\"{c}\")) \
+                                 ELSE CAST(\"{c}\" AS TEXT) END, '')"
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" || ',' || ");
+                    for line in self
+                        .query_strings(&format!("SELECT {row} FROM \"{t}\""))
+                        .await
+                    {
+                        all.push(b'\n');
+                        all.extend(line.into_bytes());
+                    }
                 }
-                all.into_bytes()
+            }
+            Some(_) => {
+                // `(r.*)` is the whole row even when a column is called `r`.
+                for t in &tables {
+                    for line in self
+                        .query_strings(&format!(
+                            "SELECT COALESCE(string_agg((r.*)::text, E'\\n'), '') FROM \"{t}\" r"
+                        ))
+                        .await
+                    {
+                        all.push(b'\n');
+                        all.extend(line.into_bytes());
+                    }
+                }
             }
         }
+        all
     }
 }
 
@@ -459,6 +523,39 @@ impl Drop for Server {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Collects a child's output, failing the test (and killing the child) when it has not
+/// exited within `secs`: no test waits forever on a process.
+pub fn output_within(child: Child, secs: u64, what: &str) -> std::process::Output {
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(out) => out.unwrap_or_else(|e| panic!("{what}: {e}")),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("{what} did not exit within {secs} s (killed)")
+        }
+    }
+}
+
+/// Asserts that a response is the error `want` whose message contains `phrase`, so a refusal
+/// for an unrelated reason (a 400 for a typo in the test, a 403 for a missing capability)
+/// fails the test.
+#[track_caller]
+pub fn assert_refused(st: StatusCode, body: &Value, want: StatusCode, phrase: &str) {
+    assert_eq!(st, want, "{body}");
+    assert_eq!(body["error"]["status"], want.as_u16(), "{body}");
+    let msg = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(phrase),
+        "expected a message containing {phrase:?}, got {body}"
+    );
 }
 
 /// True when `haystack` contains `needle`, as bytes or as lower-case hex (PostgreSQL bytea).
@@ -604,5 +701,25 @@ impl Server {
                     .collect()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains;
+
+    /// The no-plaintext checks rest on this helper: it must find a leaked value whether the
+    /// store kept it as text or as PostgreSQL's hex rendering of bytea, and nothing else.
+    #[test]
+    fn contains_finds_a_leaked_value_as_text_and_as_hex() {
+        let leaked = "LEAKED-7f3a";
+        let text = format!("row 1,{leaked},x").into_bytes();
+        let hex: String = leaked.bytes().map(|b| format!("{b:02x}")).collect();
+        let bytea = format!("(1,\\x00{hex}00)").into_bytes();
+        assert!(contains(&text, leaked));
+        assert!(contains(&bytea, leaked));
+        assert!(!contains(&text, "LEAKED-7f3b"));
+        assert!(!contains(&bytea, "LEAKED-7f3b"));
+        assert!(!contains(b"", leaked));
     }
 }

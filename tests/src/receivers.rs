@@ -115,10 +115,22 @@ impl WebhookReceiver {
                 .cert(cert.as_bytes().to_vec())
                 .key(key.as_bytes().to_vec()),
         );
-        let acceptor = TcpListener::new(format!("127.0.0.1:{port}"))
-            .rustls(tls)
-            .bind()
-            .await;
+        // The port was chosen while the receiver was down; if something else holds it for a
+        // moment, retry on the same port (the sink's URL names it) instead of failing at once.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let acceptor = loop {
+            match TcpListener::new(format!("127.0.0.1:{port}"))
+                .rustls(tls.clone())
+                .try_bind()
+                .await
+            {
+                Ok(a) => break a,
+                Err(e) if std::time::Instant::now() >= deadline => {
+                    panic!("webhook receiver cannot bind 127.0.0.1:{port} within 10 s: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
         let server = Server::new(acceptor);
         let handle = server.handle();
         tokio::spawn(server.serve(Router::with_path("hook").post(hook)));

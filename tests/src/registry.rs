@@ -79,8 +79,11 @@ impl Registry {
             .env_remove("ARCAN_TRUSTED_KEYS")
             .env_remove("ARCAN_PUBLISHER_TOKEN")
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("run arcan");
+        let out = crate::output_within(out, 120, &format!("arcan {args:?}"));
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -91,16 +91,41 @@ async fn every_request_is_an_event(b: Backend) {
     // Filters and pagination.
     let denied_only = audit_page(&s, "acme", "&outcome=denied").await;
     assert!(denied_only.iter().all(|e| e["outcome"] == "denied") && !denied_only.is_empty());
-    let (_, p1) = s.get("/api/v1/realms/acme/audit?limit=2", &s.root).await;
+    let (st, p1) = s.get("/api/v1/realms/acme/audit?limit=2", &s.root).await;
+    assert_eq!(st, StatusCode::OK, "{p1}");
     assert_eq!(p1["items"].as_array().expect("items").len(), 2);
     let cursor = p1["next_cursor"].as_str().expect("cursor");
-    let (_, p2) = s
+    let (st, p2) = s
         .get(
             &format!("/api/v1/realms/acme/audit?limit=2&cursor={cursor}"),
             &s.root,
         )
         .await;
-    assert_ne!(p1["items"][0]["id"], p2["items"][0]["id"]);
+    assert_eq!(st, StatusCode::OK, "{p2}");
+    // The second page continues the first: no event on both, and it is not empty.
+    let ids = |p: &Value| -> Vec<Value> {
+        p["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|e| e["id"].clone())
+            .collect()
+    };
+    let (first, second) = (ids(&p1), ids(&p2));
+    assert!(
+        !second.is_empty()
+            && second
+                .iter()
+                .all(|id| id.is_string() && !first.contains(id)),
+        "{p1} then {p2}"
+    );
+    // No event skipped between the pages (the cursor once was a global sequence number
+    // compared with the chain's, which skipped events of other realms' numbering).
+    assert_eq!(
+        p2["items"][0]["seq"].as_i64(),
+        p1["items"][1]["seq"].as_i64().map(|n| n + 1),
+        "{p1} then {p2}"
+    );
     let future = "2999-01-01T00:00:00Z";
     assert!(
         audit_page(&s, "acme", &format!("&since={future}"))

@@ -152,43 +152,56 @@ async fn webhook_catches_up_exactly_once(b: Backend) {
 
 async fn bad_sinks_refused(b: Backend) {
     let s = Server::start(b).await;
-    for (what, sink) in [
+    for (what, sink, phrase) in [
         (
             "plain http",
             json!({"name": "a", "kind": "webhook", "url": "http://x/hook", "secret": SECRET}),
+            "webhook url must be https://",
         ),
         (
             "short secret",
             json!({"name": "a", "kind": "webhook", "url": "https://x/hook", "secret": "short"}),
+            "webhook secret must be at least 16 characters",
         ),
-        ("unknown kind", json!({"name": "a", "kind": "kafka"})),
+        (
+            "unknown kind",
+            json!({"name": "a", "kind": "kafka"}),
+            "unknown variant `kafka`",
+        ),
         (
             "unknown field",
             json!({"name": "a", "kind": "syslog", "address": "127.0.0.1:1", "protocol": "tcp", "colour": 1}),
+            "unknown field `colour`",
         ),
         (
             "bad protocol",
             json!({"name": "a", "kind": "syslog", "address": "127.0.0.1:1", "protocol": "sctp"}),
+            "unknown variant `sctp`",
         ),
         (
             "bad address",
             json!({"name": "a", "kind": "syslog", "address": "nowhere", "protocol": "udp"}),
+            "address must be host:port",
         ),
         (
             "bad name",
             json!({"name": "a b", "kind": "syslog", "address": "127.0.0.1:1", "protocol": "udp"}),
+            "sink name must be 1-64",
         ),
         (
             "tls over udp",
             json!({"name": "a", "kind": "syslog", "address": "127.0.0.1:1", "protocol": "udp", "tls": true}),
+            "tls needs protocol tcp",
         ),
         (
             "missing ca file",
             json!({"name": "a", "kind": "syslog", "address": "127.0.0.1:1", "protocol": "tcp", "tls": true, "ca_cert": "/nonexistent.pem"}),
+            "ca_cert /nonexistent.pem",
         ),
         (
             "ca without tls",
             json!({"name": "a", "kind": "syslog", "address": "127.0.0.1:1", "protocol": "tcp", "ca_cert": "/etc/hostname"}),
+            "ca_cert goes with tls: true",
         ),
     ] {
         let (st, body) = s
@@ -200,6 +213,7 @@ async fn bad_sinks_refused(b: Backend) {
             )
             .await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{what}: {body}");
+        assert_refused(st, &body, StatusCode::BAD_REQUEST, phrase);
     }
     let (_, user) = s.user("u@example.com").await;
     let sink = json!({"name": "a", "kind": "syslog", "address": "127.0.0.1:1", "protocol": "udp"});

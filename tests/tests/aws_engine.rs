@@ -82,7 +82,10 @@ async fn leases(s: &Server, prefix: &str) -> Vec<Value> {
         )
         .await;
     assert_eq!(st, StatusCode::OK, "{b}");
-    b["items"].as_array().cloned().unwrap_or_default()
+    b["items"]
+        .as_array()
+        .cloned()
+        .expect("a lease listing has `items`")
 }
 
 /// IAM users whose name starts with the engine's default prefix.
@@ -143,6 +146,7 @@ async fn iam_user_issue_use_revoke() {
     );
     let lease = c["lease_id"].as_str().expect("lease id").to_owned();
     // Renew: the user lives until revoked, the lease moves.
+    let before = s.lease("acme", &lease).await;
     let (st, l) = s
         .call(
             Method::POST,
@@ -152,6 +156,17 @@ async fn iam_user_issue_use_revoke() {
         )
         .await;
     assert_eq!(st, StatusCode::OK, "{l}");
+    let after = s.lease("acme", &lease).await;
+    let expiry = |l: &Value| l["expires_at"].as_str().expect("expires_at").to_owned();
+    // RFC 3339 in UTC with milliseconds: the text order is the time order.
+    assert!(
+        expiry(&after) > expiry(&before) && expiry(&after) == expiry(&l),
+        "the lease did not move: {before} -> {after} (renew said {l})"
+    );
+    assert_eq!(after["state"], "active", "{after}");
+    moto.caller_arn(&keys)
+        .await
+        .expect("the key still works after renew");
 
     let (st, r) = revoke(&s, &lease).await;
     assert_eq!(

@@ -17,6 +17,17 @@ impl Cli<'_> {
         stdin: Option<&str>,
         token: Option<&str>,
     ) -> (bool, String, String) {
+        let (code, out, err) = self.run_code(args, stdin, token);
+        (code == Some(0), out, err)
+    }
+
+    /// Runs the CLI (at most 60 s); returns its exit code, stdout and stderr.
+    fn run_code(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+        token: Option<&str>,
+    ) -> (Option<i32>, String, String) {
         let mut cmd = Command::new(arcan_bin());
         cmd.args(args)
             .env("HOME", &self.home)
@@ -39,9 +50,9 @@ impl Cli<'_> {
                 .expect("write");
         }
         drop(child.stdin.take());
-        let out = child.wait_with_output().expect("wait");
+        let out = output_within(child, 60, &format!("arcan {args:?}"));
         (
-            out.status.success(),
+            out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
@@ -194,12 +205,12 @@ async fn walkthrough(b: Backend) {
         None,
     );
     assert_eq!(ran.trim(), "k-123");
-    let (ok, _, _) = cli.run(
+    let (code, _, err) = cli.run_code(
         &["kv", "--realm", "acme", "run", "--", "sh", "-c", "exit 3"],
         None,
         None,
     );
-    assert!(!ok, "child exit status propagates");
+    assert_eq!(code, Some(3), "the child's exit code propagates: {err}");
     let history = cli.ok(
         &[
             "kv",
@@ -337,7 +348,9 @@ async fn graceful_shutdown(b: Backend) {
         .expect("first half");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     s.signal_term();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Send the rest once the server is draining (it logs so), not after a guessed delay.
+    let draining = Server::wait_for(10, || async { s.log().contains("draining in-flight") }).await;
+    assert!(draining, "no drain after SIGTERM: {}", s.log());
     tx.send(Ok(br#""drained"}"#.to_vec()))
         .await
         .expect("second half");

@@ -77,10 +77,15 @@ async fn load_pipeline_refusals() {
         (st, b["error"]["code"].clone()),
         (StatusCode::NOT_FOUND, json!("plugin_not_installed"))
     );
-    let (st, _) = s.mount("acme", "x", "../probe", &[], Value::Null).await;
-    assert_eq!(st, StatusCode::NOT_FOUND);
-    let (st, _) = s.mount("acme", "Bad Name", "hello", &[], Value::Null).await;
-    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, b) = s.mount("acme", "x", "../probe", &[], Value::Null).await;
+    assert_refused(
+        st,
+        &b,
+        StatusCode::NOT_FOUND,
+        "plugin `../probe` is not installed",
+    );
+    let (st, b) = s.mount("acme", "Bad Name", "hello", &[], Value::Null).await;
+    assert_refused(st, &b, StatusCode::BAD_REQUEST, "mount name must be 1-64");
     let (st, b) = s
         .mount(
             "acme",
@@ -90,7 +95,12 @@ async fn load_pipeline_refusals() {
             json!({"db": {"type": "postgres", "url": "mysql://x"}}),
         )
         .await;
-    assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
+    assert_refused(
+        st,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "url must start with postgres://",
+    );
     let (st, b) = s
         .mount(
             "acme",
@@ -100,7 +110,7 @@ async fn load_pipeline_refusals() {
             json!({"db": {"type": "ftp"}}),
         )
         .await;
-    assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
+    assert_refused(st, &b, StatusCode::BAD_REQUEST, "unknown variant `ftp`");
     // A connection that does not answer.
     let (st, b) = s
         .mount(
@@ -127,7 +137,12 @@ async fn load_pipeline_refusals() {
             json!({"api": {"type": "http", "base_url": "https://example.invalid"}}),
         )
         .await;
-    assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
+    assert_refused(
+        st,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "needs `host:http`, which is not granted",
+    );
     let (_, list) = s.get("/api/v1/realms/acme/engines", &s.root).await;
     assert_eq!(
         list["items"].as_array().map(Vec::len),
@@ -376,13 +391,15 @@ async fn plugin_data_isolation(b: Backend) {
         "{own}"
     );
     for (realm, mount) in [("acme", "two"), ("beta", "one")] {
-        let (_, other) = s.creds(realm, mount, "get", None).await;
+        let (st, other) = s.creds(realm, mount, "get", None).await;
+        assert_eq!(st, StatusCode::OK, "{realm}/{mount}: {other}");
         assert_eq!(
             other["data"]["value"],
             Value::Null,
             "{realm}/{mount} saw it: {other}"
         );
-        let (_, keys) = s.creds(realm, mount, "list", None).await;
+        let (st, keys) = s.creds(realm, mount, "list", None).await;
+        assert_eq!(st, StatusCode::OK, "{realm}/{mount}: {keys}");
         assert_eq!(keys["data"]["keys"], json!([]), "{realm}/{mount}: {keys}");
     }
 }
@@ -452,10 +469,10 @@ async fn leases_end_to_end(b: Backend) {
         (StatusCode::OK, json!("revoked")),
         "{l}"
     );
-    let (st, _) = renew("1m").await;
-    assert_eq!(st, StatusCode::CONFLICT);
-    let (st, _) = revoke("hi/dev/none".into()).await;
-    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, b) = renew("1m").await;
+    assert_refused(st, &b, StatusCode::CONFLICT, "lease is revoked");
+    let (st, b) = revoke("hi/dev/none".into()).await;
+    assert_refused(st, &b, StatusCode::NOT_FOUND, "lease not found");
     // The probe keeps per-credential plugin data; revoke removes it through the engine.
     probe(&s, "acme", "p").await;
     mode_role(&s, "acme", "p", "ok", json!({"mode": "ok"})).await;
@@ -538,14 +555,19 @@ async fn leases_end_to_end(b: Backend) {
         (json!(true), Some(2))
     );
     // Unknown role, unknown mount.
-    let (st, _) = s.creds("acme", "p", "nope", None).await;
-    assert_eq!(st, StatusCode::NOT_FOUND);
-    let (st, _) = s.creds("acme", "nope", "ok", None).await;
-    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, b) = s.creds("acme", "p", "nope", None).await;
+    assert_refused(st, &b, StatusCode::NOT_FOUND, "role `nope` does not exist");
+    let (st, b) = s.creds("acme", "nope", "ok", None).await;
+    assert_refused(
+        st,
+        &b,
+        StatusCode::NOT_FOUND,
+        "no engine is mounted at `nope`",
+    );
     // A member without engines:manage cannot mount; a viewer cannot issue.
     let (_, vtoken) = s.user("viewer@acme.test").await;
     s.bind("acme", "user:viewer@acme.test", "viewer").await;
-    let (st, _) = s
+    let (st, b) = s
         .call(
             Method::POST,
             "/api/v1/realms/acme/engines/p/creds/ok",
@@ -553,8 +575,8 @@ async fn leases_end_to_end(b: Backend) {
             None,
         )
         .await;
-    assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, _) = s
+    assert_refused(st, &b, StatusCode::FORBIDDEN, "`leases:create`");
+    let (st, b) = s
         .call(
             Method::POST,
             "/api/v1/realms/acme/engines",
@@ -562,7 +584,7 @@ async fn leases_end_to_end(b: Backend) {
             Some(json!({"name": "x", "plugin": "hello"})),
         )
         .await;
-    assert_eq!(st, StatusCode::FORBIDDEN);
+    assert_refused(st, &b, StatusCode::FORBIDDEN, "`engines:manage`");
 }
 
 /// The reaper revokes expired leases through their engine, retries failures and marks a
@@ -612,7 +634,8 @@ async fn reaper_and_unmount(b: Backend) {
             .contains("revocation failed on purpose"),
         "{bad_lease}"
     );
-    assert!(bad_lease["attempts"].as_i64() >= Some(1), "{bad_lease}");
+    // `max_attempts: 2`: tried exactly twice, then given up.
+    assert_eq!(bad_lease["attempts"], json!(2), "{bad_lease}");
     let (_, users) = s.creds("acme", "p", "users", None).await;
     let keys = users["data"]["keys"].as_array().expect("keys");
     assert!(
@@ -967,10 +990,11 @@ async fn pg_password_hash(admin: &mut sqlx::PgConnection, role: &str) -> Option<
         .expect("pg_authid")
 }
 
-/// Two nodes on one PostgreSQL store: both reapers run, each expired lease is revoked once.
+/// Two nodes on one PostgreSQL store: both reapers run and both revoke leases (small
+/// batches, so neither takes all), each expired lease is revoked once, by `system:reaper`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_reapers_revoke_each_lease_once() {
-    let reaper = "reaper:\n  interval: 1s\n  grace: 20s\n  revoke_timeout: 5s\n";
+    let reaper = "reaper:\n  interval: 1s\n  grace: 20s\n  revoke_timeout: 5s\n  batch: 2\n";
     let a = Server::start_with(Backend::Postgres, &plugin_config(reaper)).await;
     let bnode = a.join().await;
     a.realm("acme").await;
@@ -1041,7 +1065,35 @@ async fn two_reapers_revoke_each_lease_once() {
         (20, 20),
         "a lease was reaped twice or missed"
     );
+    let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(targets, expected, "the reaped leases are the issued ones");
+    for e in reaped["items"].as_array().expect("items") {
+        assert_eq!(
+            (
+                e["actor"]["auth_method"].clone(),
+                e["actor"]["user_id"].clone()
+            ),
+            (json!("system"), json!("system:reaper")),
+            "{e}"
+        );
+    }
+    // Each node's log counts what its reaper revoked: both took part, 20 in all.
+    let (on_a, on_b) = (reaped_in_log(&a.log()), reaped_in_log(&bnode.log()));
+    assert!(
+        on_a > 0 && on_b > 0 && on_a + on_b == 20,
+        "node a reaped {on_a}, node b {on_b}"
+    );
     drop(bnode);
+}
+
+/// Leases a node's reaper handled, from its JSON log's "reaper round done" lines.
+fn reaped_in_log(log: &str) -> u64 {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["fields"]["message"] == "reaper round done")
+        .filter_map(|e| e["fields"]["leases"].as_u64())
+        .sum()
 }
 
 both_backends!(plugin_data_isolation, leases_end_to_end, reaper_and_unmount);

@@ -127,11 +127,13 @@ mod tests {
             "must not overwrite"
         );
         let kp = FileKeyProvider::load(&path).expect("load");
-        let w = kp
-            .wrap(b"0123456789abcdef0123456789abcdef")
-            .await
-            .expect("wrap");
-        assert_eq!(kp.unwrap(&w).await.expect("unwrap").len(), 32);
+        let key = b"0123456789abcdef0123456789abcdef";
+        let w = kp.wrap(key).await.expect("wrap");
+        assert!(
+            !w.windows(key.len()).any(|x| x == key),
+            "the wrapped key holds the key"
+        );
+        assert_eq!(&kp.unwrap(&w).await.expect("unwrap")[..], &key[..]);
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
         assert!(
             FileKeyProvider::load(&path).is_err(),

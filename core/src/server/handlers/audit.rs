@@ -79,7 +79,8 @@ pub async fn list(
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = if has_more {
-        rows.last().map(|r| r.gseq.to_string())
+        // The store pages on the chain's `seq` (`seq > cursor`), so the cursor is a `seq`.
+        rows.last().map(|r| r.seq.to_string())
     } else {
         None
     };

@@ -1,0 +1,185 @@
+//! Failure paths, each held and violated: a ciphertext copied to another row does not open;
+//! an engine that fails to renew leaves the lease as it was; a revocation that never ends is
+//! cut off by `reaper.revoke_timeout` and the lease given up as irrevocable; audit events
+//! buffered at SIGTERM are flushed before exit.
+
+use arcan_tests::*;
+
+const ALL_GRANTS: &[&str] = &["host:sql", "host:http", "host:store", "host:audit"];
+
+async fn read(s: &Server, realm: &str, key: &str) -> (StatusCode, Value) {
+    s.get(
+        &format!("/api/v1/realms/{realm}/secrets/{key}?env=prod"),
+        &s.root,
+    )
+    .await
+}
+
+/// Ciphertexts are bound to their row (realm, env, key, version): moved to another row, by
+/// someone with write access to the store, they are refused, never opened as the other value.
+async fn copied_ciphertext_does_not_open(b: Backend) {
+    let mut s = Server::start(b).await;
+    s.realm("acme").await;
+    s.realm("beta").await;
+    for (realm, key, value) in [
+        ("acme", "a", "alpha-7c1e"),
+        ("acme", "b", "bravo-7c1e"),
+        ("beta", "a", "gamma-7c1e"),
+    ] {
+        let (st, body) = s.put(&s.root, realm, "prod", key, value).await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+    }
+    // Held: every row opens as itself.
+    for (realm, key, value) in [("acme", "b", "bravo-7c1e"), ("beta", "a", "gamma-7c1e")] {
+        let (st, v) = read(&s, realm, key).await;
+        assert_eq!((st, v["value"].clone()), (StatusCode::OK, json!(value)));
+    }
+    // Violated: acme/a's ciphertext copied onto acme/b (another key) and onto beta/a
+    // (another realm, same key name).
+    let acme = "(SELECT id FROM realms WHERE slug = 'acme')";
+    let beta = "(SELECT id FROM realms WHERE slug = 'beta')";
+    let source =
+        format!("(SELECT ciphertext FROM secret_versions WHERE realm_id = {acme} AND key = 'a')");
+    for (realm_id, key) in [(acme, "b"), (beta, "a")] {
+        let n = s
+            .exec_sql(&format!(
+                "UPDATE secret_versions SET ciphertext = {source} \
+                 WHERE realm_id = {realm_id} AND key = '{key}'"
+            ))
+            .await;
+        assert_eq!(n, 1, "the tampering touched one row");
+    }
+    // A cold start: nothing the server cached from before the tampering answers for it.
+    s.restart().await;
+    for (realm, key) in [("acme", "b"), ("beta", "a")] {
+        let (st, v) = read(&s, realm, key).await;
+        assert!(
+            st.is_server_error() && !v.to_string().contains("alpha-7c1e"),
+            "{realm}/{key} after the copy: {st} {v}"
+        );
+        assert!(v["error"]["code"].is_string(), "{v}");
+    }
+    // The original still opens.
+    let (st, v) = read(&s, "acme", "a").await;
+    assert_eq!(
+        (st, v["value"].clone()),
+        (StatusCode::OK, json!("alpha-7c1e"))
+    );
+}
+
+async fn probe_role(s: &Server, role: &str, mode: &str) {
+    s.engine_role(
+        "acme",
+        "p",
+        role,
+        json!({"definition": {"mode": mode}, "default_ttl": "10m", "max_ttl": "1h"}),
+    )
+    .await;
+}
+
+async fn renew(s: &Server, lease: &str, ttl: &str) -> (StatusCode, Value) {
+    s.call(
+        Method::POST,
+        "/api/v1/realms/acme/leases/renew",
+        Some(&s.root),
+        Some(json!({"lease_id": lease, "ttl": ttl})),
+    )
+    .await
+}
+
+/// Held: the engine renews and the lease moves. Violated: the engine fails to renew, the
+/// caller gets the engine's reason, and the lease keeps its expiry and stays active.
+async fn failed_renew_leaves_the_lease(b: Backend) {
+    let s = Server::start_with(b, &plugin_config("")).await;
+    s.realm("acme").await;
+    let (st, m) = s.mount("acme", "p", "probe", ALL_GRANTS, Value::Null).await;
+    assert_eq!(st, StatusCode::CREATED, "{m}");
+    probe_role(&s, "ok", "ok").await;
+    probe_role(&s, "bad", "renew-fails").await;
+    for (role, fails) in [("ok", false), ("bad", true)] {
+        let (st, c) = s.creds("acme", "p", role, Some("5m")).await;
+        assert_eq!(st, StatusCode::OK, "{c}");
+        let id = c["lease_id"].as_str().expect("lease").to_owned();
+        let before = s.lease("acme", &id).await;
+        let (st, r) = renew(&s, &id, "30m").await;
+        let after = s.lease("acme", &id).await;
+        assert_eq!(after["state"], "active", "{after}");
+        if fails {
+            assert_eq!(st, StatusCode::BAD_GATEWAY, "{r}");
+            assert!(
+                r["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("renewal failed on purpose")),
+                "{r}"
+            );
+            assert_eq!(after["expires_at"], before["expires_at"], "{after}");
+        } else {
+            assert_eq!(st, StatusCode::OK, "{r}");
+            assert!(
+                after["expires_at"].as_str() > before["expires_at"].as_str(),
+                "{before} -> {after}"
+            );
+        }
+    }
+}
+
+/// Held: an expired lease of a well-behaved engine is revoked. Violated: the probe's
+/// `revoke-loop` never returns; `revoke_timeout` (1 s, below the 2 s call deadline) cuts
+/// each attempt off, and after `max_attempts` the lease is irrevocable, saying why.
+async fn revoke_timeout_gives_up(b: Backend) {
+    let reaper = "reaper:\n  interval: 1s\n  grace: 20s\n  revoke_timeout: 1s\n  max_attempts: 2\n  backoff: 1s\n";
+    let s = Server::start_with(b, &plugin_config(reaper)).await;
+    s.realm("acme").await;
+    let (st, m) = s.mount("acme", "p", "probe", ALL_GRANTS, Value::Null).await;
+    assert_eq!(st, StatusCode::CREATED, "{m}");
+    probe_role(&s, "ok", "ok").await;
+    probe_role(&s, "loop", "revoke-loop").await;
+    let (_, ok) = s.creds("acme", "p", "ok", Some("1s")).await;
+    let (_, stuck) = s.creds("acme", "p", "loop", Some("1s")).await;
+    let ok = ok["lease_id"].as_str().expect("ok").to_owned();
+    let stuck = stuck["lease_id"].as_str().expect("stuck").to_owned();
+    let done = Server::wait_for(40, || async {
+        s.lease("acme", &ok).await["state"] == "revoked"
+            && s.lease("acme", &stuck).await["state"] == "irrevocable"
+    })
+    .await;
+    let l = s.lease("acme", &stuck).await;
+    assert!(done, "ok: {} stuck: {l}", s.lease("acme", &ok).await);
+    assert!(
+        l["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("did not finish within 1s")),
+        "{l}"
+    );
+    assert_eq!(l["attempts"], json!(2), "{l}");
+    // The server kept serving meanwhile.
+    let (st, _) = s.get("/api/v1/tokens/self", &s.root).await;
+    assert_eq!(st, StatusCode::OK);
+}
+
+/// Audit events still buffered when SIGTERM arrives are written before the server exits:
+/// after a clean shutdown every acknowledged write has its event, and the chain verifies.
+async fn audit_flushed_on_shutdown(b: Backend) {
+    let mut s = Server::start(b).await;
+    s.realm("acme").await;
+    for i in 0..30 {
+        let (st, body) = s.put(&s.root, "acme", "dev", &format!("k{i}"), "v").await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+    }
+    // At once, without waiting for any flush.
+    assert!(s.terminate(), "clean exit: {}", s.log());
+    let rows = s
+        .query_strings("SELECT id FROM audit_events WHERE action = 'secrets.write' ORDER BY seq")
+        .await;
+    assert_eq!(rows.len(), 30, "events written before exit: {rows:?}");
+    s.restart().await;
+    let (st, v) = s.get("/api/v1/realms/acme/audit/verify", &s.root).await;
+    assert_eq!((st, v["ok"].clone()), (StatusCode::OK, json!(true)), "{v}");
+}
+
+both_backends!(
+    audit_flushed_on_shutdown,
+    copied_ciphertext_does_not_open,
+    failed_renew_leaves_the_lease,
+    revoke_timeout_gives_up
+);
