@@ -83,6 +83,8 @@ pub struct Server {
     pub db_url: Option<String>,
     pg_db: Option<String>,
     config: String,
+    /// Started with `--dev` (open registration, root token written to the data dir).
+    dev: bool,
     env: Vec<(String, String)>,
 }
 
@@ -121,11 +123,27 @@ impl Server {
         Self::start_full(backend, config, dir, Vec::new()).await
     }
 
+    /// Starts a server WITHOUT `--dev`, as in production: registration is closed by
+    /// default and the root token is only printed once on stdout (read from there).
+    pub async fn start_production(backend: Backend, config: &str) -> Self {
+        Self::start_mode(backend, config, Self::fresh_dir(), Vec::new(), false).await
+    }
+
     async fn start_full(
         backend: Backend,
         config: &str,
         dir: PathBuf,
         env: Vec<(String, String)>,
+    ) -> Self {
+        Self::start_mode(backend, config, dir, env, true).await
+    }
+
+    async fn start_mode(
+        backend: Backend,
+        config: &str,
+        dir: PathBuf,
+        env: Vec<(String, String)>,
+        dev: bool,
     ) -> Self {
         let (db_url, pg_db) = match backend {
             Backend::Sqlite => (None, None),
@@ -146,9 +164,17 @@ impl Server {
             pg_db,
             config: config.to_owned(),
             env,
+            dev,
         };
         s.launch().await;
-        s.root = std::fs::read_to_string(s.dir.join("root-token")).expect("root token file");
+        s.root = if dev {
+            std::fs::read_to_string(s.dir.join("root-token")).expect("root token file")
+        } else {
+            s.stdout()
+                .lines()
+                .find_map(|l| l.strip_prefix("Root token: ").map(str::to_owned))
+                .expect("the first start prints the root token on stdout")
+        };
         s
     }
 
@@ -173,6 +199,7 @@ impl Server {
             pg_db: None,
             config: self.config.clone(),
             env: self.env.clone(),
+            dev: self.dev,
         };
         s.launch().await;
         s
@@ -183,7 +210,9 @@ impl Server {
         std::fs::write(&cfg, &self.config).expect("config");
         let log = std::fs::File::create(self.dir.join("server.log")).expect("log file");
         let mut cmd = Command::new(arcan_bin());
-        cmd.args(["server", "--dev", "--port", "0", "--log-format", "json"])
+        cmd.arg("server")
+            .args(self.dev.then_some("--dev"))
+            .args(["--port", "0", "--log-format", "json"])
             .arg("--config")
             .arg(&cfg)
             .arg("--data-dir")

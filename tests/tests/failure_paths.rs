@@ -183,3 +183,138 @@ both_backends!(
     failed_renew_leaves_the_lease,
     revoke_timeout_gives_up
 );
+
+/// Held: with one instance slot, calls one after another all run. Violated: while spinning
+/// calls hold the only slot, a call that cannot get one within the call deadline is `503
+/// unavailable` ("instance slots are busy"), never a 500, and the next call runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instance_slots_exhausted_is_503() {
+    let s = Server::start_with(Backend::Sqlite, &plugin_config("  max_instances: 1\n")).await;
+    s.realm("acme").await;
+    let (st, m) = s.mount("acme", "p", "probe", ALL_GRANTS, Value::Null).await;
+    assert_eq!(st, StatusCode::CREATED, "{m}");
+    probe_role(&s, "ok", "ok").await;
+    probe_role(&s, "loop", "loop").await;
+    for _ in 0..3 {
+        let (st, b) = s.creds("acme", "p", "ok", None).await;
+        assert_eq!(st, StatusCode::OK, "one slot serves calls in turn: {b}");
+    }
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let (http, base, root) = (s.http.clone(), s.base.clone(), s.root.clone());
+            tokio::spawn(async move {
+                let r = http
+                    .post(format!("{base}/api/v1/realms/acme/engines/p/creds/loop"))
+                    .bearer_auth(root)
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .expect("request");
+                let status = r.status();
+                (status, r.json::<Value>().await.unwrap_or(Value::Null))
+            })
+        })
+        .collect();
+    let mut busy = 0;
+    for c in calls {
+        let (st, b) = c.await.expect("task");
+        match st {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                busy += 1;
+                assert_eq!(b["error"]["code"], "unavailable", "{b}");
+                assert!(
+                    b["error"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("instance slots are busy")),
+                    "{b}"
+                );
+            }
+            // A spinning call that got the slot ends at its deadline.
+            StatusCode::BAD_GATEWAY => {}
+            other => panic!("unexpected {other}: {b}"),
+        }
+    }
+    assert!(busy >= 1, "four spinners on one slot: none was refused");
+    let (st, b) = s.creds("acme", "p", "ok", None).await;
+    assert_eq!(st, StatusCode::OK, "the slot is free again: {b}");
+}
+
+/// Production mode (no `--dev`): registration is closed (a user needs `users:manage` to be
+/// registered), no root token is left in the data directory, and unsigned plugins do not
+/// load. Held: root registers a user, who logs in.
+async fn production_mode_is_closed(b: Backend) {
+    let plugins = format!(
+        "{RELAXED}plugins:\n  dir: {}\n  cache_dir: {}\n",
+        plugins_dir().display(),
+        std::env::temp_dir()
+            .join("arcan-test-plugin-cache")
+            .display()
+    );
+    let s = Server::start_production(b, &plugins).await;
+    assert!(
+        !s.dir.join("root-token").exists(),
+        "a production server leaves no root-token file"
+    );
+    let creds = json!({"email": "new@example.com", "password": "correct horse battery"});
+    let (st, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/register",
+            None,
+            Some(creds.clone()),
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::UNAUTHORIZED,
+        "anonymous registration: {body}"
+    );
+    // A user's own token does not open registration either.
+    let (st, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/register",
+            Some(&s.root),
+            Some(creds.clone()),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "root registers users: {body}");
+    let (st, login) = s
+        .call(Method::POST, "/api/v1/auth/login", None, Some(creds))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{login}");
+    let user = login["token"].as_str().expect("token").to_owned();
+    // A user's own token does not open registration.
+    let other = json!({"email": "other@example.com", "password": "correct horse battery"});
+    let (st, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/register",
+            Some(&user),
+            Some(other),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`users:manage`")),
+        "{body}"
+    );
+    // Unsigned plugins (the test builds carry no signature) do not load.
+    s.realm("acme").await;
+    let (st, body) = s.mount("acme", "p", "probe", ALL_GRANTS, Value::Null).await;
+    assert_eq!(
+        st.as_u16() / 100,
+        4,
+        "an unsigned plugin was mounted: {st} {body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("sign")),
+        "{body}"
+    );
+}
+
+both_backends!(production_mode_is_closed);

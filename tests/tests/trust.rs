@@ -713,8 +713,16 @@ async fn public_routes_limited_per_ip(b: Backend) {
     let (st, body) = s.get("/api/v1/tokens/self", &s.root).await;
     assert_eq!(st, StatusCode::OK, "{body}");
 
-    // Without trusted proxies, X-Forwarded-For buys nothing.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Without trusted proxies, X-Forwarded-For buys nothing. (First wait until this
+    // client's bucket admits requests again.)
+    let refilled = Server::wait_for(10, || async {
+        raw(&s, Method::GET, "/health", None, None, None)
+            .await
+            .status
+            == StatusCode::OK
+    })
+    .await;
+    assert!(refilled, "the per-IP bucket never refilled");
     let flood = join_all((0..20).map(|i| {
         let s = &s;
         async move {
