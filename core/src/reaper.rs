@@ -99,7 +99,8 @@ async fn reap(engines: &Arc<Engines>, cfg: &ReaperConfig, realm: &str, lease: Le
     // The revocation runs in a task of its own: a plugin call that holds its worker thread
     // (a guest spinning until the call deadline) must not also hold the timer that cuts it
     // off, or `revoke_timeout` could never fire before the call deadline.
-    let call = {
+    // The task is aborted when the timeout fires, so no revocation outlives its attempt.
+    let mut call = {
         let (engines, realm, lease, info) = (
             engines.clone(),
             realm.to_owned(),
@@ -108,21 +109,20 @@ async fn reap(engines: &Arc<Engines>, cfg: &ReaperConfig, realm: &str, lease: Le
         );
         tokio::spawn(async move { revoke_claimed(&engines, &realm, &lease, info).await })
     };
-    let outcome = tokio::time::timeout(cfg.revoke_timeout, call)
-        .await
-        .map(|joined| {
-            joined.unwrap_or_else(|e| {
-                Err(crate::engine::EngineError::Conflict(format!(
-                    "revocation task failed: {e}"
-                )))
-            })
-        })
-        .unwrap_or_else(|_| {
+    let outcome = match tokio::time::timeout(cfg.revoke_timeout, &mut call).await {
+        Ok(joined) => joined.unwrap_or_else(|e| {
+            Err(crate::engine::EngineError::Conflict(format!(
+                "revocation task failed: {e}"
+            )))
+        }),
+        Err(_) => {
+            call.abort();
             Err(crate::engine::EngineError::Conflict(format!(
                 "revocation did not finish within {:?}",
                 cfg.revoke_timeout
             )))
-        });
+        }
+    };
     let recorded = match outcome {
         Ok(state) => {
             emit(
