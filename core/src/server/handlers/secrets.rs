@@ -286,7 +286,7 @@ pub async fn delete(
     Ok(())
 }
 
-/// Rows read per store query of a listing (at least the page size plus one).
+/// Rows read per further store query of a listing that skipped invisible keys.
 const LIST_SCAN_BATCH: i64 = 200;
 /// Store queries one listing page may make while skipping keys the caller may not see.
 const LIST_SCAN_BATCHES: usize = 8;
@@ -371,7 +371,9 @@ pub async fn list(
         )
         .allowed()
     };
-    let batch = (limit + 1).max(LIST_SCAN_BATCH);
+    // The first read is just the page (plus one, to tell whether more follow), as for an
+    // unfiltered listing; only when keys were skipped do further reads take larger batches.
+    let mut batch = limit + 1;
     let mut items = Vec::new();
     let mut has_more = false;
     'scan: for _ in 0..LIST_SCAN_BATCHES {
@@ -395,6 +397,7 @@ pub async fn list(
         if !has_more {
             break;
         }
+        batch = batch.max(LIST_SCAN_BATCH);
     }
     // The cursor is the last key consumed (possibly one the caller may not see), sealed
     // under the realm's data key: opaque, and bound to this realm, env and prefix.
