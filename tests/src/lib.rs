@@ -108,7 +108,7 @@ impl Server {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        Self::start_full(backend, config, Self::fresh_dir(), env).await
+        Self::start_mode(backend, config, Self::fresh_dir(), env, true).await
     }
 
     /// A new empty data directory.
@@ -120,22 +120,13 @@ impl Server {
 
     /// Starts a server on a prepared data directory. The client trusts `<dir>/tls/ca.pem`.
     pub async fn start_in(backend: Backend, config: &str, dir: PathBuf) -> Self {
-        Self::start_full(backend, config, dir, Vec::new()).await
+        Self::start_mode(backend, config, dir, Vec::new(), true).await
     }
 
     /// Starts a server WITHOUT `--dev`, as in production: registration is closed by
     /// default and the root token is only printed once on stdout (read from there).
     pub async fn start_production(backend: Backend, config: &str) -> Self {
         Self::start_mode(backend, config, Self::fresh_dir(), Vec::new(), false).await
-    }
-
-    async fn start_full(
-        backend: Backend,
-        config: &str,
-        dir: PathBuf,
-        env: Vec<(String, String)>,
-    ) -> Self {
-        Self::start_mode(backend, config, dir, env, true).await
     }
 
     async fn start_mode(

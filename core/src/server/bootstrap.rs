@@ -4,7 +4,7 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -14,9 +14,10 @@ use crate::crypto::SYSTEM_KEY_META;
 use crate::crypto::rotation::{self, Settled, StoreKeys};
 use crate::crypto::tls::{TlsPaths, ensure_self_signed};
 use crate::crypto::{
-    FileKeyProvider, KeyProvider, Keyring, generate_master_key_file, generate_token, hash_token,
+    CryptoError, FileKeyProvider, KeyProvider, Keyring, generate_master_key_file, generate_token,
+    hash_token,
 };
-use crate::store::{PgStore, SqliteStore, Store, TokenRecord, User};
+use crate::store::{DataKey, PgStore, SqliteStore, Store, StoreError, TokenRecord, User};
 use crate::util::{new_id, now_ms};
 
 /// What the server needs to start.
@@ -50,28 +51,53 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     })
 }
 
+/// The wrapped keys the store holds (data keys and the system key): what a master key
+/// must open, and what settles a pending rotation.
+pub struct HeldKeys {
+    /// Every stored data key.
+    pub keys: Vec<DataKey>,
+    /// The wrapped system key, once one exists.
+    pub system: Option<Vec<u8>>,
+}
+
+impl HeldKeys {
+    /// Reads them from the store.
+    pub async fn read(store: &dyn Store) -> Result<Self, StoreError> {
+        let keys = store.data_keys_all().await?;
+        let system = match store.meta_get(SYSTEM_KEY_META).await? {
+            Some(hex_text) => Some(hex::decode(hex_text.trim()).map_err(|_| {
+                StoreError::Corrupt("system key in the store is not hex".to_owned())
+            })?),
+            None => None,
+        };
+        Ok(Self { keys, system })
+    }
+
+    /// Settles a `master.key.new` left next to `path` (see [`rotation::settle_pending`]).
+    pub async fn settle(&self, path: &Path) -> Result<Settled, CryptoError> {
+        let ids: Vec<&str> = self.keys.iter().map(|k| k.master_key_id.as_str()).collect();
+        let wrapped: Vec<&[u8]> = self
+            .system
+            .iter()
+            .map(Vec::as_slice)
+            .chain(self.keys.first().map(|k| k.wrapped.as_slice()))
+            .collect();
+        let held = StoreKeys {
+            ids: &ids,
+            wrapped: &wrapped,
+        };
+        rotation::settle_pending(path, held).await
+    }
+}
+
 /// Loads the master key, generating it on a first start (no data keys yet), finishing an
 /// interrupted rotation, and refusing a key that cannot unwrap the stored data keys.
 pub async fn master_key(config: &Config, store: &dyn Store) -> anyhow::Result<FileKeyProvider> {
     let path = config.data_dir.join("master.key");
-    let keys = store.data_keys_all().await?;
-    let system = match store.meta_get(SYSTEM_KEY_META).await? {
-        Some(hex_text) => {
-            Some(hex::decode(hex_text.trim()).context("system key in the store is not hex")?)
-        }
-        None => None,
-    };
-    let ids: Vec<&str> = keys.iter().map(|k| k.master_key_id.as_str()).collect();
-    let wrapped: Vec<&[u8]> = system
-        .iter()
-        .map(Vec::as_slice)
-        .chain(keys.first().map(|k| k.wrapped.as_slice()))
-        .collect();
-    let held = StoreKeys {
-        ids: &ids,
-        wrapped: &wrapped,
-    };
-    match rotation::settle_pending(&path, held)
+    let held = HeldKeys::read(store).await?;
+    let (keys, system) = (&held.keys, &held.system);
+    match held
+        .settle(&path)
         .await
         .context("settling an interrupted master-key rotation")?
     {

@@ -6,9 +6,10 @@ use salvo::oapi::ToSchema;
 use salvo::prelude::*;
 use serde::Serialize;
 
+use super::super::bootstrap::HeldKeys;
 use super::super::error::{ApiError, ApiResult};
 use super::super::state::{AppState, state};
-use crate::crypto::rotation::{self, Settled, StoreKeys};
+use crate::crypto::rotation::{self, Settled};
 use crate::crypto::{FileKeyProvider, KeyProvider};
 use crate::store::DataKey;
 
@@ -141,23 +142,8 @@ pub async fn master_key_rewrap(depot: &mut Depot) -> ApiResult<Json<MasterKeySta
         .try_write()
         .map_err(|_| ApiError::conflict("a rewrap or realm creation is in progress; retry"))?;
     let path = st.config.data_dir.join("master.key");
-    let keys = st.store.data_keys_all().await?;
-    let ids: Vec<&str> = keys.iter().map(|k| k.master_key_id.as_str()).collect();
-    let system = match st.store.meta_get(crate::crypto::SYSTEM_KEY_META).await? {
-        Some(h) => {
-            hex::decode(h.trim()).map_err(|_| ApiError::internal("system key is not hex"))?
-        }
-        None => Vec::new(),
-    };
-    let wrapped: Vec<&[u8]> = std::iter::once(system.as_slice())
-        .filter(|w| !w.is_empty())
-        .chain(keys.first().map(|k| k.wrapped.as_slice()))
-        .collect();
-    let held = StoreKeys {
-        ids: &ids,
-        wrapped: &wrapped,
-    };
-    match rotation::settle_pending(&path, held).await? {
+    let held = HeldKeys::read(st.store.as_ref()).await?;
+    match held.settle(&path).await? {
         Settled::Installed(p) => {
             tracing::warn!(key_id = %p.key_id(), "installed the key of an earlier rewrap first");
             st.keyring.set_provider(Arc::new(p));
