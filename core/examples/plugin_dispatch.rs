@@ -43,7 +43,14 @@ async fn main() -> anyhow::Result<()> {
     config.plugins.dir = Some(plugins.into());
     config.plugins.cache_dir = Some(tmp.join("cache"));
     config.plugins.allow_unsigned = true;
-    let audit = Auditor::start(store.clone(), 1024);
+    // Audit appends need the chain key; a bench has no system key, so any fixed one does.
+    store.set_chain_key(arcan::crypto::ChainKey::derive(&[7; 32]));
+    let audit = Auditor::start(
+        store.clone(),
+        1024,
+        arcan::audit::AuditMode::Async,
+        std::time::Duration::from_secs(5),
+    );
     let engines = Engines::new(&config, store, keyring, audit)?;
     let plugin = engines.load("probe")?;
     let record = MountRecord {

@@ -93,9 +93,12 @@ pub struct PluginsConfig {
     pub allow_unsigned: bool,
     /// Where engine connections may point (see [`ConnectionPolicyConfig`]).
     pub connections: ConnectionPolicyConfig,
-    /// Audit events one call may emit; more are dropped, logged and reported by one
-    /// `plugin.audit_quota_exceeded` event.
+    /// Audit events one call may emit; the next one is refused with a host error (the call
+    /// fails) and reported by one `plugin.audit_quota_exceeded` event.
     pub max_audit_events_per_call: u32,
+    /// Bytes (action, target and detail) of the audit events one call may emit; beyond
+    /// that, as for the event count.
+    pub max_audit_bytes_per_call: u32,
     /// Plugin data writes (puts and deletes) one call may make; more are refused.
     pub max_data_writes_per_call: u32,
     /// Plugin data keys one mount may hold.
@@ -151,6 +154,7 @@ impl Default for PluginsConfig {
             allow_unsigned: false,
             connections: ConnectionPolicyConfig::default(),
             max_audit_events_per_call: 32,
+            max_audit_bytes_per_call: 64 * 1024,
             max_data_writes_per_call: 64,
             max_data_keys_per_mount: 1000,
             max_data_bytes_per_mount: 1024 * 1024,
@@ -200,7 +204,15 @@ impl Default for ReaperConfig {
 pub struct AuditConfig {
     /// Record audit events (on by default; off only for benchmarking a baseline).
     pub enabled: bool,
-    /// Events the in-memory channel holds before it drops (and counts) new ones.
+    /// `strict` (default): a request is acknowledged only once its event is durable, and
+    /// refused with 503 when it cannot be. `async`: events are stored after the answer, so a
+    /// crash or a full queue can lose some (weaker; documented in docs/audit.md).
+    pub mode: crate::audit::AuditMode,
+    /// Strict mode: how long a request waits for its event before it is refused.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// Events each dispatcher queue holds (request events and side events have one each);
+    /// in async mode a full queue drops (and counts) new events.
     pub buffer: usize,
     /// Events older than this many days are removed (a checkpoint keeps the chain
     /// verifiable). Fractions are allowed.
@@ -216,6 +228,8 @@ impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             enabled: true,
+            mode: crate::audit::AuditMode::Strict,
+            timeout: Duration::from_secs(5),
             buffer: 65_536,
             retention_days: 90.0,
             retention_interval: Duration::from_secs(3600),
@@ -532,6 +546,9 @@ impl Config {
             && !url.starts_with("postgresql://")
         {
             return bad("database_url must be a postgres:// URL (SQLite is the default)");
+        }
+        if self.audit.timeout.is_zero() {
+            return bad("audit.timeout must be positive");
         }
         if self.audit.buffer == 0 {
             return bad("audit.buffer must be at least 1");

@@ -133,7 +133,8 @@ async fn reap(engines: &Arc<Engines>, cfg: &ReaperConfig, realm: &str, lease: Le
                 "lease.revoke",
                 "success",
                 None,
-            );
+            )
+            .await;
             store
                 .lease_finish(&lease.realm_id, &lease.id, state, now_ms(), None)
                 .await
@@ -152,7 +153,8 @@ async fn reap(engines: &Arc<Engines>, cfg: &ReaperConfig, realm: &str, lease: Le
                     "lease.irrevocable",
                     "error",
                     Some(&why),
-                );
+                )
+                .await;
                 let finished = store
                     .lease_finish(
                         &lease.realm_id,
@@ -183,7 +185,8 @@ async fn reap(engines: &Arc<Engines>, cfg: &ReaperConfig, realm: &str, lease: Le
                     "lease.revoke",
                     "failure",
                     Some(&why),
-                );
+                )
+                .await;
                 store
                     .lease_failed(&lease.realm_id, &lease.id, attempts, next, &why)
                     .await
@@ -195,7 +198,7 @@ async fn reap(engines: &Arc<Engines>, cfg: &ReaperConfig, realm: &str, lease: Le
     }
 }
 
-fn emit(
+async fn emit(
     engines: &Engines,
     realm: &str,
     lease: &LeaseRecord,
@@ -209,25 +212,31 @@ fn emit(
         return;
     }
     let now = now_ms();
-    sv.audit.emit(Event {
-        id: new_id(),
-        time: rfc3339(now),
-        time_ms: now,
-        request_id: Some(info.request_id.clone()),
-        actor: Actor {
-            auth_method: "system".into(),
-            user_id: Some("system:reaper".into()),
-            ..Actor::default()
-        },
-        realm_id: Some(lease.realm_id.clone()),
-        realm: Some(realm.to_owned()),
-        action: action.into(),
-        target: lease.id.clone(),
-        outcome: outcome.into(),
-        status: None,
-        detail: Some(serde_json::json!({
-            "mount": lease.mount, "role": lease.role, "plugin": lease.plugin,
-            "attempt": lease.attempts + 1, "error": error,
-        })),
-    });
+    let stored = sv
+        .audit
+        .background(Event {
+            id: new_id(),
+            time: rfc3339(now),
+            time_ms: now,
+            request_id: Some(info.request_id.clone()),
+            actor: Actor {
+                auth_method: "system".into(),
+                user_id: Some("system:reaper".into()),
+                ..Actor::default()
+            },
+            realm_id: Some(lease.realm_id.clone()),
+            realm: Some(realm.to_owned()),
+            action: action.into(),
+            target: lease.id.clone(),
+            outcome: outcome.into(),
+            status: None,
+            detail: Some(serde_json::json!({
+                "mount": lease.mount, "role": lease.role, "plugin": lease.plugin,
+                "attempt": lease.attempts + 1, "error": error,
+            })),
+        })
+        .await;
+    if !stored {
+        tracing::error!(lease = %lease.id, action, "the reaper's audit event could not be stored");
+    }
 }

@@ -1,4 +1,4 @@
--- KV read: GET one of 100 keys, bearer token from the environment.
+-- KV read: GET one of 100 keys (bench/k000 … k099, seeded by run), bearer token from the environment.
 local token = os.getenv("ARCAN_BENCH_TOKEN")
 local realm = os.getenv("ARCAN_BENCH_REALM") or "bench"
 local n = 0

@@ -1,15 +1,44 @@
-//! The dispatcher: a bounded channel in front of the store sink, and the counters every
-//! sink reports to.
+//! The dispatcher: the store sink in front of the audit chains, with group commit, and the
+//! counters every sink reports to.
+//!
+//! Two queues feed it. Request events (a read's, a refusal's, a failed change's) are taken
+//! first; side events (plugins', the reaper's) come after, so a plugin that emits a lot can
+//! delay only other side events, never a request's. In strict mode every event comes with a
+//! receipt: the request that waits on it is answered only once it is durable, and a store
+//! failure fails the waiting requests instead of being retried behind their back. Events
+//! without a receipt (async mode, background tasks) are retried until stored.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{Event, SYSTEM_CHAIN};
-use crate::store::{AuditRow, NewAuditEvent, Store};
+use crate::store::{NewAuditEvent, Store};
+
+/// When a request is acknowledged relative to its audit event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditMode {
+    /// Only after its event is durable (a change's event in the change's transaction).
+    #[default]
+    Strict,
+    /// Before its event is stored; a crash or a full queue can lose events (weaker).
+    Async,
+}
+
+impl AuditMode {
+    /// The mode's name in config, metrics and status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditMode::Strict => "strict",
+            AuditMode::Async => "async",
+        }
+    }
+}
 
 /// Counters of one delivery sink.
 #[derive(Debug, Default)]
@@ -27,12 +56,14 @@ pub struct SinkStats {
 pub struct AuditStats {
     /// Events handed to the dispatcher.
     pub emitted: AtomicU64,
-    /// Events dropped because the channel was full (should stay 0).
+    /// Events dropped because a queue was full (async mode and side events only).
     pub dropped: AtomicU64,
-    /// Events written to the store.
+    /// Events written to the store by the dispatcher.
     pub stored: AtomicU64,
-    /// Failed store writes (retried; the events are kept).
+    /// Failed store writes.
     pub store_failures: AtomicU64,
+    /// Requests refused because their event could not be made durable (strict mode).
+    pub refused: AtomicU64,
     /// Per-sink counters.
     pub sinks: Mutex<BTreeMap<String, Arc<SinkStats>>>,
 }
@@ -57,65 +88,179 @@ impl AuditStats {
     }
 }
 
+/// Why an event is not durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotDurable {
+    /// The store refused or failed the write.
+    #[error("the audit event could not be stored")]
+    StoreFailed,
+    /// The event was not stored within the configured wait.
+    #[error("the audit event was not stored in time")]
+    Timeout,
+    /// The queue was full (side events) or the dispatcher has stopped.
+    #[error("the audit queue is full")]
+    Full,
+}
+
+/// A receipt: resolves to `true` once the event is durable.
+pub type Receipt = oneshot::Receiver<bool>;
+
 enum Msg {
-    Event(Box<Event>),
+    Event(Box<Event>, Option<oneshot::Sender<bool>>),
     Flush(oneshot::Sender<()>),
 }
 
-/// The handle handlers emit through.
+/// The handle events are recorded through.
 #[derive(Clone)]
 pub struct Auditor {
-    tx: mpsc::Sender<Msg>,
-    /// Every stored batch, in order, for sinks that are caught up (single-writer stores).
-    pub live: broadcast::Sender<Arc<Vec<AuditRow>>>,
+    requests: mpsc::Sender<Msg>,
+    side: mpsc::Sender<Msg>,
+    mode: AuditMode,
+    wait: Duration,
     /// Pipeline counters.
     pub stats: Arc<AuditStats>,
 }
 
 impl std::fmt::Debug for Auditor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Auditor").finish_non_exhaustive()
+        f.debug_struct("Auditor")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
     }
 }
 
 /// Most events written in one store transaction.
 const BATCH: usize = 4096;
 
-/// Stored batches kept for live sinks before a slow one must catch up from the store.
-const LIVE_BATCHES: usize = 32;
+/// Events without a receipt kept for retry after a store failure before new ones are
+/// dropped (counted).
+const RETRY_LIMIT: usize = 4 * BATCH;
 
 impl Auditor {
-    /// Starts the store sink with a channel of `capacity` events.
-    pub fn start(store: Arc<dyn Store>, capacity: usize) -> Self {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+    /// Starts the store sink with queues of `capacity` events; requests wait at most `wait`
+    /// for their event in strict mode.
+    pub fn start(store: Arc<dyn Store>, capacity: usize, mode: AuditMode, wait: Duration) -> Self {
+        let (requests, rx) = mpsc::channel(capacity.max(1));
+        let (side, side_rx) = mpsc::channel(capacity.max(1));
         let stats = Arc::new(AuditStats::default());
-        let (live, _) = broadcast::channel(LIVE_BATCHES);
-        tokio::spawn(store_sink(store, rx, stats.clone(), live.clone()));
-        Self { tx, live, stats }
+        tokio::spawn(store_sink(store, rx, side_rx, stats.clone(), mode));
+        Self {
+            requests,
+            side,
+            mode,
+            wait,
+            stats,
+        }
     }
 
-    /// Hands an event over without waiting; a full channel drops it, counted and logged.
+    /// The configured mode.
+    pub fn mode(&self) -> AuditMode {
+        self.mode
+    }
+
+    /// Strict mode: stores a request's event and waits until it is durable (group commit:
+    /// one transaction covers every event queued meanwhile).
+    pub async fn record(&self, event: Event) -> Result<(), NotDurable> {
+        self.stats.emitted.fetch_add(1, Ordering::Relaxed);
+        let (done, receipt) = oneshot::channel();
+        let sent = tokio::time::timeout(
+            self.wait,
+            self.requests.send(Msg::Event(Box::new(event), Some(done))),
+        )
+        .await;
+        let out = match sent {
+            Err(_) => Err(NotDurable::Timeout),
+            Ok(Err(_)) => Err(NotDurable::Full),
+            Ok(Ok(())) => match tokio::time::timeout(self.wait, receipt).await {
+                Ok(Ok(true)) => Ok(()),
+                Ok(_) => Err(NotDurable::StoreFailed),
+                Err(_) => Err(NotDurable::Timeout),
+            },
+        };
+        if out.is_err() {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        out
+    }
+
+    /// Async mode: hands a request's event over without waiting; a full queue drops it,
+    /// counted and logged.
     pub fn emit(&self, event: Event) {
         self.stats.emitted.fetch_add(1, Ordering::Relaxed);
-        if self.tx.try_send(Msg::Event(Box::new(event))).is_err() {
-            let n = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_power_of_two() {
-                tracing::error!(dropped = n, "audit channel full: events dropped");
+        if self
+            .requests
+            .try_send(Msg::Event(Box::new(event), None))
+            .is_err()
+        {
+            self.count_drop();
+        }
+    }
+
+    /// A side event (a plugin's, the reaper's), queued behind request events. In strict
+    /// mode it comes with a receipt for the request that caused it to wait on; a full side
+    /// queue refuses it.
+    pub fn side_event(&self, event: Event) -> Result<Option<Receipt>, NotDurable> {
+        self.stats.emitted.fetch_add(1, Ordering::Relaxed);
+        let (done, receipt) = match self.mode {
+            AuditMode::Strict => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            }
+            AuditMode::Async => (None, None),
+        };
+        match self.side.try_send(Msg::Event(Box::new(event), done)) {
+            Ok(()) => Ok(receipt),
+            Err(_) => {
+                self.count_drop();
+                Err(NotDurable::Full)
             }
         }
     }
 
-    /// Waits until every event emitted before this call is in the store (or `timeout`).
+    /// A background task's event: waits for room in the side queue (never dropped) and, in
+    /// strict mode, until it is durable; `false` when it could not be stored in time.
+    pub async fn background(&self, event: Event) -> bool {
+        self.stats.emitted.fetch_add(1, Ordering::Relaxed);
+        let (done, receipt) = oneshot::channel();
+        if self
+            .side
+            .send(Msg::Event(Box::new(event), Some(done)))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        matches!(tokio::time::timeout(self.wait, receipt).await, Ok(Ok(true)))
+    }
+
+    /// Waits for a receipt within the configured wait.
+    pub async fn durable(&self, receipt: Receipt) -> Result<(), NotDurable> {
+        match tokio::time::timeout(self.wait, receipt).await {
+            Ok(Ok(true)) => Ok(()),
+            Ok(_) => Err(NotDurable::StoreFailed),
+            Err(_) => Err(NotDurable::Timeout),
+        }
+    }
+
+    fn count_drop(&self) {
+        let n = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            tracing::error!(dropped = n, "audit queue full: events dropped");
+        }
+    }
+
+    /// Waits until every event queued before this call is in the store (or `timeout`).
     pub async fn flush(&self, timeout: Duration) -> bool {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Msg::Flush(done)).await.is_err() {
+        if self.side.send(Msg::Flush(done)).await.is_err() {
             return false;
         }
         tokio::time::timeout(timeout, wait).await.is_ok()
     }
 }
 
-fn to_row(e: &Event) -> NewAuditEvent {
+/// The store row of an event.
+pub fn to_row(e: &Event) -> NewAuditEvent {
     NewAuditEvent {
         id: e.id.clone(),
         chain: e
@@ -131,48 +276,108 @@ fn to_row(e: &Event) -> NewAuditEvent {
     }
 }
 
-/// Writes batches to the store; on failure retries with backoff, keeping the events.
+/// One round's events and who waits on them.
+#[derive(Default)]
+struct Round {
+    rows: Vec<NewAuditEvent>,
+    receipts: Vec<(usize, oneshot::Sender<bool>)>,
+    flushes: Vec<oneshot::Sender<()>>,
+}
+
+impl Round {
+    fn take(&mut self, msg: Msg) {
+        match msg {
+            Msg::Event(e, receipt) => {
+                if let Some(r) = receipt {
+                    self.receipts.push((self.rows.len(), r));
+                }
+                self.rows.push(to_row(&e));
+            }
+            Msg::Flush(w) => self.flushes.push(w),
+        }
+    }
+}
+
+/// Writes rounds to the store. After a failure, waiting events fail (their requests are
+/// refused); events nobody waits on are kept and retried with the next round.
 async fn store_sink(
     store: Arc<dyn Store>,
-    mut rx: mpsc::Receiver<Msg>,
+    mut requests: mpsc::Receiver<Msg>,
+    mut side: mpsc::Receiver<Msg>,
     stats: Arc<AuditStats>,
-    live: broadcast::Sender<Arc<Vec<AuditRow>>>,
+    mode: AuditMode,
 ) {
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut waiters = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Event(e) => batch.push(to_row(&e)),
-                Msg::Flush(w) => waiters.push(w),
-            }
-            if batch.len() < BATCH {
-                next = rx.try_recv().ok();
+    let mut retry: Vec<NewAuditEvent> = Vec::new();
+    let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut backoff = Duration::from_millis(20);
+    let max_backoff = match mode {
+        AuditMode::Strict => Duration::from_millis(500),
+        AuditMode::Async => Duration::from_secs(5),
+    };
+    loop {
+        let mut round = Round {
+            rows: std::mem::take(&mut retry),
+            ..Round::default()
+        };
+        if round.rows.is_empty() {
+            let first = tokio::select! {
+                biased;
+                m = requests.recv() => m,
+                m = side.recv() => m,
+            };
+            let Some(first) = first else { return };
+            round.take(first);
+        }
+        while round.rows.len() < BATCH {
+            match requests.try_recv() {
+                Ok(m) => round.take(m),
+                Err(_) => break,
             }
         }
-        let mut backoff = Duration::from_millis(50);
-        while !batch.is_empty() {
-            match store.audit_append(&batch).await {
-                Ok(rows) => {
-                    stats
-                        .stored
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    batch.clear();
-                    if store.single_writer() {
-                        let _ = live.send(Arc::new(rows));
-                    }
-                }
-                Err(e) => {
-                    stats.store_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(error = %e, events = batch.len(), "audit store write failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
+        while round.rows.len() < BATCH {
+            match side.try_recv() {
+                Ok(m) => round.take(m),
+                Err(_) => break,
             }
         }
-        for w in waiters.drain(..) {
-            let _ = w.send(());
+        match store.audit_append(&round.rows).await {
+            Ok(_) => {
+                stats
+                    .stored
+                    .fetch_add(round.rows.len() as u64, Ordering::Relaxed);
+                for (_, r) in round.receipts {
+                    let _ = r.send(true);
+                }
+                for w in flushes.drain(..).chain(round.flushes) {
+                    let _ = w.send(());
+                }
+                backoff = Duration::from_millis(20);
+            }
+            Err(e) => {
+                stats.store_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, events = round.rows.len(), "audit store write failed");
+                let mut waited = vec![false; round.rows.len()];
+                for (i, r) in round.receipts {
+                    waited[i] = true;
+                    let _ = r.send(false);
+                }
+                retry = round
+                    .rows
+                    .into_iter()
+                    .zip(waited)
+                    .filter_map(|(row, w)| (!w).then_some(row))
+                    .collect();
+                if retry.len() > RETRY_LIMIT {
+                    let n = retry.len() - RETRY_LIMIT;
+                    retry.truncate(RETRY_LIMIT);
+                    stats.dropped.fetch_add(n as u64, Ordering::Relaxed);
+                    tracing::error!(dropped = n, "audit retry buffer full: events dropped");
+                }
+                // Flush waiters wait for the retried events.
+                flushes.extend(round.flushes);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(max_backoff);
+            }
         }
     }
 }

@@ -1,10 +1,15 @@
 //! Audit: every request and every engine action becomes an [`Event`], chained per realm in
 //! the store (tamper-evident) and delivered from there to webhook and syslog sinks.
 //!
-//! Architecture Path 4. Emission never blocks a request: events go through a bounded channel
-//! to the store sink; a full channel drops the event and counts it (`arcan audit status`,
-//! `/metrics`). Sinks read the durable log with their own cursor, so a sink that is down
-//! catches up when it returns (at-least-once, ordered, with event ids for de-duplication).
+//! Architecture Path 4. In strict mode (the default) no request is acknowledged without its
+//! durable event: a change's event is appended in the change's own transaction
+//! ([`crate::store::change`]), any other request's event is group-committed by the
+//! [dispatcher] before the answer, and a request whose event cannot be stored is refused
+//! with 503. Async mode (weaker, opt-in) answers first and stores after. Links are HMACs
+//! under a key derived from the master key and every chain has a signed head
+//! ([`crate::crypto::chain`]). Sinks read the durable log with their own cursor, so a sink
+//! that is down costs the request path nothing and catches up when it returns
+//! (at-least-once, ordered, with event ids for de-duplication).
 //! Secret values, passwords and tokens never enter an event; a value that must be
 //! correlatable is HMAC-SHA256'd with the deployment's audit key.
 
@@ -14,12 +19,11 @@ pub mod verify;
 
 use serde::{Deserialize, Serialize};
 
-pub use dispatcher::{AuditStats, Auditor};
+pub use dispatcher::{AuditMode, AuditStats, Auditor, NotDurable, Receipt, to_row};
 
 use crate::crypto::{CryptoError, Keyring, hmac_hex};
 
-/// Chain of events that belong to no realm.
-pub const SYSTEM_CHAIN: &str = "_system";
+pub use crate::store::SYSTEM_CHAIN;
 
 /// Who acted.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

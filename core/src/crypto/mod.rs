@@ -5,6 +5,7 @@
 //! are wrapped by the master key of a [`KeyProvider`]. Random 192-bit nonces make nonce reuse
 //! a non-issue without counters. Key material lives in [`zeroize::Zeroizing`] buffers.
 
+pub mod chain;
 mod envelope;
 mod keyprovider;
 mod password;
@@ -12,6 +13,7 @@ pub mod rotation;
 pub mod tls;
 mod token;
 
+pub use chain::{ChainHead, ChainKey};
 pub use envelope::{Keyring, aad};
 
 /// Name of the metadata entry holding the wrapped system key (hex).
@@ -45,18 +47,6 @@ pub enum CryptoError {
 
 /// The `prev_hash` of the first event of an audit chain.
 pub const CHAIN_GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// The hash of an audit event: `sha256(prev_hash ‖ "\n" ‖ body)`, hex.
-pub fn chain_hash(prev_hash: &str, body: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(
-        Sha256::new()
-            .chain_update(prev_hash.as_bytes())
-            .chain_update(b"\n")
-            .chain_update(body.as_bytes())
-            .finalize(),
-    )
-}
 
 /// HMAC-SHA256, hex.
 pub fn hmac_hex(key: &[u8], message: &[u8]) -> String {

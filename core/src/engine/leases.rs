@@ -468,6 +468,13 @@ pub async fn unmount(
             report.failed.join(", ")
         )));
     }
+    // The unmount's event commits with the delete: give it the report first.
+    if let Some(scope) = crate::store::change::ChangeScope::current() {
+        scope.set_detail(serde_json::json!({
+            "mount": mount,
+            "leases": serde_json::to_value(&report).unwrap_or_default(),
+        }));
+    }
     store.mount_delete(realm_id, &record.id).await?;
     engines.forget(&record.id);
     Ok(report)

@@ -46,6 +46,8 @@ pub struct CallLimits {
 pub struct Quotas {
     /// Audit events per call.
     pub audit_events_per_call: u32,
+    /// Audit event bytes per call.
+    pub audit_bytes_per_call: u32,
     /// Plugin data puts and deletes per call.
     pub data_writes_per_call: u32,
     /// Plugin data keys per mount.
@@ -158,6 +160,7 @@ impl Runtime {
                 max_result_bytes: cfg.max_result_bytes,
                 quotas: Quotas {
                     audit_events_per_call: cfg.max_audit_events_per_call,
+                    audit_bytes_per_call: cfg.max_audit_bytes_per_call,
                     data_writes_per_call: cfg.max_data_writes_per_call,
                     data_keys_per_mount: cfg.max_data_keys_per_mount,
                     data_bytes_per_mount: cfg.max_data_bytes_per_mount,

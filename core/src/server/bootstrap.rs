@@ -163,6 +163,8 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Boot> {
         .load_system_key(&wrapped)
         .await
         .context("unwrapping the system key")?;
+    let system = keyring.system_key()?;
+    store.set_chain_key(crate::crypto::ChainKey::derive(&system));
     Ok(Boot {
         store,
         keyring,

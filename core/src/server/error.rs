@@ -120,6 +120,47 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
+    /// 503: the request's audit event could not be made durable, so the request was not
+    /// performed (strict audit).
+    pub fn audit_unavailable(reason: impl std::fmt::Display) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                format!("audit unavailable: {reason}"),
+            )
+        }
+    }
+}
+
+/// True for store failures that are an outage rather than a bug: the connection or the
+/// disk is gone, the database is read-only or full, or the server is shutting down.
+fn store_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
+                // SQLSTATE: connection exception, insufficient resources, operator
+                // intervention (shutdown), system error, read-only transaction.
+                ["08", "53", "57", "58"].iter().any(|c| code.starts_with(c)) || code == "25006"
+            } else {
+                // SQLite (extended) result codes: BUSY, LOCKED, READONLY, IOERR, FULL,
+                // CANTOPEN.
+                code.parse::<u32>()
+                    .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
+            }
+        }
+        _ => false,
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -128,6 +169,16 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict => ApiError::conflict("already exists"),
             StoreError::Database(sqlx::Error::PoolTimedOut) => {
                 ApiError::unavailable("the store is overloaded; retry")
+            }
+            StoreError::Database(ref db) if store_unavailable(db) => {
+                tracing::error!(error = %e, "store unavailable");
+                ApiError::unavailable("the store is unavailable; nothing was changed; retry")
+            }
+            StoreError::Tampered(ref what) => {
+                tracing::error!(problem = %what, "audit log tampered with; refusing to append");
+                ApiError::audit_unavailable(
+                    "the audit log in the store was modified without the chain key; run `arcan audit verify`",
+                )
             }
             other => ApiError::internal(other),
         }
@@ -295,8 +346,20 @@ impl Handler for CatchAll {
             s if s.is_client_error() => ApiError::new(s, "bad_request", "bad request"),
             s => ApiError::new(s, "internal", "internal error"),
         };
+        let audited = super::middleware::audit::emit_for(
+            &self.0,
+            req,
+            depot,
+            status.as_u16(),
+            "http.unrouted",
+        )
+        .await;
+        let err = if audited {
+            err
+        } else {
+            ApiError::audit_unavailable("the event could not be stored")
+        };
         render_error(&err, depot, res);
-        super::middleware::audit::emit_for(&self.0, req, depot, status.as_u16(), "http.unrouted");
         ctrl.skip_rest();
     }
 }

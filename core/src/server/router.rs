@@ -19,6 +19,7 @@ fn public(method: MethodFilter, action: &'static str, goal: impl Handler) -> Rou
     Router::with_filter(method)
         .hoop(Action(action))
         .hoop(rate_limit::public)
+        .hoop(audit_mw::change_scope)
         .goal(goal)
 }
 
@@ -29,6 +30,7 @@ fn guarded(method: MethodFilter, action: &'static str, guard: Guard, goal: impl 
         .hoop(rate_limit::rate_limit)
         .hoop(authn::auth)
         .hoop(guard)
+        .hoop(audit_mw::change_scope)
         .goal(goal)
 }
 

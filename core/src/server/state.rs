@@ -74,7 +74,12 @@ impl AppState {
         store: Arc<dyn Store>,
         keyring: Keyring,
     ) -> Result<Self, PluginError> {
-        let audit = Auditor::start(store.clone(), config.audit.buffer);
+        let audit = Auditor::start(
+            store.clone(),
+            config.audit.buffer,
+            config.audit.mode,
+            config.audit.timeout,
+        );
         let sinks = SinkManager::new(store.clone(), &audit);
         let keyring = Arc::new(keyring);
         let engines = Arc::new(Engines::new(

@@ -107,6 +107,7 @@ macro_rules! impl_engine_store {
             impl EngineStore for $store {
                 async fn mount_create(&self, m: &MountRecord) -> StoreResult<()> {
                     let _write = self.write_guard().await;
+                    let mut tx = self.begin_write().await?;
                     sqlx::query(
                         "INSERT INTO engine_mounts (id, realm_id, name, plugin, plugin_version, \
                          digest, config, grants, connections, connections_sealed, created_at, \
@@ -126,10 +127,10 @@ macro_rules! impl_engine_store {
                     .bind(m.created_at)
                     .bind(&m.created_by)
                     .bind(m.updated_at)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(map_unique)?;
-                    Ok(())
+                    self.commit_change(tx, crate::store::change::ChangeKind::Mount, &[]).await
                 }
 
                 async fn mount_get(
@@ -172,6 +173,7 @@ macro_rules! impl_engine_store {
 
                 async fn mount_update(&self, m: &MountRecord) -> StoreResult<bool> {
                     let _write = self.write_guard().await;
+                    let mut tx = self.begin_write().await?;
                     let done = sqlx::query(
                         "UPDATE engine_mounts SET config = $1, grants = $2, connections = $3, \
                          connections_sealed = $4, updated_at = $5, digest = $6, \
@@ -186,20 +188,29 @@ macro_rules! impl_engine_store {
                     .bind(&m.plugin_version)
                     .bind(&m.realm_id)
                     .bind(&m.id)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                    Ok(done.rows_affected() > 0)
+                    if done.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    self.commit_change(tx, crate::store::change::ChangeKind::Mount, &[]).await?;
+                    Ok(true)
                 }
 
                 async fn mount_delete(&self, realm_id: &str, id: &str) -> StoreResult<bool> {
                     let _write = self.write_guard().await;
+                    let mut tx = self.begin_write().await?;
                     let done =
                         sqlx::query("DELETE FROM engine_mounts WHERE realm_id = $1 AND id = $2")
                             .bind(realm_id)
                             .bind(id)
-                            .execute(&self.pool)
+                            .execute(&mut *tx)
                             .await?;
-                    Ok(done.rows_affected() > 0)
+                    if done.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    self.commit_change(tx, crate::store::change::ChangeKind::Mount, &[]).await?;
+                    Ok(true)
                 }
 
                 async fn engine_role_put(
@@ -209,6 +220,7 @@ macro_rules! impl_engine_store {
                     role: &EngineRoleRecord,
                 ) -> StoreResult<()> {
                     let _write = self.write_guard().await;
+                    let mut tx = self.begin_write().await?;
                     sqlx::query(
                         "INSERT INTO engine_roles (mount_id, realm_id, name, definition, \
                          created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -221,9 +233,9 @@ macro_rules! impl_engine_store {
                     .bind(&role.definition)
                     .bind(role.created_at)
                     .bind(role.updated_at)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                    Ok(())
+                    self.commit_change(tx, crate::store::change::ChangeKind::EngineRole, &[]).await
                 }
 
                 async fn engine_role_get(
@@ -270,6 +282,7 @@ macro_rules! impl_engine_store {
                     name: &str,
                 ) -> StoreResult<bool> {
                     let _write = self.write_guard().await;
+                    let mut tx = self.begin_write().await?;
                     let done = sqlx::query(
                         "DELETE FROM engine_roles WHERE realm_id = $1 AND mount_id = $2 \
                          AND name = $3",
@@ -277,9 +290,13 @@ macro_rules! impl_engine_store {
                     .bind(realm_id)
                     .bind(mount_id)
                     .bind(name)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                    Ok(done.rows_affected() > 0)
+                    if done.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    self.commit_change(tx, crate::store::change::ChangeKind::EngineRole, &[]).await?;
+                    Ok(true)
                 }
 
                 async fn plugin_data_get(
@@ -433,6 +450,7 @@ macro_rules! impl_engine_store {
                     expires_at: i64,
                 ) -> StoreResult<bool> {
                     let _write = self.write_guard().await;
+                    let mut tx = self.begin_write().await?;
                     let done = sqlx::query(
                         "UPDATE leases SET expires_at = $1 WHERE realm_id = $2 AND id = $3 \
                          AND state = 'active'",
@@ -440,9 +458,13 @@ macro_rules! impl_engine_store {
                     .bind(expires_at)
                     .bind(realm_id)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                    Ok(done.rows_affected() > 0)
+                    if done.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    self.commit_change(tx, crate::store::change::ChangeKind::Lease, &[("expires_at", expires_at.into())]).await?;
+                    Ok(true)
                 }
 
                 async fn lease_claim(
@@ -521,6 +543,7 @@ macro_rules! impl_engine_store {
                     error: Option<&str>,
                 ) -> StoreResult<()> {
                     let _write = self.write_guard().await;
+                    let mut tx = self.begin_write().await?;
                     sqlx::query(
                         "UPDATE leases SET state = $1, revoked_at = $2, claimed_until = NULL, \
                          last_error = COALESCE($3, last_error) WHERE realm_id = $4 AND id = $5",
@@ -530,9 +553,9 @@ macro_rules! impl_engine_store {
                     .bind(error)
                     .bind(realm_id)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                    Ok(())
+                    self.commit_change(tx, crate::store::change::ChangeKind::Lease, &[]).await
                 }
 
                 async fn lease_failed(

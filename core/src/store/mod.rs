@@ -5,6 +5,7 @@
 //! return another realm's rows. Values stored here that are secret (secret versions, wrapped
 //! data keys) arrive already encrypted; the store never sees plaintext.
 
+pub mod change;
 mod engine_sql;
 mod engines;
 mod model;
@@ -34,6 +35,9 @@ pub enum StoreError {
     /// A stored value could not be decoded (corruption or a newer schema).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The audit chain in the store was modified by someone without the chain key.
+    #[error("audit log tampered with: {0}")]
+    Tampered(String),
 }
 
 /// Result alias for store calls.
@@ -195,6 +199,18 @@ pub trait Store: EngineStore + Send + Sync + 'static {
     /// True when this process is the store's only writer (SQLite), so the rows
     /// [`audit_append`](Store::audit_append) returns are every new event, in order.
     fn single_writer(&self) -> bool;
+    /// Sets the key that links and signs audit chains (derived from the system key at
+    /// boot); appends fail until it is set.
+    fn set_chain_key(&self, key: crate::crypto::ChainKey);
+    /// Every batch of audit rows this process commits, in `gseq` order, for sinks that are
+    /// caught up (single-writer stores; `None` elsewhere).
+    fn audit_feed(&self)
+    -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<Vec<AuditRow>>>>;
+    /// A chain's signed head and its signature.
+    async fn audit_signed_head(
+        &self,
+        chain: &str,
+    ) -> StoreResult<Option<(crate::crypto::ChainHead, String)>>;
     /// One realm's events matching a filter, in delivery order.
     async fn audit_list(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRow>>;
     /// A chain's events after `after_seq`, in chain order.

@@ -194,6 +194,10 @@ pub struct VersionMeta {
     pub created_by: String,
 }
 
+/// Chain of events that belong to no realm (and of events whose realm chain was found
+/// tampered with).
+pub const SYSTEM_CHAIN: &str = "_system";
+
 /// An audit event ready to be chained: the store assigns its sequence number, previous
 /// hash and hash inside the append transaction.
 #[derive(Debug, Clone)]

@@ -5,13 +5,14 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-/// Advisory-lock key serialising audit appends ("arcanaud").
-const AUDIT_APPEND_LOCK: i64 = 0x6172_6361_6e61_7564;
+use super::change::ChangeKind;
+use crate::crypto::ChainKey;
 
 /// The PostgreSQL implementation of [`Store`].
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    chain_key: std::sync::Arc<std::sync::OnceLock<ChainKey>>,
 }
 
 impl PgStore {
@@ -24,7 +25,17 @@ impl PgStore {
             .connect(url)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            chain_key: Default::default(),
+        })
+    }
+
+    /// Other nodes append too, so there is no complete live feed of this process's rows.
+    fn publish(&self, _rows: Vec<AuditRow>) {}
+
+    fn feed(&self) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<Vec<AuditRow>>>> {
+        None
     }
 
     /// PostgreSQL arbitrates concurrent writers itself.
@@ -50,13 +61,7 @@ impl PgStore {
     /// Appends audit events in their own transaction; several nodes may append.
     async fn append_audit(&self, events: &[NewAuditEvent]) -> StoreResult<Vec<AuditRow>> {
         let mut tx = self.pool.begin_with("BEGIN").await?;
-        // One append at a time across all nodes: `gseq` values are then committed in order,
-        // so a sink reading after its cursor never skips a row committed late.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(AUDIT_APPEND_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        let rows = audit_in_tx(&mut tx, events).await?;
+        let rows = audit_in_tx(&mut tx, self.chain_key()?, events).await?;
         tx.commit().await?;
         Ok(rows)
     }
@@ -65,8 +70,8 @@ impl PgStore {
     async fn put_lease(&self, lease: &LeaseRecord) -> StoreResult<()> {
         let mut tx = self.pool.begin_with("BEGIN").await?;
         engine_store::lease_insert(&mut tx, lease).await?;
-        tx.commit().await?;
-        Ok(())
+        let facts = super::change::lease_facts(lease);
+        self.commit_change(tx, ChangeKind::Lease, &facts).await
     }
 
     /// A KV write in its own transaction; PostgreSQL groups concurrent commits itself.
@@ -78,7 +83,13 @@ impl PgStore {
     ) -> StoreResult<WriteOutcome> {
         let mut tx = self.pool.begin_with("BEGIN").await?;
         let out = put_in_tx(&mut tx, realm_id, w, cas).await?;
-        tx.commit().await?;
+        match &out {
+            WriteOutcome::Written(meta) => {
+                self.commit_change(tx, ChangeKind::Secret, &[("version", meta.version.into())])
+                    .await?
+            }
+            WriteOutcome::CasMismatch { .. } => tx.rollback().await?,
+        }
         Ok(out)
     }
 }
@@ -88,7 +99,8 @@ super::sql::impl_sql_store!(
     sqlx::Postgres,
     sqlx::postgres::PgRow,
     "postgres",
-    "SELECT pg_advisory_xact_lock(hashtext($1))",
+    // Advisory-lock key serialising audit appends across nodes ("arcanaud").
+    "SELECT pg_advisory_xact_lock(7021784039138882916)",
     "BEGIN"
 );
 

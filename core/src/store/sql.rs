@@ -34,7 +34,7 @@ pub(super) fn like_prefix(prefix: &str) -> String {
 
 /// Expands the [`Store`](super::Store) implementation for one sqlx backend.
 macro_rules! impl_sql_store {
-    ($store:ident, $db:ty, $row:ty, $backend:literal, $chain_lock:literal, $begin:literal) => {
+    ($store:ident, $db:ty, $row:ty, $backend:literal, $append_lock:literal, $begin:literal) => {
         use async_trait::async_trait;
         use sqlx::Row as _;
 
@@ -154,6 +154,42 @@ macro_rules! impl_sql_store {
         const META_COLS: &str = "env, key, current_version, created_at, created_by, \
                                  updated_at, updated_by";
 
+        impl $store {
+            /// Begins a write transaction (SQLite: takes the write lock at once).
+            pub(super) async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, $db>> {
+                Ok(self.pool.begin_with($begin).await?)
+            }
+
+            /// The chain key, once [`Store::set_chain_key`] ran.
+            pub(super) fn chain_key(&self) -> StoreResult<&crate::crypto::ChainKey> {
+                self.chain_key
+                    .get()
+                    .ok_or_else(|| StoreError::Corrupt("the audit chain key is not loaded".into()))
+            }
+
+            /// Commits a change with the request's event, when the change carries it (see
+            /// [`change`](super::change)): the event is appended in `tx`, so both commit or
+            /// neither does. `facts` are what only the store knew (a new version number).
+            pub(super) async fn commit_change(
+                &self,
+                mut tx: sqlx::Transaction<'_, $db>,
+                kind: super::change::ChangeKind,
+                facts: &[(&'static str, serde_json::Value)],
+            ) -> StoreResult<()> {
+                let claim = super::change::claim(kind);
+                let rows = match &claim {
+                    Some(c) => audit_in_tx(&mut tx, self.chain_key()?, &[c.event(facts)]).await?,
+                    None => Vec::new(),
+                };
+                tx.commit().await?;
+                if let Some(c) = claim {
+                    c.commit();
+                    self.publish(rows);
+                }
+                Ok(())
+            }
+        }
+
         #[async_trait]
         impl Store for $store {
             fn backend(&self) -> &'static str {
@@ -199,6 +235,7 @@ macro_rules! impl_sql_store {
                 let _write = self.write_guard().await;
                 let caps = serde_json::to_string(&u.global_capabilities)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO users (id, email, password_hash, superuser, global_capabilities, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
@@ -209,10 +246,10 @@ macro_rules! impl_sql_store {
                 .bind(u.superuser)
                 .bind(caps)
                 .bind(u.created_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(map_unique)?;
-                Ok(())
+                self.commit_change(tx, super::change::ChangeKind::User, &[]).await
             }
 
             async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
@@ -245,6 +282,7 @@ macro_rules! impl_sql_store {
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 // A child is only stored while its parent is live, so a token minted
                 // concurrently with its parent's revocation cannot escape the tree.
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query(&format!(
                     "INSERT INTO tokens ({TOKEN_COLS}) \
                      SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
@@ -263,13 +301,13 @@ macro_rules! impl_sql_store {
                 .bind(t.expires_at)
                 .bind(t.created_at)
                 .bind(t.revoked_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(map_unique)?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::Conflict);
                 }
-                Ok(())
+                self.commit_change(tx, super::change::ChangeKind::Token, &[]).await
             }
 
             async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
@@ -336,6 +374,7 @@ macro_rules! impl_sql_store {
             async fn token_revoke(&self, id: &str, at: i64) -> StoreResult<Vec<String>> {
                 let _write = self.write_guard().await;
                 // One statement: the token and every descendant, atomically.
+                let mut tx = self.begin_write().await?;
                 let rows = sqlx::query(
                     "WITH RECURSIVE tree(id) AS ( \
                        SELECT id FROM tokens WHERE id = $1 \
@@ -346,9 +385,11 @@ macro_rules! impl_sql_store {
                 )
                 .bind(id)
                 .bind(at)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await?;
-                rows.iter().map(|r| Ok(r.try_get("hash")?)).collect()
+                let hashes = rows.iter().map(|r| r.try_get("hash")).collect::<Result<Vec<String>, _>>()?;
+                self.commit_change(tx, super::change::ChangeKind::Token, &[("revoked", hashes.len().into())]).await?;
+                Ok(hashes)
             }
 
             async fn realm_create(&self, r: &Realm, k: &DataKey, b: &Binding) -> StoreResult<()> {
@@ -375,8 +416,7 @@ macro_rules! impl_sql_store {
                 .execute(&mut *tx)
                 .await?;
                 insert_binding(&mut *tx, b).await?;
-                tx.commit().await?;
-                Ok(())
+                self.commit_change(tx, super::change::ChangeKind::Realm, &[]).await
             }
 
             async fn realm_by_slug(&self, slug: &str) -> StoreResult<Option<Realm>> {
@@ -418,7 +458,7 @@ macro_rules! impl_sql_store {
                     .bind(realm_id)
                     .execute(&mut *tx)
                     .await?;
-                tx.commit().await?;
+                self.commit_change(tx, super::change::ChangeKind::Realm, &[]).await?;
                 self.invalidate_realm(realm_id);
                 Ok(done.rows_affected() > 0)
             }
@@ -470,6 +510,7 @@ macro_rules! impl_sql_store {
                 let _write = self.write_guard().await;
                 let caps = serde_json::to_string(&role.capabilities)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO roles (realm_id, name, capabilities, env, key_glob, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (realm_id, name) DO UPDATE SET \
@@ -481,9 +522,9 @@ macro_rules! impl_sql_store {
                 .bind(&role.env)
                 .bind(&role.key_glob)
                 .bind(role.created_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-                Ok(())
+                self.commit_change(tx, super::change::ChangeKind::Policy, &[]).await
             }
 
             async fn role_get(&self, realm_id: &str, name: &str) -> StoreResult<Option<Role>> {
@@ -520,13 +561,18 @@ macro_rules! impl_sql_store {
                     .bind(name)
                     .execute(&mut *tx)
                     .await?;
-                tx.commit().await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                self.commit_change(tx, super::change::ChangeKind::Policy, &[]).await?;
                 Ok(done.rows_affected() > 0)
             }
 
             async fn binding_create(&self, b: &Binding) -> StoreResult<()> {
                 let _write = self.write_guard().await;
-                insert_binding(&self.pool, b).await
+                let mut tx = self.begin_write().await?;
+                insert_binding(&mut *tx, b).await?;
+                self.commit_change(tx, super::change::ChangeKind::Policy, &[]).await
             }
 
             async fn bindings(&self, realm_id: &str) -> StoreResult<Vec<Binding>> {
@@ -577,12 +623,17 @@ macro_rules! impl_sql_store {
 
             async fn binding_delete(&self, realm_id: &str, id: &str) -> StoreResult<bool> {
                 let _write = self.write_guard().await;
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query("DELETE FROM bindings WHERE realm_id = $1 AND id = $2")
                     .bind(realm_id)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                Ok(done.rows_affected() > 0)
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                self.commit_change(tx, super::change::ChangeKind::Policy, &[]).await?;
+                Ok(true)
             }
 
             async fn secret_put(
@@ -673,6 +724,7 @@ macro_rules! impl_sql_store {
                 at: i64,
             ) -> StoreResult<bool> {
                 let _write = self.write_guard().await;
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query(
                     "UPDATE secrets SET deleted = TRUE, updated_at = $4, updated_by = $5 \
                      WHERE realm_id = $1 AND env = $2 AND key = $3 AND NOT deleted",
@@ -682,13 +734,41 @@ macro_rules! impl_sql_store {
                 .bind(key)
                 .bind(at)
                 .bind(by)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
                 self.invalidate(realm_id, env, key);
-                Ok(done.rows_affected() > 0)
+                let out = self.commit_change(tx, super::change::ChangeKind::Secret, &[]).await;
+                self.invalidate(realm_id, env, key);
+                out?;
+                Ok(true)
             }
-                    fn single_writer(&self) -> bool {
+            fn single_writer(&self) -> bool {
                 $backend == "sqlite"
+            }
+
+            fn set_chain_key(&self, key: crate::crypto::ChainKey) {
+                let _ = self.chain_key.set(key);
+            }
+
+            fn audit_feed(&self) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<Vec<AuditRow>>>> {
+                self.feed()
+            }
+
+            async fn audit_signed_head(&self, chain: &str) -> StoreResult<Option<(crate::crypto::ChainHead, String)>> {
+                let row = sqlx::query("SELECT seq, hash, mac FROM audit_heads WHERE chain = $1")
+                    .bind(chain)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| {
+                    Ok((
+                        crate::crypto::ChainHead { chain: chain.to_owned(), seq: r.try_get("seq")?, hash: r.try_get("hash")? },
+                        r.try_get("mac")?,
+                    ))
+                })
+                .transpose()
             }
 
             async fn audit_append(&self, events: &[NewAuditEvent]) -> StoreResult<Vec<AuditRow>> {
@@ -759,6 +839,7 @@ macro_rules! impl_sql_store {
             async fn audit_prune(&self, before: i64) -> StoreResult<u64> {
                 let _write = self.write_guard().await;
                 let mut tx = self.pool.begin_with($begin).await?;
+                sqlx::query($append_lock).execute(&mut *tx).await?;
                 let chains = sqlx::query(
                     "SELECT chain, MAX(seq) AS seq FROM audit_events WHERE time < $1 GROUP BY chain",
                 )
@@ -769,7 +850,6 @@ macro_rules! impl_sql_store {
                 for c in &chains {
                     let chain: String = c.try_get("chain")?;
                     let seq: i64 = c.try_get("seq")?;
-                    sqlx::query($chain_lock).bind(&chain).execute(&mut *tx).await?;
                     let hash: String = sqlx::query("SELECT hash FROM audit_events WHERE chain = $1 AND seq = $2")
                         .bind(&chain)
                         .bind(seq)
@@ -798,6 +878,7 @@ macro_rules! impl_sql_store {
 
             async fn sink_put(&self, sink: &SinkRow) -> StoreResult<()> {
                 let _write = self.write_guard().await;
+                let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO audit_sinks (name, kind, config, cursor, created_at) VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, config = excluded.config",
@@ -807,9 +888,9 @@ macro_rules! impl_sql_store {
                 .bind(&sink.config)
                 .bind(sink.cursor)
                 .bind(sink.created_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-                Ok(())
+                self.commit_change(tx, super::change::ChangeKind::Sink, &[]).await
             }
 
             async fn sinks(&self) -> StoreResult<Vec<SinkRow>> {
@@ -829,8 +910,13 @@ macro_rules! impl_sql_store {
 
             async fn sink_delete(&self, name: &str) -> StoreResult<bool> {
                 let _write = self.write_guard().await;
-                let done = sqlx::query("DELETE FROM audit_sinks WHERE name = $1").bind(name).execute(&self.pool).await?;
-                Ok(done.rows_affected() > 0)
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query("DELETE FROM audit_sinks WHERE name = $1").bind(name).execute(&mut *tx).await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                self.commit_change(tx, super::change::ChangeKind::Sink, &[]).await?;
+                Ok(true)
             }
 
             async fn sink_advance(&self, name: &str, cursor: i64) -> StoreResult<()> {
@@ -876,38 +962,89 @@ macro_rules! impl_sql_store {
             }))
         }
 
-        /// Chains and inserts audit events inside a transaction; returns the stored rows
-        /// sorted by `gseq`.
+        /// The head a chain's next event links to: its signed head, or for a chain without
+        /// one, its retention checkpoint (or genesis) provided no event follows that.
+        async fn chain_head_in_tx(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            key: &crate::crypto::ChainKey,
+            chain: &str,
+        ) -> StoreResult<(i64, String)> {
+            let signed = sqlx::query("SELECT seq, hash, mac FROM audit_heads WHERE chain = $1")
+                .bind(chain)
+                .fetch_optional(&mut **tx)
+                .await?;
+            if let Some(r) = signed {
+                let head = crate::crypto::ChainHead { chain: chain.to_owned(), seq: r.try_get("seq")?, hash: r.try_get("hash")? };
+                let mac: String = r.try_get("mac")?;
+                if !key.head_signed(&head, &mac) {
+                    return Err(StoreError::Tampered(format!("the signed head of audit chain {chain} does not verify")));
+                }
+                return Ok((head.seq, head.hash));
+            }
+            let start = sqlx::query("SELECT seq, hash FROM audit_checkpoints WHERE chain = $1")
+                .bind(chain)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|r| Ok::<_, sqlx::Error>((r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?)))
+                .transpose()?
+                .unwrap_or((0, crate::crypto::CHAIN_GENESIS.to_owned()));
+            let later = sqlx::query("SELECT seq FROM audit_events WHERE chain = $1 AND seq > $2 LIMIT 1")
+                .bind(chain)
+                .bind(start.0)
+                .fetch_optional(&mut **tx)
+                .await?;
+            if later.is_some() {
+                return Err(StoreError::Tampered(format!("audit chain {chain} has events but its signed head is missing")));
+            }
+            Ok(start)
+        }
+
+        /// Chains and inserts audit events inside a transaction, and re-signs the head of
+        /// every chain it extends; returns the stored rows sorted by `gseq`. A chain that
+        /// has events after its checkpoint but no head, or whose head's signature is wrong,
+        /// was tampered with: nothing is appended to it.
         async fn audit_in_tx(
             tx: &mut sqlx::Transaction<'_, $db>,
+            key: &crate::crypto::ChainKey,
             events: &[NewAuditEvent],
         ) -> StoreResult<Vec<AuditRow>> {
+            // One append at a time (across all nodes on PostgreSQL): `gseq` values are then
+            // committed in order, so a sink reading after its cursor never skips a row
+            // committed late. Appends come last in their transaction, so the lock is held
+            // only until the commit.
+            sqlx::query($append_lock).execute(&mut **tx).await?;
             let mut heads: std::collections::HashMap<&str, (i64, String)> = std::collections::HashMap::new();
             let mut chained = Vec::with_capacity(events.len());
             let mut ids = std::collections::HashMap::with_capacity(events.len());
+            // A chain found tampered with takes no further event: its events go to the system
+            // chain instead (their realm column is kept), so the realm stays audited and
+            // `verify` can still run and report the damage.
+            let mut tampered: std::collections::HashSet<&str> = std::collections::HashSet::new();
             for e in events {
-                if !heads.contains_key(e.chain.as_str()) {
-                    sqlx::query($chain_lock).bind(&e.chain).execute(&mut **tx).await?;
-                    let last = sqlx::query("SELECT seq, hash FROM audit_events WHERE chain = $1 ORDER BY seq DESC LIMIT 1")
-                        .bind(&e.chain)
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                    let head = match last {
-                        Some(r) => (r.try_get("seq")?, r.try_get("hash")?),
-                        None => sqlx::query("SELECT seq, hash FROM audit_checkpoints WHERE chain = $1")
-                            .bind(&e.chain)
-                            .fetch_optional(&mut **tx)
-                            .await?
-                            .map(|r| Ok::<_, sqlx::Error>((r.try_get("seq")?, r.try_get("hash")?)))
-                            .transpose()?
-                            .unwrap_or((0, crate::crypto::CHAIN_GENESIS.to_owned())),
-                    };
-                    heads.insert(e.chain.as_str(), head);
+                let mut chain = e.chain.as_str();
+                if !heads.contains_key(chain) && !tampered.contains(chain) {
+                    match chain_head_in_tx(tx, key, chain).await {
+                        Ok(head) => {
+                            heads.insert(chain, head);
+                        }
+                        Err(StoreError::Tampered(what)) if chain != super::SYSTEM_CHAIN => {
+                            tracing::error!(problem = %what, "audit chain tampered with; its events go to the system chain");
+                            tampered.insert(chain);
+                        }
+                        Err(other) => return Err(other),
+                    }
                 }
-                let head = heads.get_mut(e.chain.as_str()).ok_or_else(|| StoreError::Corrupt("chain head".into()))?;
+                if tampered.contains(chain) {
+                    chain = super::SYSTEM_CHAIN;
+                    if !heads.contains_key(chain) {
+                        let head = chain_head_in_tx(tx, key, chain).await?;
+                        heads.insert(chain, head);
+                    }
+                }
+                let head = heads.get_mut(chain).ok_or_else(|| StoreError::Corrupt("chain head".into()))?;
                 let seq = head.0 + 1;
-                let hash = crate::crypto::chain_hash(&head.1, &e.body);
-                chained.push((e, seq, std::mem::replace(&mut head.1, hash.clone()), hash));
+                let hash = key.link(&head.1, &e.body);
+                chained.push((e, chain, seq, std::mem::replace(&mut head.1, hash.clone()), hash));
                 head.0 = seq;
             }
             // Multi-row inserts: one statement per chunk instead of one per event. Chunks come in
@@ -920,9 +1057,9 @@ macro_rules! impl_sql_store {
                 let mut q = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO audit_events (id, chain, seq, time, realm_id, action, outcome, actor, body, prev_hash, hash) ",
                 );
-                q.push_values(chunk, |mut b, (e, seq, prev, hash)| {
+                q.push_values(chunk, |mut b, (e, chain, seq, prev, hash)| {
                     b.push_bind(&e.id)
-                        .push_bind(&e.chain)
+                        .push_bind(*chain)
                         .push_bind(*seq)
                         .push_bind(e.time)
                         .push_bind(&e.realm_id)
@@ -938,15 +1075,28 @@ macro_rules! impl_sql_store {
                     ids.insert((r.try_get::<String, _>("chain")?, r.try_get::<i64, _>("seq")?), r.try_get::<i64, _>("gseq")?);
                 }
             }
+            for (chain, (seq, hash)) in &heads {
+                let head = crate::crypto::ChainHead { chain: (*chain).to_owned(), seq: *seq, hash: hash.clone() };
+                sqlx::query(
+                    "INSERT INTO audit_heads (chain, seq, hash, mac) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, mac = excluded.mac",
+                )
+                .bind(*chain)
+                .bind(*seq)
+                .bind(hash)
+                .bind(key.sign_head(&head))
+                .execute(&mut **tx)
+                .await?;
+            }
             let mut rows = Vec::with_capacity(chained.len());
-            for (e, seq, prev_hash, hash) in chained {
+            for (e, chain, seq, prev_hash, hash) in chained {
                 let gseq = *ids
-                    .get(&(e.chain.clone(), seq))
+                    .get(&(chain.to_owned(), seq))
                     .ok_or_else(|| StoreError::Corrupt("insert returned no gseq".into()))?;
                 rows.push(AuditRow {
                     gseq,
                     id: e.id.clone(),
-                    chain: e.chain.clone(),
+                    chain: chain.to_owned(),
                     seq,
                     time: e.time,
                     realm_id: e.realm_id.clone(),

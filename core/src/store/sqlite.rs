@@ -8,7 +8,13 @@ use std::time::Duration;
 
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::change::{ChangeKind, Claim};
+use crate::crypto::ChainKey;
+
+/// Committed audit batches kept for live sinks before a slow one must catch up from the store.
+const LIVE_BATCHES: usize = 64;
 
 /// The SQLite implementation of [`Store`].
 ///
@@ -25,6 +31,8 @@ pub struct SqliteStore {
     write: Arc<tokio::sync::Mutex<()>>,
     writes: mpsc::Sender<WriteJob>,
     reads: Arc<ReadCache>,
+    chain_key: Arc<std::sync::OnceLock<ChainKey>>,
+    live: broadcast::Sender<Arc<Vec<AuditRow>>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -59,6 +67,7 @@ enum WriteJob {
         realm_id: String,
         write: SecretWrite,
         cas: Option<i64>,
+        claim: Option<Claim>,
         reply: oneshot::Sender<StoreResult<WriteOutcome>>,
     },
     Audit {
@@ -67,6 +76,7 @@ enum WriteJob {
     },
     Lease {
         lease: Box<LeaseRecord>,
+        claim: Option<Claim>,
         reply: oneshot::Sender<StoreResult<()>>,
     },
 }
@@ -78,20 +88,58 @@ enum Done {
     Lease,
 }
 
+/// A job's outcome and the audit rows it appended.
+type Ran = (Done, Vec<AuditRow>);
+
 impl WriteJob {
-    async fn run(&self, tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> StoreResult<Done> {
+    async fn run(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        key: &ChainKey,
+    ) -> StoreResult<Ran> {
         match self {
             WriteJob::Kv {
                 realm_id,
                 write,
                 cas,
+                claim,
                 ..
-            } => Ok(Done::Kv(put_in_tx(tx, realm_id, write, *cas).await?)),
-            WriteJob::Audit { events, .. } => Ok(Done::Audit(audit_in_tx(tx, events).await?)),
-            WriteJob::Lease { lease, .. } => {
-                engine_store::lease_insert(tx, lease).await?;
-                Ok(Done::Lease)
+            } => {
+                let out = put_in_tx(tx, realm_id, write, *cas).await?;
+                let rows = match (&out, claim) {
+                    (WriteOutcome::Written(meta), Some(c)) => {
+                        audit_in_tx(tx, key, &[c.event(&[("version", meta.version.into())])])
+                            .await?
+                    }
+                    _ => Vec::new(),
+                };
+                Ok((Done::Kv(out), rows))
             }
+            WriteJob::Audit { events, .. } => {
+                let rows = audit_in_tx(tx, key, events).await?;
+                Ok((Done::Audit(rows.clone()), rows))
+            }
+            WriteJob::Lease { lease, claim, .. } => {
+                engine_store::lease_insert(tx, lease).await?;
+                let rows = match claim {
+                    Some(c) => {
+                        audit_in_tx(tx, key, &[c.event(&super::change::lease_facts(lease))]).await?
+                    }
+                    None => Vec::new(),
+                };
+                Ok((Done::Lease, rows))
+            }
+        }
+    }
+
+    /// Marks the job's claimed event committed (its transaction committed).
+    fn commit_claim(&mut self) {
+        let claim = match self {
+            WriteJob::Kv { claim, .. } | WriteJob::Lease { claim, .. } => claim.take(),
+            WriteJob::Audit { .. } => None,
+        };
+        if let Some(c) = claim {
+            c.commit();
         }
     }
 
@@ -164,6 +212,15 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
+            // A commit that failed (disk full, I/O error) can leave a connection whose
+            // transaction SQLite already rolled back while sqlx still counts it open; such a
+            // connection could never begin again. Close it instead of reusing it (also
+            // closes the rare one whose rollback is merely still queued).
+            .after_release(|conn, _| {
+                use sqlx::Connection as _;
+                let clean = !conn.is_in_transaction();
+                Box::pin(async move { Ok(clean) })
+            })
             .connect_with(opts)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
@@ -175,24 +232,50 @@ impl SqliteStore {
         });
         let write = Arc::new(tokio::sync::Mutex::new(()));
         let (writes, jobs) = mpsc::channel(4 * MAX_BATCH);
+        let chain_key = Arc::new(std::sync::OnceLock::new());
+        let (live, _) = broadcast::channel(LIVE_BATCHES);
         tokio::spawn(group_commit(
-            pool.clone(),
+            Writer {
+                pool: pool.clone(),
+                reads: reads.clone(),
+                write: write.clone(),
+                chain_key: chain_key.clone(),
+                live: live.clone(),
+            },
             jobs,
-            reads.clone(),
-            write.clone(),
         ));
         Ok(Self {
             pool,
             write,
             writes,
             reads,
+            chain_key,
+            live,
         })
+    }
+
+    /// Committed audit rows for live sinks, in commit order (the caller holds the write
+    /// lock, so batches are sent in `gseq` order).
+    fn publish(&self, rows: Vec<AuditRow>) {
+        if !rows.is_empty() {
+            let _ = self.live.send(Arc::new(rows));
+        }
+    }
+
+    fn feed(&self) -> Option<broadcast::Receiver<Arc<Vec<AuditRow>>>> {
+        Some(self.live.subscribe())
     }
 
     /// Leases share the group-commit writer: one fsync acknowledges many issued credentials.
     async fn put_lease(&self, lease: &LeaseRecord) -> StoreResult<()> {
         let lease = Box::new(lease.clone());
-        self.submit(|reply| WriteJob::Lease { lease, reply }).await
+        let claim = super::change::claim(ChangeKind::Lease);
+        self.submit(|reply| WriteJob::Lease {
+            lease,
+            claim,
+            reply,
+        })
+        .await
     }
 
     async fn append_audit(&self, events: &[NewAuditEvent]) -> StoreResult<Vec<AuditRow>> {
@@ -261,34 +344,42 @@ impl SqliteStore {
         cas: Option<i64>,
     ) -> StoreResult<WriteOutcome> {
         let (realm_id, write) = (realm_id.to_owned(), w.clone());
+        let claim = super::change::claim(ChangeKind::Secret);
         self.submit(|reply| WriteJob::Kv {
             realm_id,
             write,
             cas,
+            claim,
             reply,
         })
         .await
     }
 }
 
-async fn run_batch(pool: &SqlitePool, batch: &[WriteJob]) -> StoreResult<Vec<Done>> {
+/// What the writer task owns.
+struct Writer {
+    pool: SqlitePool,
+    reads: Arc<ReadCache>,
+    write: Arc<tokio::sync::Mutex<()>>,
+    chain_key: Arc<std::sync::OnceLock<ChainKey>>,
+    live: broadcast::Sender<Arc<Vec<AuditRow>>>,
+}
+
+async fn run_batch(pool: &SqlitePool, key: &ChainKey, batch: &[WriteJob]) -> StoreResult<Vec<Ran>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut outs = Vec::with_capacity(batch.len());
     for job in batch {
-        outs.push(job.run(&mut tx).await?);
+        outs.push(job.run(&mut tx, key).await?);
     }
     tx.commit().await?;
     Ok(outs)
 }
 
 /// The writer task: drains the queue into one transaction per round. When a batch fails,
-/// each write is retried alone so one bad write cannot fail its neighbours.
-async fn group_commit(
-    pool: SqlitePool,
-    mut jobs: mpsc::Receiver<WriteJob>,
-    reads: Arc<ReadCache>,
-    write: Arc<tokio::sync::Mutex<()>>,
-) {
+/// each write is retried alone so one bad write cannot fail its neighbours. The audit rows
+/// a round committed go to live sinks in one batch, in `gseq` order, before the write lock
+/// is released.
+async fn group_commit(w: Writer, mut jobs: mpsc::Receiver<WriteJob>) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -302,25 +393,53 @@ async fn group_commit(
         // commit survives it.
         let evict = |batch: &[WriteJob]| {
             for (realm, env, key) in batch.iter().filter_map(WriteJob::kv_key) {
-                reads.evict(realm, env, key);
+                w.reads.evict(realm, env, key);
             }
         };
         evict(&batch);
-        let guard = write.lock().await;
-        let outcomes: Vec<StoreResult<Done>> = match run_batch(&pool, &batch).await {
+        let Some(key) = w.chain_key.get() else {
+            for job in batch {
+                job.reply(Err(StoreError::Corrupt(
+                    "the audit chain key is not loaded".into(),
+                )));
+            }
+            continue;
+        };
+        let guard = w.write.lock().await;
+        let outcomes: Vec<StoreResult<Ran>> = match run_batch(&w.pool, key, &batch).await {
             Ok(outs) => outs.into_iter().map(Ok).collect(),
             Err(_) => {
                 let mut outs = Vec::with_capacity(batch.len());
                 for job in &batch {
-                    let one = run_batch(&pool, std::slice::from_ref(job)).await;
+                    let one = run_batch(&w.pool, key, std::slice::from_ref(job)).await;
                     outs.push(one.map(|mut o| o.remove(0)));
                 }
                 outs
             }
         };
+        let mut committed = Vec::new();
+        let mut replies = Vec::with_capacity(batch.len());
+        for (mut job, out) in batch.into_iter().zip(outcomes) {
+            replies.push(match out {
+                Ok((done, rows)) => {
+                    job.commit_claim();
+                    committed.extend(rows);
+                    (job, Ok(done))
+                }
+                Err(e) => (job, Err(e)),
+            });
+        }
+        if !committed.is_empty() {
+            committed.sort_by_key(|r| r.gseq);
+            let _ = w.live.send(Arc::new(committed));
+        }
         drop(guard);
-        evict(&batch);
-        for (job, out) in batch.into_iter().zip(outcomes) {
+        for (job, _) in &replies {
+            if let Some((realm, env, key)) = job.kv_key() {
+                w.reads.evict(realm, env, key);
+            }
+        }
+        for (job, out) in replies {
             job.reply(out);
         }
     }
@@ -331,7 +450,7 @@ super::sql::impl_sql_store!(
     sqlx::Sqlite,
     sqlx::sqlite::SqliteRow,
     "sqlite",
-    "SELECT $1",
+    "SELECT 1",
     "BEGIN IMMEDIATE"
 );
 

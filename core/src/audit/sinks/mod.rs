@@ -133,7 +133,6 @@ pub fn delivered_json(row: &AuditRow) -> String {
 pub struct SinkManager {
     store: Arc<dyn Store>,
     stats: Arc<AuditStats>,
-    live: broadcast::Sender<Arc<Vec<AuditRow>>>,
     running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
 }
 
@@ -149,7 +148,6 @@ impl SinkManager {
         Self {
             store,
             stats: auditor.stats.clone(),
-            live: auditor.live.clone(),
             running: Mutex::new(HashMap::new()),
         }
     }
@@ -158,7 +156,7 @@ impl SinkManager {
     pub fn start(&self, name: &str, config: SinkConfig, cursor: i64) {
         let stats = self.stats.sink(name);
         stats.cursor.store(cursor, Ordering::Relaxed);
-        let live = self.live.subscribe();
+        let live = self.store.audit_feed();
         let task = tokio::spawn(run(
             self.store.clone(),
             name.to_owned(),
@@ -214,34 +212,42 @@ const BATCH: i64 = 1000;
 async fn next_rows(
     store: &dyn Store,
     cursor: i64,
-    live: &mut broadcast::Receiver<Arc<Vec<AuditRow>>>,
+    live: &mut Option<broadcast::Receiver<Arc<Vec<AuditRow>>>>,
     tail: &mut Option<i64>,
 ) -> Result<Arc<Vec<AuditRow>>, crate::store::StoreError> {
-    if *tail == Some(cursor) {
+    if *tail == Some(cursor)
+        && let Some(live) = live.as_mut()
+    {
         match live.recv().await {
-            // The next batch follows the last one delivered: nothing can be in between.
-            Ok(batch) if batch.first().is_some_and(|r| r.gseq > cursor) => {
+            // The next batch follows the last one delivered: nothing is in between.
+            Ok(batch) if batch.first().is_some_and(|r| r.gseq == cursor + 1) => {
                 *tail = batch.last().map(|r| r.gseq);
                 return Ok(batch);
             }
-            Ok(_) => return Ok(Arc::default()),
-            Err(_) => *tail = None, // lagged or closed: catch up from the store
-        }
-    }
-    let rows = store.audit_after(cursor, BATCH).await?;
-    if rows.is_empty() && store.single_writer() {
-        // Caught up. Anything stored from now on arrives on the live feed; drain what is
-        // already queued there (it is in the store and was just read, or is newer).
-        while let Ok(batch) = live.try_recv() {
-            if batch.last().is_some_and(|r| r.gseq > cursor) {
-                return Ok(Arc::new(
-                    batch.iter().filter(|r| r.gseq > cursor).cloned().collect(),
-                ));
+            // Older (already delivered), or a gap: read the store.
+            Ok(batch) if batch.last().is_some_and(|r| r.gseq <= cursor) => {
+                return Ok(Arc::default());
             }
+            Ok(_) | Err(_) => *tail = None, // gap, lagged or closed: catch up from the store
         }
-        *tail = Some(cursor);
     }
-    Ok(Arc::new(rows))
+    loop {
+        let rows = store.audit_after(cursor, BATCH).await?;
+        let Some(live) = live.as_mut().filter(|_| rows.is_empty()) else {
+            return Ok(Arc::new(rows));
+        };
+        // Caught up. Anything stored from now on arrives on the live feed; drain what is
+        // already queued there. A batch newer than the read means rows landed meanwhile:
+        // read the store again rather than trust the feed to follow on.
+        let mut newer = false;
+        while let Ok(batch) = live.try_recv() {
+            newer |= batch.last().is_some_and(|r| r.gseq > cursor);
+        }
+        if !newer {
+            *tail = Some(cursor);
+            return Ok(Arc::new(rows));
+        }
+    }
 }
 
 async fn run(
@@ -249,7 +255,7 @@ async fn run(
     name: String,
     config: SinkConfig,
     stats: Arc<SinkStats>,
-    mut live: broadcast::Receiver<Arc<Vec<AuditRow>>>,
+    mut live: Option<broadcast::Receiver<Arc<Vec<AuditRow>>>>,
 ) {
     let mut deliverer = match Deliverer::new(&config) {
         Ok(d) => d,

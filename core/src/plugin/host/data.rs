@@ -211,6 +211,7 @@ mod tests {
     fn mount_quotas() {
         let q = Quotas {
             audit_events_per_call: 32,
+            audit_bytes_per_call: 65536,
             data_writes_per_call: 64,
             data_keys_per_mount: 2,
             data_bytes_per_mount: 100,

@@ -123,8 +123,10 @@ impl ResourceLimiter for MemoryCap {
 pub struct CallUsage {
     /// Audit events emitted.
     pub audit_events: u32,
-    /// Audit events dropped over the quota.
-    pub audit_dropped: u32,
+    /// Bytes of the audit events emitted (action, target, detail).
+    pub audit_bytes: u32,
+    /// The call went over its audit quota (reported once).
+    pub audit_refused: bool,
     /// Plugin data puts and deletes.
     pub data_writes: u32,
     /// A data quota refusal was logged (once per call).

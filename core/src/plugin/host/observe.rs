@@ -72,6 +72,11 @@ impl log::Host for HostState {
 }
 
 impl audit::Host for HostState {
+    /// Emits a plugin event. Over the call's quota (events or bytes) the event is refused
+    /// with a host error, which fails the call: the contract's `emit` returns nothing, so
+    /// the refusal cannot be a value the plugin might ignore. The refusal is audited once.
+    /// In strict mode the request that made the call is answered only once the plugin's
+    /// events are durable.
     async fn emit(
         &mut self,
         action: String,
@@ -82,54 +87,67 @@ impl audit::Host for HostState {
         if !s.services.audit_enabled {
             return Ok(());
         }
-        let quota = s.services.limits.quotas.audit_events_per_call;
-        if self.used.audit_events >= quota {
-            // `emit` has no error to return: the excess is dropped, and the drop itself is
-            // logged and audited once per call, so the trail says that it is incomplete.
-            self.used.audit_dropped += 1;
-            if self.used.audit_dropped == 1 {
+        let quotas = s.services.limits.quotas;
+        let mut fields = Map::new();
+        let mut bytes = action.len().min(64) + target.len().min(MAX_DETAIL_BYTES);
+        for (k, v) in detail.iter().take(MAX_DETAIL) {
+            let (k, v) = (truncate(k, MAX_DETAIL_BYTES), truncate(v, MAX_DETAIL_BYTES));
+            bytes += k.len() + v.len();
+            fields.insert(k.to_owned(), Value::String(v.to_owned()));
+        }
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+        let total = self.used.audit_bytes.saturating_add(bytes);
+        if self.used.audit_events >= quotas.audit_events_per_call
+            || total > quotas.audit_bytes_per_call
+        {
+            if !self.used.audit_refused {
+                self.used.audit_refused = true;
                 tracing::warn!(plugin = %s.plugin, mount = %s.mount, realm = %s.realm,
                     request_id = %self.call.request_id,
-                    "plugin exceeded its quota of {quota} audit events per call; the rest of this call's events are dropped");
-                let mut fields = Map::new();
-                fields.insert("limit".into(), Value::from(quota));
-                self.emit_event(
+                    "plugin exceeded its audit quota of {} events / {} bytes per call; the call fails",
+                    quotas.audit_events_per_call, quotas.audit_bytes_per_call);
+                let mut f = Map::new();
+                f.insert(
+                    "max_events".into(),
+                    Value::from(quotas.audit_events_per_call),
+                );
+                f.insert("max_bytes".into(), Value::from(quotas.audit_bytes_per_call));
+                // Best effort: the call fails whether or not this report can be queued.
+                let _ = self.emit_event(
                     "plugin.audit_quota_exceeded".into(),
                     s.plugin.clone(),
                     "failure",
-                    fields,
+                    f,
                 );
             }
-            return Ok(());
+            return Err(wasmtime::Error::msg(format!(
+                "audit quota exceeded: at most {} events and {} bytes per call",
+                quotas.audit_events_per_call, quotas.audit_bytes_per_call
+            )));
         }
         self.used.audit_events += 1;
-        let mut fields = Map::new();
-        for (k, v) in detail.iter().take(MAX_DETAIL) {
-            fields.insert(
-                truncate(k, MAX_DETAIL_BYTES).to_owned(),
-                Value::String(truncate(v, MAX_DETAIL_BYTES).to_owned()),
-            );
-        }
+        self.used.audit_bytes = total;
         fields.insert("source".into(), Value::String("plugin".into()));
         self.emit_event(
             format!("plugin.{}.{}", s.plugin, action_name(&action)),
             truncate(&target, MAX_DETAIL_BYTES).to_owned(),
             "success",
             fields,
-        );
-        Ok(())
+        )
+        .map_err(|e| wasmtime::Error::msg(format!("audit event refused: {e}")))
     }
 }
 
 impl HostState {
-    /// Hands an event of this call to the audit pipeline, tagged with the mount.
+    /// Hands an event of this call to the audit pipeline, tagged with the mount; in strict
+    /// mode its receipt goes to the request's change scope, which the request waits on.
     fn emit_event(
         &self,
         action: String,
         target: String,
         outcome: &str,
         mut fields: Map<String, Value>,
-    ) {
+    ) -> Result<(), crate::audit::NotDurable> {
         let s = &self.scope;
         // The host's tags win over anything the plugin put in its detail.
         fields.insert("plugin".into(), Value::String(s.plugin.clone()));
@@ -138,7 +156,7 @@ impl HostState {
             .entry("source")
             .or_insert_with(|| Value::String("host".into()));
         let now = now_ms();
-        s.services.audit.emit(Event {
+        let receipt = s.services.audit.side_event(Event {
             id: new_id(),
             time: rfc3339(now),
             time_ms: now,
@@ -151,7 +169,15 @@ impl HostState {
             outcome: outcome.into(),
             status: None,
             detail: Some(Value::Object(fields)),
-        });
+        })?;
+        if let Some(r) = receipt {
+            match crate::store::change::ChangeScope::current() {
+                Some(scope) => scope.add_receipt(r),
+                // A call outside a request (the reaper's): nothing waits on it.
+                None => drop(r),
+            }
+        }
+        Ok(())
     }
 }
 

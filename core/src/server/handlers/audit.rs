@@ -97,20 +97,29 @@ pub async fn verify(slug: PathParam<String>, depot: &mut Depot) -> ApiResult<Jso
     let _ = slug;
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
-    Ok(Json(verify_chain(st.store.as_ref(), &ctx.realm.id).await?))
+    let system = st.keyring.system_key()?;
+    let key = crate::crypto::ChainKey::derive(&system);
+    Ok(Json(
+        verify_chain(st.store.as_ref(), &key, &ctx.realm.id).await?,
+    ))
 }
 
 /// Pipeline and sink counters.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditStatus {
-    /// Events emitted.
+    /// `strict` (requests answered only once their event is durable) or `async`; `off`
+    /// when audit is disabled.
+    pub mode: String,
+    /// Events handed to the dispatcher (events committed with their change are not).
     pub emitted: u64,
-    /// Events dropped on a full channel.
+    /// Events dropped on a full queue (async mode and side events only).
     pub dropped: u64,
-    /// Events stored.
+    /// Events stored by the dispatcher.
     pub stored: u64,
-    /// Failed store writes (retried).
+    /// Failed store writes.
     pub store_failures: u64,
+    /// Requests refused with 503 because their event could not be made durable.
+    pub refused: u64,
     /// Newest stored event's delivery position.
     pub head: i64,
     /// Per sink.
@@ -128,6 +137,15 @@ pub struct SinkStatus {
     pub failed: u64,
     /// Events not yet delivered.
     pub lag: i64,
+}
+
+/// The audit mode's name (`off` when audit is disabled).
+pub fn mode_name(st: &super::super::state::AppState) -> &'static str {
+    if st.config.audit.enabled {
+        st.audit.mode().as_str()
+    } else {
+        "off"
+    }
 }
 
 /// Audit pipeline status.
@@ -149,10 +167,12 @@ pub async fn status(depot: &mut Depot) -> ApiResult<Json<AuditStatus>> {
         })
         .collect();
     Ok(Json(AuditStatus {
+        mode: mode_name(&st).into(),
         emitted: s.emitted.load(Ordering::Relaxed),
         dropped: s.dropped.load(Ordering::Relaxed),
         stored: s.stored.load(Ordering::Relaxed),
         store_failures: s.store_failures.load(Ordering::Relaxed),
+        refused: s.refused.load(Ordering::Relaxed),
         head,
         sinks,
     }))

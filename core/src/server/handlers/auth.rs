@@ -11,7 +11,7 @@ use serde_json::json;
 use super::super::error::{ApiError, ApiResult};
 use super::super::extract::Body;
 use super::super::login_guard::Refusal;
-use super::super::middleware::audit::AuditDetail;
+use super::super::middleware::audit::audit_detail;
 use super::super::middleware::auth::authenticate;
 use super::super::middleware::rate_limit::client_of;
 use super::super::state::state;
@@ -149,9 +149,7 @@ pub async fn login(
         .map_err(|_| ApiError::unauthorized("invalid email or password"))?;
     let ip = client_of(req, depot);
     let throttled = |depot: &mut Depot, r: Refusal| {
-        depot.insert_typed(AuditDetail(
-            json!({"account": email, "throttle": "refused"}),
-        ));
+        audit_detail(depot, json!({"account": email, "throttle": "refused"}));
         refused(r)
     };
     // A locked account is refused before it may take a hashing slot; an attempt is only
@@ -180,9 +178,12 @@ pub async fn login(
         (true, Some(u)) => u,
         _ => {
             if let Some(lock) = attempt.arms_lock {
-                depot.insert_typed(AuditDetail(json!({
-                    "account": email, "throttle": "locked", "lock_seconds": lock.as_secs_f64(),
-                })));
+                audit_detail(
+                    depot,
+                    json!({
+                        "account": email, "throttle": "locked", "lock_seconds": lock.as_secs_f64(),
+                    }),
+                );
             }
             return Err(ApiError::unauthorized("invalid email or password"));
         }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::super::error::{ApiError, ApiResult};
 use super::super::extract::Body;
-use super::super::middleware::audit::AuditDetail;
+use super::super::middleware::audit::audit_detail;
 use super::super::middleware::auth::principal;
 use super::super::middleware::policy::{RealmCtx, resolve_realm};
 use super::super::middleware::request_id::RequestId;
@@ -227,17 +227,20 @@ pub async fn enable(
         &specs,
     )
     .await?;
+    audit_detail(
+        depot,
+        json!({
+            "mount": record.name, "plugin": record.plugin, "version": record.plugin_version,
+            "digest": record.digest, "grants": record.grants,
+            "connections": specs.keys().collect::<Vec<_>>(),
+        }),
+    );
     st.store.mount_create(&record).await.map_err(|e| match e {
         crate::store::StoreError::Conflict => {
             ApiError::conflict(format!("an engine is already mounted at `{}`", record.name))
         }
         other => other.into(),
     })?;
-    depot.insert_typed(AuditDetail(json!({
-        "mount": record.name, "plugin": record.plugin, "version": record.plugin_version,
-        "digest": record.digest, "grants": record.grants,
-        "connections": specs.keys().collect::<Vec<_>>(),
-    })));
     res.status_code(StatusCode::CREATED);
     Ok(Json(mount_json(&record)))
 }
@@ -308,7 +311,7 @@ pub async fn disable(
     )
     .await?;
     let out = serde_json::to_value(&report).unwrap_or(Value::Null);
-    depot.insert_typed(AuditDetail(json!({"mount": mount.as_str(), "leases": out})));
+    audit_detail(depot, json!({"mount": mount.as_str(), "leases": out}));
     Ok(Json(out))
 }
 
@@ -374,6 +377,10 @@ pub async fn put_role(
         .store
         .engine_role_get(&ctx.realm.id, &h.record.id, &role)
         .await?;
+    audit_detail(
+        depot,
+        json!({"mount": mount.as_str(), "role": role.as_str()}),
+    );
     st.store
         .engine_role_put(
             &ctx.realm.id,
@@ -386,9 +393,6 @@ pub async fn put_role(
             },
         )
         .await?;
-    depot.insert_typed(AuditDetail(
-        json!({"mount": mount.as_str(), "role": role.as_str()}),
-    ));
     Ok(Json(role_json(&role, &stored)))
 }
 
@@ -494,16 +498,23 @@ pub async fn creds(
     let (engines, info) = (st.engines.clone(), call_info(req, depot));
     let (realm_id, slug) = (ctx.realm.id.clone(), ctx.realm.slug.clone());
     let (m, r) = (mount.to_string(), role.to_string());
-    let issued = tokio::spawn(async move {
+    audit_detail(
+        depot,
+        json!({"mount": mount.as_str(), "role": role.as_str()}),
+    );
+    let issued = tokio::spawn(crate::store::change::carry(async move {
         leases::issue(&engines, (&realm_id, &slug), &m, &r, ttl, info).await
-    })
+    }))
     .await
     .map_err(ApiError::internal)??;
     let l = &issued.lease;
-    depot.insert_typed(AuditDetail(json!({
-        "mount": mount.as_str(), "role": role.as_str(), "lease_id": l.id, "plugin": l.plugin,
-        "ttl": (l.expires_at - l.issued_at) / 1000,
-    })));
+    audit_detail(
+        depot,
+        json!({
+            "mount": mount.as_str(), "role": role.as_str(), "lease_id": l.id, "plugin": l.plugin,
+            "ttl": (l.expires_at - l.issued_at) / 1000,
+        }),
+    );
     Ok(Json(json!({
         "lease_id": l.id, "lease_duration": (l.expires_at - l.issued_at) / 1000,
         "expires_at": rfc3339(l.expires_at), "renewable": l.renewable, "revocable": l.revocable,
@@ -523,6 +534,7 @@ pub async fn rotate_root(
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
     let h = mount_handle(&st, &ctx, &mount).await?;
+    audit_detail(depot, json!({"mount": mount.as_str()}));
     st.engines
         .call(
             &h,
@@ -533,7 +545,6 @@ pub async fn rotate_root(
         )
         .await
         .map_err(EngineError::from)?;
-    depot.insert_typed(AuditDetail(json!({"mount": mount.as_str()})));
     Ok(Json(json!({"rotated": true})))
 }
 

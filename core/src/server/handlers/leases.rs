@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::super::error::{ApiError, ApiResult};
 use super::super::extract::{Body, page_limit};
-use super::super::middleware::audit::AuditDetail;
+use super::super::middleware::audit::audit_detail;
 use super::super::middleware::policy::resolve_realm;
 use super::super::state::state;
 use super::engines::{call_info, duration};
@@ -132,6 +132,7 @@ pub async fn renew(
         .as_deref()
         .map(|t| duration("ttl", t))
         .transpose()?;
+    audit_detail(depot, json!({"lease_id": body.0.lease_id}));
     let l = leases::renew(
         &st.engines,
         (&ctx.realm.id, &ctx.realm.slug),
@@ -140,9 +141,7 @@ pub async fn renew(
         call_info(req, depot),
     )
     .await?;
-    depot.insert_typed(AuditDetail(
-        json!({"lease_id": l.id, "expires_at": l.expires_at}),
-    ));
+    audit_detail(depot, json!({"lease_id": l.id, "expires_at": l.expires_at}));
     Ok(Json(lease_json(&l)))
 }
 
@@ -160,7 +159,7 @@ pub async fn revoke(
     if body.0.ttl.is_some() {
         return Err(ApiError::bad_request("ttl is not used when revoking"));
     }
-    depot.insert_typed(AuditDetail(json!({"lease_id": body.0.lease_id})));
+    audit_detail(depot, json!({"lease_id": body.0.lease_id}));
     let l = leases::revoke(
         &st.engines,
         (&ctx.realm.id, &ctx.realm.slug),
@@ -220,8 +219,9 @@ pub async fn revoke_prefix(
             }
         }
     }
-    depot.insert_typed(AuditDetail(
+    audit_detail(
+        depot,
         json!({"prefix": prefix, "revoked": revoked.len(), "failed": failed.len()}),
-    ));
+    );
     Ok(Json(json!({"revoked": revoked, "failed": failed})))
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::super::error::{ApiError, ApiResult};
 use super::super::extract::{Body, page_limit};
-use super::super::middleware::audit::AuditDetail;
+use super::super::middleware::audit::audit_detail;
 use super::super::middleware::auth::principal;
 use super::super::middleware::policy::{env_of, resolve_realm};
 use super::super::state::{AppState, state};
@@ -179,6 +179,7 @@ pub async fn put(
         return Err(ApiError::bad_request("cas must be 0 or a positive version"));
     }
     let value_hmac = crate::audit::audit_hmac(&st.keyring, body.value.as_bytes())?;
+    audit_detail(depot, serde_json::json!({"value_hmac": value_hmac}));
     let sealed = kv::seal_value(
         st.store.as_ref(),
         &st.keyring,
@@ -197,9 +198,10 @@ pub async fn put(
     };
     match st.store.secret_put(&ctx.realm.id, &write, cas).await? {
         WriteOutcome::Written(meta) => {
-            depot.insert_typed(AuditDetail(
+            audit_detail(
+                depot,
                 serde_json::json!({"version": meta.version, "value_hmac": value_hmac}),
-            ));
+            );
             if let Ok(v) = format!("\"{}\"", meta.version).parse() {
                 res.headers_mut().insert("etag", v);
             }

@@ -55,6 +55,16 @@ async fn append_audit_metrics(st: &super::super::state::AppState, out: &mut Stri
     use std::sync::atomic::Ordering::Relaxed;
     let s = &st.audit.stats;
     let head = st.store.audit_head().await.unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "# TYPE arcan_audit_mode gauge\narcan_audit_mode{{mode=\"{}\"}} 1",
+        super::audit::mode_name(st)
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE arcan_audit_refused counter\narcan_audit_refused_total {}",
+        s.refused.load(Relaxed)
+    );
     let _ = writeln!(out, "# TYPE arcan_audit_events counter");
     for (what, v) in [
         ("emitted", s.emitted.load(Relaxed)),

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::super::error::{ApiError, ApiResult};
 use super::super::extract::Body;
-use super::super::middleware::audit::AuditDetail;
+use super::super::middleware::audit::audit_detail;
 use super::super::middleware::auth::principal;
 use super::super::middleware::policy::{access_for, candidate_realms, realm_by_slug};
 use super::super::state::{AppState, state};
@@ -378,13 +378,17 @@ pub async fn revoke(id: PathParam<String>, depot: &mut Depot, res: &mut Response
     if !allowed {
         return Err(not_found());
     }
+    audit_detail(depot, serde_json::json!({"token_id": token.id}));
     let revoked = st.store.token_revoke(&token.id, now_ms()).await?;
     for hash in &revoked {
         st.tokens.invalidate(hash);
     }
-    depot.insert_typed(AuditDetail(serde_json::json!({
-        "token_id": token.id, "revoked": revoked.len(),
-    })));
+    audit_detail(
+        depot,
+        serde_json::json!({
+            "token_id": token.id, "revoked": revoked.len(),
+        }),
+    );
     res.status_code(StatusCode::NO_CONTENT);
     Ok(())
 }

@@ -1,6 +1,12 @@
-//! The audit observer: one event per API request, refusals included, emitted after the
-//! response is decided. Routes name their action with [`Action`]; handlers may attach
-//! non-secret facts with [`AuditDetail`].
+//! The audit observer: one event per API request, refusals included. Routes name their
+//! action with [`Action`]; handlers attach non-secret facts with [`audit_detail`].
+//!
+//! Strict mode: [`change_scope`] runs the handler inside a
+//! [`ChangeScope`](crate::store::change::ChangeScope), so the change a data-changing route
+//! makes commits the request's event in its own transaction; [`audit`] then writes the event
+//! of every request whose event no change carried (reads, refusals, failed changes), waits
+//! for it and for the request's plugin events to be durable, and replaces the answer with a
+//! 503 when they are not. Async mode: the event is queued after the answer is decided.
 
 use std::sync::Arc;
 
@@ -10,8 +16,10 @@ use super::super::state::{AppState, state};
 use super::policy::RealmCtx;
 use super::rate_limit::client_of;
 use super::request_id::RequestId;
-use crate::audit::{Actor, Event, outcome_of};
+use crate::audit::{Actor, AuditMode, Event, outcome_of, to_row};
 use crate::auth::Principal;
+use crate::server::error::{ApiError, render_error};
+use crate::store::change::{ChangeKind, ChangeScope};
 use crate::util::{new_id, now_ms, rfc3339};
 
 /// The audit action of a route, e.g. `secrets.read`.
@@ -21,6 +29,42 @@ pub struct Action(pub &'static str);
 /// Facts a handler adds to its request's event (never a secret value).
 #[derive(Debug, Clone)]
 pub struct AuditDetail(pub serde_json::Value);
+
+/// Sets the request's non-secret facts. Call it before the change a route makes, so the
+/// event committed with the change has them; the store adds what only it knows.
+pub fn audit_detail(depot: &mut Depot, detail: serde_json::Value) {
+    if let Ok(scope) = depot.get_typed::<Arc<ChangeScope>>() {
+        scope.set_detail(detail.clone());
+    }
+    depot.insert_typed(AuditDetail(detail));
+}
+
+/// The change whose transaction carries a route's event, and the status the route answers
+/// with when it succeeds. Routes not listed here have their event written after the
+/// handler (strict mode still answers only once it is durable).
+pub fn change_of(action: &str) -> Option<(ChangeKind, u16)> {
+    use ChangeKind::*;
+    Some(match action {
+        "secrets.write" => (Secret, 200),
+        "secrets.delete" => (Secret, 204),
+        "roles.write" | "bindings.create" => (Policy, 201),
+        "roles.delete" | "bindings.delete" => (Policy, 204),
+        "realms.create" => (Realm, 201),
+        "realms.delete" => (Realm, 204),
+        "engines.mount" => (Mount, 201),
+        "engines.unmount" | "engines.rotate_root" => (Mount, 200),
+        "engines.roles.write" => (EngineRole, 200),
+        "engines.roles.delete" => (EngineRole, 204),
+        "engines.creds" | "leases.renew" | "leases.revoke" => (Lease, 200),
+        "auth.register" => (User, 201),
+        "auth.login" => (Token, 200),
+        "tokens.create" => (Token, 201),
+        "tokens.revoke" => (Token, 204),
+        "audit.sinks.add" => (Sink, 201),
+        "audit.sinks.remove" => (Sink, 204),
+        _ => return None,
+    })
+}
 
 #[async_trait]
 impl Handler for Action {
@@ -75,26 +119,128 @@ pub fn request_event(
     }
 }
 
-/// Emits the event of an API request (paths under `/api/`; health, metrics and the
-/// OpenAPI document are not audited).
-pub fn emit_for(
+/// True for requests that are audited (paths under `/api/`; health, metrics and the
+/// OpenAPI document are not).
+fn audited(st: &AppState, req: &Request) -> bool {
+    st.config.audit.enabled && req.uri().path().starts_with("/api/")
+}
+
+/// Emits the event of a request answered before its route ran (throttled, too large):
+/// strict mode waits for it like any other.
+pub async fn emit_for(
     st: &AppState,
     req: &Request,
     depot: &Depot,
     status: u16,
     default_action: &'static str,
-) {
-    if st.config.audit.enabled && req.uri().path().starts_with("/api/") {
-        st.audit
-            .emit(request_event(req, depot, status, default_action));
+) -> bool {
+    if !audited(st, req) {
+        return true;
+    }
+    let event = request_event(req, depot, status, default_action);
+    match st.audit.mode() {
+        AuditMode::Async => {
+            st.audit.emit(event);
+            true
+        }
+        AuditMode::Strict => st.audit.record(event).await.is_ok(),
     }
 }
 
-/// The hoop.
+/// The innermost hoop of every route: runs the handler inside the request's change scope
+/// (strict mode), built now that the caller and the realm are known.
+#[handler]
+pub async fn change_scope(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
+    let st = state(depot).clone();
+    if !audited(&st, req) || st.audit.mode() != AuditMode::Strict {
+        ctrl.call_next(req, depot, res).await;
+        return;
+    }
+    let action = depot
+        .get_typed::<Action>()
+        .map(|a| a.0)
+        .unwrap_or("http.request");
+    let change = change_of(action);
+    let template = request_event(req, depot, change.map_or(200, |c| c.1), action);
+    let scope = ChangeScope::new(
+        change.map(|c| c.0),
+        Box::new(move |detail, facts| {
+            let mut e = template.clone();
+            let now = now_ms();
+            e.id = new_id();
+            e.time = rfc3339(now);
+            e.time_ms = now;
+            let mut d = match detail {
+                Some(serde_json::Value::Object(m)) => m.clone(),
+                Some(other) => {
+                    let mut m = serde_json::Map::new();
+                    m.insert("detail".into(), other.clone());
+                    m
+                }
+                None => serde_json::Map::new(),
+            };
+            for (k, v) in facts {
+                d.insert((*k).to_owned(), v.clone());
+            }
+            e.detail = (!d.is_empty()).then_some(serde_json::Value::Object(d));
+            to_row(&e)
+        }),
+    );
+    depot.insert_typed(scope.clone());
+    scope.run(ctrl.call_next(req, depot, res)).await;
+}
+
+/// The outermost audit hoop.
 #[handler]
 pub async fn audit(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
     ctrl.call_next(req, depot, res).await;
-    let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
     let st = state(depot).clone();
-    emit_for(&st, req, depot, status, "http.request");
+    if !audited(&st, req) {
+        return;
+    }
+    let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
+    if st.audit.mode() == AuditMode::Async {
+        st.audit
+            .emit(request_event(req, depot, status, "http.request"));
+        return;
+    }
+    let scope = depot.get_typed::<Arc<ChangeScope>>().ok().cloned();
+    let mut durable = true;
+    if let Some(scope) = &scope {
+        for receipt in scope.take_receipts() {
+            durable &= st.audit.durable(receipt).await.is_ok();
+        }
+    }
+    match scope.as_ref().filter(|s| s.committed()) {
+        Some(_) => {
+            let action = depot.get_typed::<Action>().map(|a| a.0).unwrap_or_default();
+            if change_of(action).is_some_and(|(_, ok)| ok != status) {
+                tracing::error!(
+                    action,
+                    status,
+                    "a change committed its event with another status than the answer's"
+                );
+            }
+        }
+        None => {
+            let event = request_event(req, depot, status, "http.request");
+            durable &= st.audit.record(event).await.is_ok();
+        }
+    }
+    if !durable {
+        res.headers_mut().clear();
+        res.body(salvo::http::ResBody::None);
+        render_error(
+            &ApiError::audit_unavailable(
+                "the event could not be stored; the request was not performed",
+            ),
+            depot,
+            res,
+        );
+    }
 }
