@@ -237,6 +237,6 @@ async fn emit(
         })
         .await;
     if !stored {
-        tracing::error!(lease = %lease.id, action, "the reaper's audit event could not be stored");
+        tracing::error!(lease = %lease.id, action, "the audit dispatcher has stopped; the reaper's event is lost");
     }
 }

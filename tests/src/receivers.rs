@@ -68,7 +68,12 @@ impl Handler for Hook {
         let sig = req
             .header::<String>("x-arcan-signature")
             .unwrap_or_default();
-        let body = req.payload().await.map(|b| b.to_vec()).unwrap_or_default();
+        // A catching-up sink posts up to 1000 events at once: far above salvo's default cap.
+        let body = req
+            .payload_with_max_size(64 << 20)
+            .await
+            .map(|b| b.to_vec())
+            .unwrap_or_default();
         let mut mac =
             <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.secret.as_bytes()).expect("hmac");
         mac.update(ts.as_bytes());

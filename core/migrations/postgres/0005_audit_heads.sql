@@ -1,11 +1,15 @@
--- The signed head of each audit chain, rewritten in the transaction of every append, so a
--- deleted tail (or a chain rolled back) no longer matches its head. `mac` signs
--- (chain, seq, hash) under a key derived from the master key.
+-- The signed head of each audit chain, rewritten in the transaction of every append (and
+-- by retention), so a deleted tail, a chain rolled back or a start moved no longer matches
+-- it. (from_seq, from_hash) is where verification starts (genesis, or the last event
+-- retention removed); `mac` signs (chain, seq, hash, from_seq, from_hash) under a key
+-- derived from the master key.
 CREATE TABLE audit_heads (
-    chain TEXT PRIMARY KEY,
-    seq   BIGINT NOT NULL,
-    hash  TEXT NOT NULL,
-    mac   TEXT NOT NULL
+    chain     TEXT PRIMARY KEY,
+    seq       BIGINT NOT NULL,
+    hash      TEXT NOT NULL,
+    from_seq  BIGINT NOT NULL,
+    from_hash TEXT NOT NULL,
+    mac       TEXT NOT NULL
 );
 
 -- Links are keyed from now on. Events written before carry unkeyed links: each chain's

@@ -115,6 +115,10 @@ enum Msg {
 pub struct Auditor {
     requests: mpsc::Sender<Msg>,
     side: mpsc::Sender<Msg>,
+    /// Set on single-writer stores (SQLite): their writer already group-commits every
+    /// queued write in one transaction, so a request's event goes straight to it and shares
+    /// the commit (one fsync) of the KV writes and other events queued with it.
+    direct: Option<Arc<dyn Store>>,
     mode: AuditMode,
     wait: Duration,
     /// Pipeline counters.
@@ -143,10 +147,12 @@ impl Auditor {
         let (requests, rx) = mpsc::channel(capacity.max(1));
         let (side, side_rx) = mpsc::channel(capacity.max(1));
         let stats = Arc::new(AuditStats::default());
+        let direct = store.single_writer().then(|| store.clone());
         tokio::spawn(store_sink(store, rx, side_rx, stats.clone(), mode));
         Self {
             requests,
             side,
+            direct,
             mode,
             wait,
             stats,
@@ -162,6 +168,25 @@ impl Auditor {
     /// one transaction covers every event queued meanwhile).
     pub async fn record(&self, event: Event) -> Result<(), NotDurable> {
         self.stats.emitted.fetch_add(1, Ordering::Relaxed);
+        if let Some(store) = &self.direct {
+            let row = [to_row(&event)];
+            let out = match tokio::time::timeout(self.wait, store.audit_append(&row)).await {
+                Ok(Ok(_)) => {
+                    self.stats.stored.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                }
+                Ok(Err(e)) => {
+                    self.stats.store_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, "audit store write failed");
+                    Err(NotDurable::StoreFailed)
+                }
+                Err(_) => Err(NotDurable::Timeout),
+            };
+            if out.is_err() {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            }
+            return out;
+        }
         let (done, receipt) = oneshot::channel();
         let sent = tokio::time::timeout(
             self.wait,
@@ -217,20 +242,15 @@ impl Auditor {
         }
     }
 
-    /// A background task's event: waits for room in the side queue (never dropped) and, in
-    /// strict mode, until it is durable; `false` when it could not be stored in time.
+    /// A background task's event (the reaper's: what it did has happened): waits for room
+    /// in the side queue, never dropped on a full queue, and retried after a store failure
+    /// until stored. `false` only when the dispatcher has stopped.
     pub async fn background(&self, event: Event) -> bool {
         self.stats.emitted.fetch_add(1, Ordering::Relaxed);
-        let (done, receipt) = oneshot::channel();
-        if self
-            .side
-            .send(Msg::Event(Box::new(event), Some(done)))
+        self.side
+            .send(Msg::Event(Box::new(event), None))
             .await
-            .is_err()
-        {
-            return false;
-        }
-        matches!(tokio::time::timeout(self.wait, receipt).await, Ok(Ok(true)))
+            .is_ok()
     }
 
     /// Waits for a receipt within the configured wait.

@@ -34,6 +34,10 @@ pub struct ChainHead {
     pub seq: i64,
     /// Link of the last event.
     pub hash: String,
+    /// Where verification starts: 0 (genesis) or the last event retention removed.
+    pub from_seq: i64,
+    /// The link verification starts from (genesis, or that removed event's link).
+    pub from_hash: String,
 }
 
 fn derive(system_key: &[u8; 32], label: &[u8]) -> Zeroizing<[u8; 32]> {
@@ -79,6 +83,8 @@ impl ChainKey {
                 head.chain.as_bytes(),
                 head.seq.to_string().as_bytes(),
                 head.hash.as_bytes(),
+                head.from_seq.to_string().as_bytes(),
+                head.from_hash.as_bytes(),
             ],
         )
     }
@@ -123,6 +129,8 @@ mod tests {
             chain: "r1".into(),
             seq: 10,
             hash: "ab".into(),
+            from_seq: 3,
+            from_hash: "cd".into(),
         };
         let mac = k.sign_head(&h);
         assert!(k.head_signed(&h, &mac));
@@ -137,6 +145,14 @@ mod tests {
             },
             ChainHead {
                 hash: "ac".into(),
+                ..h.clone()
+            },
+            ChainHead {
+                from_seq: 4,
+                ..h.clone()
+            },
+            ChainHead {
+                from_hash: "ce".into(),
                 ..h.clone()
             },
         ] {

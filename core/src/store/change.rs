@@ -42,6 +42,8 @@ pub enum ChangeKind {
     Lease,
     /// An audit sink defined or removed.
     Sink,
+    /// The data keys rewrapped under a new master key.
+    MasterKey,
 }
 
 /// Builds the request's event from the handler's detail and facts only the store knows.
@@ -58,7 +60,7 @@ enum State {
 /// One request's change scope.
 pub struct ChangeScope {
     kind: Option<ChangeKind>,
-    build: Box<BuildEvent>,
+    build: Mutex<Arc<BuildEvent>>,
     state: Mutex<State>,
     detail: Mutex<Option<Value>>,
     receipts: Mutex<Vec<oneshot::Receiver<bool>>>,
@@ -87,7 +89,7 @@ impl ChangeScope {
     pub fn new(kind: Option<ChangeKind>, build: Box<BuildEvent>) -> Arc<Self> {
         Arc::new(Self {
             kind,
-            build,
+            build: Mutex::new(Arc::from(build)),
             state: Mutex::new(State::Open),
             detail: Mutex::new(None),
             receipts: Mutex::new(Vec::new()),
@@ -107,6 +109,11 @@ impl ChangeScope {
     /// True once a change committed the request's event.
     pub fn committed(&self) -> bool {
         *lock(&self.state) == State::Committed
+    }
+
+    /// Replaces how the event is built (a handler that learnt who the caller is).
+    pub fn set_build(&self, build: Box<BuildEvent>) {
+        *lock(&self.build) = Arc::from(build);
     }
 
     /// Sets the handler's non-secret facts for the event (before the change, to be in it).
@@ -162,7 +169,8 @@ impl Claim {
     /// The event, with `facts` the store learnt in the transaction merged into its detail.
     pub fn event(&self, facts: &[(&'static str, Value)]) -> NewAuditEvent {
         let detail = lock(&self.scope.detail).clone();
-        (self.scope.build)(detail.as_ref(), facts)
+        let build = lock(&self.scope.build).clone();
+        build(detail.as_ref(), facts)
     }
 
     /// Marks the event committed: call after the transaction committed.

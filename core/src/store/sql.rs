@@ -502,8 +502,7 @@ macro_rules! impl_sql_store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                tx.commit().await?;
-                Ok(())
+                self.commit_change(tx, super::change::ChangeKind::MasterKey, &[]).await
             }
 
             async fn role_put(&self, realm_id: &str, role: &Role) -> StoreResult<()> {
@@ -758,17 +757,11 @@ macro_rules! impl_sql_store {
             }
 
             async fn audit_signed_head(&self, chain: &str) -> StoreResult<Option<(crate::crypto::ChainHead, String)>> {
-                let row = sqlx::query("SELECT seq, hash, mac FROM audit_heads WHERE chain = $1")
+                let row = sqlx::query("SELECT * FROM audit_heads WHERE chain = $1")
                     .bind(chain)
                     .fetch_optional(&self.pool)
                     .await?;
-                row.map(|r| {
-                    Ok((
-                        crate::crypto::ChainHead { chain: chain.to_owned(), seq: r.try_get("seq")?, hash: r.try_get("hash")? },
-                        r.try_get("mac")?,
-                    ))
-                })
-                .transpose()
+                row.map(|r| head_row(chain, &r)).transpose()
             }
 
             async fn audit_append(&self, events: &[NewAuditEvent]) -> StoreResult<Vec<AuditRow>> {
@@ -846,25 +839,41 @@ macro_rules! impl_sql_store {
                 .bind(before)
                 .fetch_all(&mut *tx)
                 .await?;
+                let key = self.chain_key()?;
                 let mut deleted = 0;
                 for c in &chains {
                     let chain: String = c.try_get("chain")?;
                     let seq: i64 = c.try_get("seq")?;
-                    let hash: String = sqlx::query("SELECT hash FROM audit_events WHERE chain = $1 AND seq = $2")
+                    // A chain whose head does not verify is kept whole, as evidence.
+                    let mut head = match chain_head_in_tx(&mut tx, key, &chain).await {
+                        Ok(h) => h,
+                        Err(StoreError::Tampered(what)) => {
+                            tracing::error!(problem = %what, "audit retention skips a tampered chain");
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    // Verification starts only ever moves forward, signed in the head.
+                    if seq > head.from_seq {
+                        let hash: String = sqlx::query("SELECT hash FROM audit_events WHERE chain = $1 AND seq = $2")
+                            .bind(&chain)
+                            .bind(seq)
+                            .fetch_one(&mut *tx)
+                            .await?
+                            .try_get("hash")?;
+                        sqlx::query(
+                            "INSERT INTO audit_checkpoints (chain, seq, hash) VALUES ($1, $2, $3) \
+                             ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                        )
                         .bind(&chain)
                         .bind(seq)
-                        .fetch_one(&mut *tx)
-                        .await?
-                        .try_get("hash")?;
-                    sqlx::query(
-                        "INSERT INTO audit_checkpoints (chain, seq, hash) VALUES ($1, $2, $3) \
-                         ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-                    )
-                    .bind(&chain)
-                    .bind(seq)
-                    .bind(&hash)
-                    .execute(&mut *tx)
-                    .await?;
+                        .bind(&hash)
+                        .execute(&mut *tx)
+                        .await?;
+                        head.from_seq = seq;
+                        head.from_hash = hash;
+                        put_head_in_tx(&mut tx, key, &head).await?;
+                    }
                     deleted += sqlx::query("DELETE FROM audit_events WHERE chain = $1 AND seq <= $2")
                         .bind(&chain)
                         .bind(seq)
@@ -962,24 +971,60 @@ macro_rules! impl_sql_store {
             }))
         }
 
+        /// A stored head and its signature.
+        fn head_row(chain: &str, r: &$row) -> StoreResult<(crate::crypto::ChainHead, String)> {
+            Ok((
+                crate::crypto::ChainHead {
+                    chain: chain.to_owned(),
+                    seq: r.try_get("seq")?,
+                    hash: r.try_get("hash")?,
+                    from_seq: r.try_get("from_seq")?,
+                    from_hash: r.try_get("from_hash")?,
+                },
+                r.try_get("mac")?,
+            ))
+        }
+
+        /// Writes a chain's head, signed.
+        async fn put_head_in_tx(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            key: &crate::crypto::ChainKey,
+            head: &crate::crypto::ChainHead,
+        ) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO audit_heads (chain, seq, hash, from_seq, from_hash, mac) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, \
+                 from_seq = excluded.from_seq, from_hash = excluded.from_hash, mac = excluded.mac",
+            )
+            .bind(&head.chain)
+            .bind(head.seq)
+            .bind(&head.hash)
+            .bind(head.from_seq)
+            .bind(&head.from_hash)
+            .bind(key.sign_head(head))
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
         /// The head a chain's next event links to: its signed head, or for a chain without
-        /// one, its retention checkpoint (or genesis) provided no event follows that.
+        /// one (new, or written before heads existed), a head at its retention checkpoint
+        /// (or genesis), provided no event follows that.
         async fn chain_head_in_tx(
             tx: &mut sqlx::Transaction<'_, $db>,
             key: &crate::crypto::ChainKey,
             chain: &str,
-        ) -> StoreResult<(i64, String)> {
-            let signed = sqlx::query("SELECT seq, hash, mac FROM audit_heads WHERE chain = $1")
+        ) -> StoreResult<crate::crypto::ChainHead> {
+            let signed = sqlx::query("SELECT * FROM audit_heads WHERE chain = $1")
                 .bind(chain)
                 .fetch_optional(&mut **tx)
                 .await?;
             if let Some(r) = signed {
-                let head = crate::crypto::ChainHead { chain: chain.to_owned(), seq: r.try_get("seq")?, hash: r.try_get("hash")? };
-                let mac: String = r.try_get("mac")?;
+                let (head, mac) = head_row(chain, &r)?;
                 if !key.head_signed(&head, &mac) {
                     return Err(StoreError::Tampered(format!("the signed head of audit chain {chain} does not verify")));
                 }
-                return Ok((head.seq, head.hash));
+                return Ok(head);
             }
             let start = sqlx::query("SELECT seq, hash FROM audit_checkpoints WHERE chain = $1")
                 .bind(chain)
@@ -996,7 +1041,13 @@ macro_rules! impl_sql_store {
             if later.is_some() {
                 return Err(StoreError::Tampered(format!("audit chain {chain} has events but its signed head is missing")));
             }
-            Ok(start)
+            Ok(crate::crypto::ChainHead {
+                chain: chain.to_owned(),
+                seq: start.0,
+                hash: start.1.clone(),
+                from_seq: start.0,
+                from_hash: start.1,
+            })
         }
 
         /// Chains and inserts audit events inside a transaction, and re-signs the head of
@@ -1013,7 +1064,7 @@ macro_rules! impl_sql_store {
             // committed late. Appends come last in their transaction, so the lock is held
             // only until the commit.
             sqlx::query($append_lock).execute(&mut **tx).await?;
-            let mut heads: std::collections::HashMap<&str, (i64, String)> = std::collections::HashMap::new();
+            let mut heads: std::collections::HashMap<&str, crate::crypto::ChainHead> = std::collections::HashMap::new();
             let mut chained = Vec::with_capacity(events.len());
             let mut ids = std::collections::HashMap::with_capacity(events.len());
             // A chain found tampered with takes no further event: its events go to the system
@@ -1042,10 +1093,10 @@ macro_rules! impl_sql_store {
                     }
                 }
                 let head = heads.get_mut(chain).ok_or_else(|| StoreError::Corrupt("chain head".into()))?;
-                let seq = head.0 + 1;
-                let hash = key.link(&head.1, &e.body);
-                chained.push((e, chain, seq, std::mem::replace(&mut head.1, hash.clone()), hash));
-                head.0 = seq;
+                let seq = head.seq + 1;
+                let hash = key.link(&head.hash, &e.body);
+                chained.push((e, chain, seq, std::mem::replace(&mut head.hash, hash.clone()), hash));
+                head.seq = seq;
             }
             // Multi-row inserts: one statement per chunk instead of one per event. Chunks come in
             // a few fixed sizes so the prepared statements are reused from the cache.
@@ -1075,18 +1126,8 @@ macro_rules! impl_sql_store {
                     ids.insert((r.try_get::<String, _>("chain")?, r.try_get::<i64, _>("seq")?), r.try_get::<i64, _>("gseq")?);
                 }
             }
-            for (chain, (seq, hash)) in &heads {
-                let head = crate::crypto::ChainHead { chain: (*chain).to_owned(), seq: *seq, hash: hash.clone() };
-                sqlx::query(
-                    "INSERT INTO audit_heads (chain, seq, hash, mac) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, mac = excluded.mac",
-                )
-                .bind(*chain)
-                .bind(*seq)
-                .bind(hash)
-                .bind(key.sign_head(&head))
-                .execute(&mut **tx)
-                .await?;
+            for head in heads.values() {
+                put_head_in_tx(tx, key, head).await?;
             }
             let mut rows = Vec::with_capacity(chained.len());
             for (e, chain, seq, prev_hash, hash) in chained {

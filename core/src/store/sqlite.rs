@@ -422,7 +422,11 @@ async fn group_commit(w: Writer, mut jobs: mpsc::Receiver<WriteJob>) {
         for (mut job, out) in batch.into_iter().zip(outcomes) {
             replies.push(match out {
                 Ok((done, rows)) => {
-                    job.commit_claim();
+                    // Only a job that appended the request's event commits its claim (a
+                    // refused check-and-set wrote nothing and carries no event).
+                    if !rows.is_empty() {
+                        job.commit_claim();
+                    }
                     committed.extend(rows);
                     (job, Ok(done))
                 }

@@ -82,6 +82,8 @@ pub async fn register(
     if !st.config.open_registration() {
         let who = authenticate(&st, req).await?;
         depot.insert_typed(who.clone());
+        super::super::middleware::audit::caller_known(req, depot);
+        super::super::middleware::audit::caller_known(req, depot);
         if let Decision::Deny(why) = who.decide_global(Capability::UsersManage) {
             return Err(ApiError::forbidden(format!(
                 "registration is closed; registering users needs `users:manage` ({why})"

@@ -62,6 +62,7 @@ pub fn change_of(action: &str) -> Option<(ChangeKind, u16)> {
         "tokens.revoke" => (Token, 204),
         "audit.sinks.add" => (Sink, 201),
         "audit.sinks.remove" => (Sink, 204),
+        "sys.master_key.rewrap" => (MasterKey, 200),
         _ => return None,
     })
 }
@@ -147,6 +148,45 @@ pub async fn emit_for(
     }
 }
 
+/// How the scope builds the request's event: from what is known about the request now,
+/// with the route's success status.
+fn build_event(req: &Request, depot: &Depot) -> Box<crate::store::change::BuildEvent> {
+    let action = depot
+        .get_typed::<Action>()
+        .map(|a| a.0)
+        .unwrap_or("http.request");
+    let template = request_event(req, depot, change_of(action).map_or(200, |c| c.1), action);
+    Box::new(move |detail, facts| {
+        let mut e = template.clone();
+        let now = now_ms();
+        e.id = new_id();
+        e.time = rfc3339(now);
+        e.time_ms = now;
+        let mut d = match detail {
+            Some(serde_json::Value::Object(m)) => m.clone(),
+            Some(other) => {
+                let mut m = serde_json::Map::new();
+                m.insert("detail".into(), other.clone());
+                m
+            }
+            None => serde_json::Map::new(),
+        };
+        for (k, v) in facts {
+            d.insert((*k).to_owned(), v.clone());
+        }
+        e.detail = (!d.is_empty()).then_some(serde_json::Value::Object(d));
+        to_row(&e)
+    })
+}
+
+/// Rebuilds the request's event after a handler authenticated the caller itself (closed
+/// registration), so the change's event names them.
+pub fn caller_known(req: &Request, depot: &Depot) {
+    if let Ok(scope) = depot.get_typed::<Arc<ChangeScope>>() {
+        scope.set_build(build_event(req, depot));
+    }
+}
+
 /// The innermost hoop of every route: runs the handler inside the request's change scope
 /// (strict mode), built now that the caller and the realm are known.
 #[handler]
@@ -165,32 +205,7 @@ pub async fn change_scope(
         .get_typed::<Action>()
         .map(|a| a.0)
         .unwrap_or("http.request");
-    let change = change_of(action);
-    let template = request_event(req, depot, change.map_or(200, |c| c.1), action);
-    let scope = ChangeScope::new(
-        change.map(|c| c.0),
-        Box::new(move |detail, facts| {
-            let mut e = template.clone();
-            let now = now_ms();
-            e.id = new_id();
-            e.time = rfc3339(now);
-            e.time_ms = now;
-            let mut d = match detail {
-                Some(serde_json::Value::Object(m)) => m.clone(),
-                Some(other) => {
-                    let mut m = serde_json::Map::new();
-                    m.insert("detail".into(), other.clone());
-                    m
-                }
-                None => serde_json::Map::new(),
-            };
-            for (k, v) in facts {
-                d.insert((*k).to_owned(), v.clone());
-            }
-            e.detail = (!d.is_empty()).then_some(serde_json::Value::Object(d));
-            to_row(&e)
-        }),
-    );
+    let scope = ChangeScope::new(change_of(action).map(|c| c.0), build_event(req, depot));
     depot.insert_typed(scope.clone());
     scope.run(ctrl.call_next(req, depot, res)).await;
 }
@@ -210,34 +225,39 @@ pub async fn audit(req: &mut Request, depot: &mut Depot, res: &mut Response, ctr
         return;
     }
     let scope = depot.get_typed::<Arc<ChangeScope>>().ok().cloned();
-    let mut durable = true;
+    let mut side_durable = true;
     if let Some(scope) = &scope {
         for receipt in scope.take_receipts() {
-            durable &= st.audit.durable(receipt).await.is_ok();
+            side_durable &= st.audit.durable(receipt).await.is_ok();
         }
     }
-    match scope.as_ref().filter(|s| s.committed()) {
-        Some(_) => {
-            let action = depot.get_typed::<Action>().map(|a| a.0).unwrap_or_default();
-            if change_of(action).is_some_and(|(_, ok)| ok != status) {
-                tracing::error!(
-                    action,
-                    status,
-                    "a change committed its event with another status than the answer's"
-                );
-            }
+    if scope.as_ref().is_some_and(|s| s.committed()) {
+        // The change happened and its event is durable: the answer stands. A plugin event
+        // that could not be stored is logged, not turned into a misleading "not performed".
+        if !side_durable {
+            tracing::error!(
+                status,
+                "a plugin's audit event of a committed change could not be stored"
+            );
         }
-        None => {
-            let event = request_event(req, depot, status, "http.request");
-            durable &= st.audit.record(event).await.is_ok();
+        let action = depot.get_typed::<Action>().map(|a| a.0).unwrap_or_default();
+        if change_of(action).is_some_and(|(_, ok)| ok != status) {
+            tracing::error!(
+                action,
+                status,
+                "a change committed its event with another status than the answer's"
+            );
         }
+        return;
     }
+    let event = request_event(req, depot, status, "http.request");
+    let durable = st.audit.record(event).await.is_ok() && side_durable;
     if !durable {
         res.headers_mut().clear();
         res.body(salvo::http::ResBody::None);
         render_error(
             &ApiError::audit_unavailable(
-                "the event could not be stored; the request was not performed",
+                "the request's event could not be stored, so it was refused",
             ),
             depot,
             res,
