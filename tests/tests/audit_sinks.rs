@@ -256,10 +256,21 @@ async fn rsyslog_receives_rfc5424(b: Backend) {
     .await;
     assert!(delivered, "{}", status(&s).await);
     let head = status(&s).await["head"].as_i64().expect("head") as usize;
+    // Each sink on its own: the three deliver at their own pace (TLS last, after its
+    // handshake), so a total of 3 × head lines does not yet mean each has them all.
+    let per_sink = |lines: &[String], app: &str| {
+        lines
+            .iter()
+            .filter(|l| l.splitn(3, '|').nth(1) == Some(app))
+            .count()
+    };
     let mut lines = Vec::new();
-    for _ in 0..50 {
+    for _ in 0..100 {
         lines = syslog.lines();
-        if lines.len() >= 3 * head {
+        if ["arcan", "arcan-udp", "arcan-tls"]
+            .iter()
+            .all(|app| per_sink(&lines, app) >= head)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -907,7 +907,120 @@ async fn modes_are_reported(b: Backend) {
     println!("modes ({b:?}) took {:?}", t0.elapsed());
 }
 
+/// The events of changes, read from the store: a KV write's event carries the version the
+/// store assigned (a fact only its transaction knew); a check-and-set the store refused
+/// (412) changed nothing and still has its failure event, exactly one; a token revocation
+/// names how many tokens it reached; a user registered through closed registration names
+/// the operator who registered it.
+async fn change_events_carry_their_facts(b: Backend) {
+    let s = Server::start_production(b, "").await;
+    s.realm("facts").await;
+    let events = |action: &'static str| {
+        let s = &s;
+        async move {
+            s.query_strings(&format!(
+                "SELECT body FROM audit_events WHERE action = '{action}' ORDER BY gseq"
+            ))
+            .await
+            .iter()
+            .map(|b| serde_json::from_str::<Value>(b).expect("body"))
+            .collect::<Vec<_>>()
+        }
+    };
+    for v in ["one", "two"] {
+        assert_eq!(
+            s.put(&s.root, "facts", "prod", "k", v).await.0,
+            StatusCode::OK
+        );
+    }
+    let (st, body) = s
+        .call(
+            Method::PUT,
+            "/api/v1/realms/facts/secrets/k?env=prod",
+            Some(&s.root),
+            Some(json!({"value": "three", "cas": 1})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::PRECONDITION_FAILED, "{body}");
+    let writes = events("secrets.write").await;
+    let outcomes: Vec<(Value, Value, Value)> = writes
+        .iter()
+        .map(|e| {
+            (
+                e["status"].clone(),
+                e["outcome"].clone(),
+                e["detail"]["version"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (json!(200), json!("success"), json!(1)),
+            (json!(200), json!("success"), json!(2)),
+            (json!(412), json!("failure"), Value::Null),
+        ],
+        "{writes:?}"
+    );
+    assert!(
+        writes.iter().all(|e| e["detail"]["value_hmac"].is_string()),
+        "{writes:?}"
+    );
+
+    // A token with a child, revoked: the event counts both.
+    let (st, parent) = s
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&s.root),
+            Some(json!({"name": "p", "ttl": "2h"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{parent}");
+    let ptoken = parent["token"].as_str().expect("token");
+    let (st, child) = s
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(ptoken),
+            Some(json!({"name": "c", "ttl": "1h"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{child}");
+    let pid = parent["id"].as_str().expect("id");
+    let (st, body) = s
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{pid}"),
+            Some(&s.root),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{body}");
+    let revokes = events("tokens.revoke").await;
+    assert_eq!(revokes.len(), 1, "{revokes:?}");
+    assert_eq!(revokes[0]["detail"]["revoked"], 2, "{revokes:?}");
+    assert_eq!(revokes[0]["detail"]["token_id"], pid, "{revokes:?}");
+
+    // Closed registration: the operator's identity is in the user's creation event.
+    let (st, u) = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/register",
+            Some(&s.root),
+            Some(json!({"email": "new@example.com", "password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{u}");
+    let regs = events("auth.register").await;
+    let reg = regs.last().expect("a registration event");
+    assert_eq!(reg["status"], 201, "{reg}");
+    assert_eq!(reg["actor"]["auth_method"], "token", "{reg}");
+    assert!(reg["actor"]["user_id"].is_string(), "{reg}");
+}
+
 both_backends!(
+    change_events_carry_their_facts,
     crash_loses_no_acknowledged_event,
     store_outage_refuses_with_503,
     sink_outage_does_not_block,

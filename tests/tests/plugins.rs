@@ -884,7 +884,51 @@ async fn audited(s: &Server, action: &str, want: usize) -> usize {
     count().await
 }
 
-/// Host-call quotas (defaults): audit events per call (the excess dropped, reported once),
+/// The per-call audit byte quota (`plugins.max_audit_bytes_per_call`): under it every event
+/// is kept; the event that would cross it is refused with a host error, failing the call,
+/// and the events before it are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_bytes_quota_holds() {
+    // Each `many` event counts its action and target: "many" + "t<i>" = 6 bytes for i < 10.
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &plugin_config("  max_audit_bytes_per_call: 40\n"),
+    )
+    .await;
+    s.realm("acme").await;
+    probe(&s, "acme", "p").await;
+    mode_role(
+        &s,
+        "acme",
+        "p",
+        "six",
+        json!({"mode": "audit-many", "count": 6}),
+    )
+    .await;
+    mode_role(
+        &s,
+        "acme",
+        "p",
+        "ten",
+        json!({"mode": "audit-many", "count": 10}),
+    )
+    .await;
+    let (st, b) = s.creds("acme", "p", "six", None).await;
+    assert_eq!(st, StatusCode::OK, "36 bytes fit in 40: {b}");
+    assert_eq!(audited(&s, "plugin.probe.many", 6).await, 6);
+    let (st, b) = s.creds("acme", "p", "ten", None).await;
+    assert_eq!(
+        st,
+        StatusCode::BAD_GATEWAY,
+        "the 7th event crosses 40 bytes: {b}"
+    );
+    assert!(message(&b).contains("audit quota exceeded"), "{b}");
+    assert_eq!(audited(&s, "plugin.probe.many", 12).await, 12, "6 + 6 kept");
+    assert_eq!(audited(&s, "plugin.audit_quota_exceeded", 1).await, 1);
+}
+
+/// Host-call quotas (defaults): audit events per call (the excess refused, failing the call,
+/// reported once),
 /// plugin data writes per call, and keys and bytes per mount; under each, all works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_call_quotas_hold() {
@@ -902,8 +946,16 @@ async fn host_call_quotas_hold() {
     let (st, b) = s.creds("acme", "p", "audit10", None).await;
     assert_eq!(st, StatusCode::OK, "{b}");
     assert_eq!(audited(&s, "plugin.probe.many", 10).await, 10);
+    // Over the quota the event is refused with a host error, which fails the call (502);
+    // the 32 events before it are kept, and the refusal is reported once.
     let (st, b) = s.creds("acme", "p", "audit40", None).await;
-    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(st, StatusCode::BAD_GATEWAY, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("audit quota exceeded")),
+        "{b}"
+    );
     assert_eq!(
         audited(&s, "plugin.probe.many", 42).await,
         42,
@@ -911,7 +963,7 @@ async fn host_call_quotas_hold() {
     );
     assert_eq!(audited(&s, "plugin.audit_quota_exceeded", 1).await, 1);
     assert_eq!(
-        s.log().matches("audit events per call").count(),
+        s.log().matches("exceeded its audit quota").count(),
         1,
         "logged once"
     );
