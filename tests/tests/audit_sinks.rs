@@ -261,7 +261,7 @@ async fn rsyslog_receives_rfc5424(b: Backend) {
     let per_sink = |lines: &[String], app: &str| {
         lines
             .iter()
-            .filter(|l| l.splitn(3, '|').nth(1) == Some(app))
+            .filter(|l| l.split('|').nth(1) == Some(app))
             .count()
     };
     let mut lines = Vec::new();
