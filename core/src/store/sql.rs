@@ -1059,6 +1059,9 @@ macro_rules! impl_sql_store {
             key: &crate::crypto::ChainKey,
             events: &[NewAuditEvent],
         ) -> StoreResult<Vec<AuditRow>> {
+            if events.is_empty() {
+                return Ok(Vec::new());
+            }
             // One append at a time (across all nodes on PostgreSQL): `gseq` values are then
             // committed in order, so a sink reading after its cursor never skips a row
             // committed late. Appends come last in their transaction, so the lock is held

@@ -92,11 +92,13 @@ enum Done {
 type Ran = (Done, Vec<AuditRow>);
 
 impl WriteJob {
+    /// Makes the job's change in `tx` and returns its outcome with the audit events it
+    /// appends; the round appends every job's events at once (one chain-head lookup and one
+    /// multi-row insert per round, not per job).
     async fn run(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-        key: &ChainKey,
-    ) -> StoreResult<Ran> {
+    ) -> StoreResult<(Done, Vec<NewAuditEvent>)> {
         match self {
             WriteJob::Kv {
                 realm_id,
@@ -106,28 +108,22 @@ impl WriteJob {
                 ..
             } => {
                 let out = put_in_tx(tx, realm_id, write, *cas).await?;
-                let rows = match (&out, claim) {
+                let events = match (&out, claim) {
                     (WriteOutcome::Written(meta), Some(c)) => {
-                        audit_in_tx(tx, key, &[c.event(&[("version", meta.version.into())])])
-                            .await?
+                        vec![c.event(&[("version", meta.version.into())])]
                     }
                     _ => Vec::new(),
                 };
-                Ok((Done::Kv(out), rows))
+                Ok((Done::Kv(out), events))
             }
-            WriteJob::Audit { events, .. } => {
-                let rows = audit_in_tx(tx, key, events).await?;
-                Ok((Done::Audit(rows.clone()), rows))
-            }
+            WriteJob::Audit { events, .. } => Ok((Done::Audit(Vec::new()), events.clone())),
             WriteJob::Lease { lease, claim, .. } => {
                 engine_store::lease_insert(tx, lease).await?;
-                let rows = match claim {
-                    Some(c) => {
-                        audit_in_tx(tx, key, &[c.event(&super::change::lease_facts(lease))]).await?
-                    }
+                let events = match claim {
+                    Some(c) => vec![c.event(&super::change::lease_facts(lease))],
                     None => Vec::new(),
                 };
-                Ok((Done::Lease, rows))
+                Ok((Done::Lease, events))
             }
         }
     }
@@ -367,12 +363,28 @@ struct Writer {
 
 async fn run_batch(pool: &SqlitePool, key: &ChainKey, batch: &[WriteJob]) -> StoreResult<Vec<Ran>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut outs = Vec::with_capacity(batch.len());
+    let mut done = Vec::with_capacity(batch.len());
+    let mut events = Vec::new();
     for job in batch {
-        outs.push(job.run(&mut tx, key).await?);
+        let (d, e) = job.run(&mut tx).await?;
+        done.push((d, e.len()));
+        events.extend(e);
     }
+    // Rows come back in input order (gseq is assigned in insertion order): hand each job
+    // its own.
+    let mut rows = audit_in_tx(&mut tx, key, &events).await?.into_iter();
     tx.commit().await?;
-    Ok(outs)
+    Ok(done
+        .into_iter()
+        .map(|(d, n)| {
+            let mine: Vec<AuditRow> = rows.by_ref().take(n).collect();
+            let d = match d {
+                Done::Audit(_) => Done::Audit(mine.clone()),
+                other => other,
+            };
+            (d, mine)
+        })
+        .collect())
 }
 
 /// The writer task: drains the queue into one transaction per round. When a batch fails,
