@@ -66,39 +66,6 @@ macro_rules! impl_engine_store {
                 })
             }
 
-            /// Inserts a lease inside a transaction (SQLite: the group-commit writer).
-            pub(in super::super) async fn lease_insert(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                l: &LeaseRecord,
-            ) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO leases (id, realm_id, mount_id, mount, role, plugin, \
-                     role_definition, internal, issued_at, expires_at, max_expires_at, \
-                     renewable, revocable, state, issued_by, token_id) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-                )
-                .bind(&l.id)
-                .bind(&l.realm_id)
-                .bind(&l.mount_id)
-                .bind(&l.mount)
-                .bind(&l.role)
-                .bind(&l.plugin)
-                .bind(&l.role_definition)
-                .bind(&l.internal)
-                .bind(l.issued_at)
-                .bind(l.expires_at)
-                .bind(l.max_expires_at)
-                .bind(l.renewable)
-                .bind(l.revocable)
-                .bind(&l.state)
-                .bind(&l.issued_by)
-                .bind(&l.token_id)
-                .execute(&mut **tx)
-                .await
-                .map_err(map_unique)?;
-                Ok(())
-            }
-
             fn grants_json(grants: &[String]) -> StoreResult<String> {
                 serde_json::to_string(grants).map_err(|e| StoreError::Corrupt(e.to_string()))
             }

@@ -8,6 +8,7 @@
 pub mod change;
 mod engine_sql;
 mod engines;
+mod linking;
 mod model;
 mod postgres;
 mod sql;
@@ -29,6 +30,9 @@ pub enum StoreError {
     /// The database failed or could not be reached.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The embedded database's writer failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// Applying schema migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -69,7 +69,7 @@ impl PgStore {
     /// A lease in its own transaction.
     async fn put_lease(&self, lease: &LeaseRecord) -> StoreResult<()> {
         let mut tx = self.pool.begin_with("BEGIN").await?;
-        engine_store::lease_insert(&mut tx, lease).await?;
+        lease_insert(&mut tx, lease).await?;
         let facts = super::change::lease_facts(lease);
         self.commit_change(tx, ChangeKind::Lease, &facts).await
     }
@@ -100,7 +100,7 @@ super::sql::impl_sql_store!(
     sqlx::postgres::PgRow,
     "postgres",
     // Advisory-lock key serialising audit appends across nodes ("arcanaud").
-    "SELECT pg_advisory_xact_lock(7021784039138882916)",
+    Some("SELECT pg_advisory_xact_lock(7021784039138882916)"),
     "BEGIN"
 );
 
@@ -110,3 +110,74 @@ super::engine_sql::impl_engine_store!(
     sqlx::postgres::PgRow,
     " FOR UPDATE SKIP LOCKED"
 );
+
+/// One KV write inside a transaction. The first statement writes, so the transaction
+/// takes the write lock at once (no read-then-upgrade deadlock on SQLite, a row lock
+/// on PostgreSQL). A CAS mismatch changes nothing.
+async fn put_in_tx(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    realm_id: &str,
+    w: &SecretWrite,
+    cas: Option<i64>,
+) -> StoreResult<WriteOutcome> {
+    let row = sqlx::query(&super::linking::secret_upsert(cas))
+        .bind(realm_id)
+        .bind(&w.env)
+        .bind(&w.key)
+        .bind(w.at)
+        .bind(&w.by)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(row) = row else {
+        let current = sqlx::query(super::linking::CURRENT_VERSION)
+            .bind(realm_id)
+            .bind(&w.env)
+            .bind(&w.key)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| r.try_get("current_version"))
+            .transpose()?
+            .unwrap_or(0);
+        return Ok(WriteOutcome::CasMismatch { current });
+    };
+    let meta = meta_row(&row)?;
+    sqlx::query(super::linking::VERSION_INSERT)
+        .bind(realm_id)
+        .bind(&w.env)
+        .bind(&w.key)
+        .bind(meta.version)
+        .bind(&w.sealed)
+        .bind(w.at)
+        .bind(&w.by)
+        .execute(&mut **tx)
+        .await?;
+    Ok(WriteOutcome::Written(meta))
+}
+
+/// Inserts a lease inside a transaction .
+async fn lease_insert(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    l: &LeaseRecord,
+) -> StoreResult<()> {
+    sqlx::query(super::linking::LEASE_INSERT)
+        .bind(&l.id)
+        .bind(&l.realm_id)
+        .bind(&l.mount_id)
+        .bind(&l.mount)
+        .bind(&l.role)
+        .bind(&l.plugin)
+        .bind(&l.role_definition)
+        .bind(&l.internal)
+        .bind(l.issued_at)
+        .bind(l.expires_at)
+        .bind(l.max_expires_at)
+        .bind(l.renewable)
+        .bind(l.revocable)
+        .bind(&l.state)
+        .bind(&l.issued_by)
+        .bind(&l.token_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(super::sql::map_unique)?;
+    Ok(())
+}

@@ -34,7 +34,7 @@ pub(super) fn like_prefix(prefix: &str) -> String {
 
 /// Expands the [`Store`](super::Store) implementation for one sqlx backend.
 macro_rules! impl_sql_store {
-    ($store:ident, $db:ty, $row:ty, $backend:literal, $append_lock:literal, $begin:literal) => {
+    ($store:ident, $db:ty, $row:ty, $backend:literal, $append_lock:expr, $begin:literal) => {
         use async_trait::async_trait;
         use sqlx::Row as _;
 
@@ -151,8 +151,7 @@ macro_rules! impl_sql_store {
 
         const TOKEN_COLS: &str = "id, hash, user_id, parent_id, name, capabilities, realm_id, \
                                   env, key_glob, expires_at, created_at, revoked_at";
-        const META_COLS: &str = "env, key, current_version, created_at, created_by, \
-                                 updated_at, updated_by";
+        use super::linking::META_COLS;
 
         impl $store {
             /// Begins a write transaction (SQLite: takes the write lock at once).
@@ -832,7 +831,9 @@ macro_rules! impl_sql_store {
             async fn audit_prune(&self, before: i64) -> StoreResult<u64> {
                 let _write = self.write_guard().await;
                 let mut tx = self.pool.begin_with($begin).await?;
-                sqlx::query($append_lock).execute(&mut *tx).await?;
+                if let Some(lock) = $append_lock {
+                    sqlx::query(lock).execute(&mut *tx).await?;
+                }
                 let chains = sqlx::query(
                     "SELECT chain, MAX(seq) AS seq FROM audit_events WHERE time < $1 GROUP BY chain",
                 )
@@ -991,63 +992,45 @@ macro_rules! impl_sql_store {
             key: &crate::crypto::ChainKey,
             head: &crate::crypto::ChainHead,
         ) -> StoreResult<()> {
-            sqlx::query(
-                "INSERT INTO audit_heads (chain, seq, hash, from_seq, from_hash, mac) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, \
-                 from_seq = excluded.from_seq, from_hash = excluded.from_hash, mac = excluded.mac",
-            )
-            .bind(&head.chain)
-            .bind(head.seq)
-            .bind(&head.hash)
-            .bind(head.from_seq)
-            .bind(&head.from_hash)
-            .bind(key.sign_head(head))
-            .execute(&mut **tx)
-            .await?;
+            sqlx::query(super::linking::HEAD_UPSERT)
+                .bind(&head.chain)
+                .bind(head.seq)
+                .bind(&head.hash)
+                .bind(head.from_seq)
+                .bind(&head.from_hash)
+                .bind(key.sign_head(head))
+                .execute(&mut **tx)
+                .await?;
             Ok(())
         }
 
-        /// The head a chain's next event links to: its signed head, or for a chain without
-        /// one (new, or written before heads existed), a head at its retention checkpoint
-        /// (or genesis), provided no event follows that.
+        /// The head a chain's next event links to (see [`super::linking::unsigned_head`]
+        /// for a chain without a signed head).
         async fn chain_head_in_tx(
             tx: &mut sqlx::Transaction<'_, $db>,
             key: &crate::crypto::ChainKey,
             chain: &str,
         ) -> StoreResult<crate::crypto::ChainHead> {
-            let signed = sqlx::query("SELECT * FROM audit_heads WHERE chain = $1")
+            let signed = sqlx::query(super::linking::HEAD_SELECT)
                 .bind(chain)
                 .fetch_optional(&mut **tx)
                 .await?;
             if let Some(r) = signed {
                 let (head, mac) = head_row(chain, &r)?;
-                if !key.head_signed(&head, &mac) {
-                    return Err(StoreError::Tampered(format!("the signed head of audit chain {chain} does not verify")));
-                }
-                return Ok(head);
+                return super::linking::verified_head(key, head, &mac);
             }
-            let start = sqlx::query("SELECT seq, hash FROM audit_checkpoints WHERE chain = $1")
+            let checkpoint = sqlx::query(super::linking::CHECKPOINT_SELECT)
                 .bind(chain)
                 .fetch_optional(&mut **tx)
                 .await?
                 .map(|r| Ok::<_, sqlx::Error>((r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?)))
-                .transpose()?
-                .unwrap_or((0, crate::crypto::CHAIN_GENESIS.to_owned()));
-            let later = sqlx::query("SELECT seq FROM audit_events WHERE chain = $1 AND seq > $2 LIMIT 1")
+                .transpose()?;
+            let later = sqlx::query(super::linking::LATER_EVENT)
                 .bind(chain)
-                .bind(start.0)
+                .bind(checkpoint.as_ref().map_or(0, |c| c.0))
                 .fetch_optional(&mut **tx)
                 .await?;
-            if later.is_some() {
-                return Err(StoreError::Tampered(format!("audit chain {chain} has events but its signed head is missing")));
-            }
-            Ok(crate::crypto::ChainHead {
-                chain: chain.to_owned(),
-                seq: start.0,
-                hash: start.1.clone(),
-                from_seq: start.0,
-                from_hash: start.1,
-            })
+            super::linking::unsigned_head(chain, checkpoint, later.is_some())
         }
 
         /// Chains and inserts audit events inside a transaction, and re-signs the head of
@@ -1066,164 +1049,56 @@ macro_rules! impl_sql_store {
             // committed in order, so a sink reading after its cursor never skips a row
             // committed late. Appends come last in their transaction, so the lock is held
             // only until the commit.
-            sqlx::query($append_lock).execute(&mut **tx).await?;
-            let mut heads: std::collections::HashMap<&str, crate::crypto::ChainHead> = std::collections::HashMap::new();
-            let mut chained = Vec::with_capacity(events.len());
-            let mut ids = std::collections::HashMap::with_capacity(events.len());
-            // A chain found tampered with takes no further event: its events go to the system
-            // chain instead (their realm column is kept), so the realm stays audited and
-            // `verify` can still run and report the damage.
-            let mut tampered: std::collections::HashSet<&str> = std::collections::HashSet::new();
-            for e in events {
-                let mut chain = e.chain.as_str();
-                if !heads.contains_key(chain) && !tampered.contains(chain) {
-                    match chain_head_in_tx(tx, key, chain).await {
-                        Ok(head) => {
-                            heads.insert(chain, head);
-                        }
-                        Err(StoreError::Tampered(what)) if chain != super::SYSTEM_CHAIN => {
-                            tracing::error!(problem = %what, "audit chain tampered with; its events go to the system chain");
-                            tampered.insert(chain);
-                        }
-                        Err(other) => return Err(other),
-                    }
-                }
-                if tampered.contains(chain) {
-                    chain = super::SYSTEM_CHAIN;
-                    if !heads.contains_key(chain) {
-                        let head = chain_head_in_tx(tx, key, chain).await?;
-                        heads.insert(chain, head);
-                    }
-                }
-                let head = heads.get_mut(chain).ok_or_else(|| StoreError::Corrupt("chain head".into()))?;
-                let seq = head.seq + 1;
-                let hash = key.link(&head.hash, &e.body);
-                chained.push((e, chain, seq, std::mem::replace(&mut head.hash, hash.clone()), hash));
-                head.seq = seq;
+            if let Some(lock) = $append_lock {
+                sqlx::query(lock).execute(&mut **tx).await?;
             }
+            let mut heads = super::linking::Heads::default();
+            for chain in super::linking::Heads::wanted(events) {
+                let head = chain_head_in_tx(tx, key, chain).await;
+                heads.loaded(chain, head)?;
+            }
+            if heads.need_system() {
+                let head = chain_head_in_tx(tx, key, super::SYSTEM_CHAIN).await;
+                heads.loaded(super::SYSTEM_CHAIN, head)?;
+            }
+            let linked = heads.link(key, events)?;
             // Multi-row inserts: one statement per chunk instead of one per event. Chunks come in
             // a few fixed sizes so the prepared statements are reused from the cache.
-            let mut rest = chained.as_slice();
+            let mut ids = std::collections::HashMap::with_capacity(linked.len());
+            let mut rest = linked.as_slice();
             while !rest.is_empty() {
                 let size = AUDIT_INSERT_SIZES.iter().copied().find(|&n| n <= rest.len()).unwrap_or(1);
                 let (chunk, tail) = rest.split_at(size);
                 rest = tail;
-                let mut q = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO audit_events (id, chain, seq, time, realm_id, action, outcome, actor, body, prev_hash, hash) ",
-                );
-                q.push_values(chunk, |mut b, (e, chain, seq, prev, hash)| {
+                let mut q = sqlx::QueryBuilder::<$db>::new(super::linking::EVENT_INSERT);
+                q.push_values(chunk, |mut b, l| {
+                    let e = l.event;
                     b.push_bind(&e.id)
-                        .push_bind(*chain)
-                        .push_bind(*seq)
+                        .push_bind(l.chain)
+                        .push_bind(l.seq)
                         .push_bind(e.time)
                         .push_bind(&e.realm_id)
                         .push_bind(&e.action)
                         .push_bind(&e.outcome)
                         .push_bind(&e.actor)
                         .push_bind(&e.body)
-                        .push_bind(prev)
-                        .push_bind(hash);
+                        .push_bind(&l.prev_hash)
+                        .push_bind(&l.hash);
                 });
                 q.push(" RETURNING gseq, chain, seq");
                 for r in q.build().fetch_all(&mut **tx).await? {
                     ids.insert((r.try_get::<String, _>("chain")?, r.try_get::<i64, _>("seq")?), r.try_get::<i64, _>("gseq")?);
                 }
             }
-            for head in heads.values() {
+            for head in heads.heads() {
                 put_head_in_tx(tx, key, head).await?;
             }
-            let mut rows = Vec::with_capacity(chained.len());
-            for (e, chain, seq, prev_hash, hash) in chained {
-                let gseq = *ids
-                    .get(&(chain.to_owned(), seq))
-                    .ok_or_else(|| StoreError::Corrupt("insert returned no gseq".into()))?;
-                rows.push(AuditRow {
-                    gseq,
-                    id: e.id.clone(),
-                    chain: chain.to_owned(),
-                    seq,
-                    time: e.time,
-                    realm_id: e.realm_id.clone(),
-                    action: e.action.clone(),
-                    outcome: e.outcome.clone(),
-                    actor: e.actor.clone(),
-                    body: e.body.clone(),
-                    prev_hash,
-                    hash,
-                });
-            }
-            rows.sort_by_key(|r| r.gseq);
-            Ok(rows)
-        }
-
-        /// One KV write inside a transaction. The first statement writes, so the transaction
-        /// takes the write lock at once (no read-then-upgrade deadlock on SQLite, a row lock
-        /// on PostgreSQL). A CAS mismatch changes nothing.
-        async fn put_in_tx(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            realm_id: &str,
-            w: &SecretWrite,
-            cas: Option<i64>,
-        ) -> StoreResult<WriteOutcome> {
-            let upsert = match cas {
-                Some(n) if n > 0 => format!(
-                    "UPDATE secrets SET current_version = current_version + 1, deleted = FALSE, \
-                     updated_at = $4, updated_by = $5 \
-                     WHERE realm_id = $1 AND env = $2 AND key = $3 AND NOT deleted AND current_version = {n} \
-                     RETURNING {META_COLS}"
-                ),
-                Some(_) => format!(
-                    "INSERT INTO secrets (realm_id, env, key, current_version, deleted, created_at, created_by, updated_at, updated_by) \
-                     VALUES ($1, $2, $3, 1, FALSE, $4, $5, $4, $5) \
-                     ON CONFLICT (realm_id, env, key) DO UPDATE SET current_version = secrets.current_version + 1, \
-                     deleted = FALSE, updated_at = excluded.updated_at, updated_by = excluded.updated_by \
-                     WHERE secrets.deleted RETURNING {META_COLS}"
-                ),
-                None => format!(
-                    "INSERT INTO secrets (realm_id, env, key, current_version, deleted, created_at, created_by, updated_at, updated_by) \
-                     VALUES ($1, $2, $3, 1, FALSE, $4, $5, $4, $5) \
-                     ON CONFLICT (realm_id, env, key) DO UPDATE SET current_version = secrets.current_version + 1, \
-                     deleted = FALSE, updated_at = excluded.updated_at, updated_by = excluded.updated_by \
-                     RETURNING {META_COLS}"
-                ),
-            };
-            let row = sqlx::query(&upsert)
-                .bind(realm_id)
-                .bind(&w.env)
-                .bind(&w.key)
-                .bind(w.at)
-                .bind(&w.by)
-                .fetch_optional(&mut **tx)
-                .await?;
-            let Some(row) = row else {
-                let current = sqlx::query(
-                    "SELECT current_version FROM secrets WHERE realm_id = $1 AND env = $2 AND key = $3 AND NOT deleted",
-                )
-                .bind(realm_id)
-                .bind(&w.env)
-                .bind(&w.key)
-                .fetch_optional(&mut **tx)
-                .await?
-                .map(|r| r.try_get("current_version"))
-                .transpose()?
-                .unwrap_or(0);
-                return Ok(WriteOutcome::CasMismatch { current });
-            };
-            let meta = meta_row(&row)?;
-            sqlx::query(
-                "INSERT INTO secret_versions (realm_id, env, key, version, ciphertext, created_at, created_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(realm_id)
-            .bind(&w.env)
-            .bind(&w.key)
-            .bind(meta.version)
-            .bind(&w.sealed)
-            .bind(w.at)
-            .bind(&w.by)
-            .execute(&mut **tx)
-            .await?;
-            Ok(WriteOutcome::Written(meta))
+            let gseqs = linked
+                .iter()
+                .map(|l| ids.get(&(l.chain.to_owned(), l.seq)).copied())
+                .collect::<Option<Vec<i64>>>()
+                .ok_or_else(|| StoreError::Corrupt("insert returned no gseq".into()))?;
+            super::linking::stored_rows(linked, gseqs)
         }
 
         async fn insert_binding<'e, E>(exec: E, b: &Binding) -> StoreResult<()>

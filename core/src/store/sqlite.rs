@@ -10,16 +10,23 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::change::{ChangeKind, Claim};
+use super::change::ChangeKind;
 use crate::crypto::ChainKey;
+
+mod writer;
+
+use writer::WriteJob;
+
+/// Writes queued for the writer thread before submitters wait.
+const WRITE_QUEUE: usize = 2048;
 
 /// Committed audit batches kept for live sinks before a slow one must catch up from the store.
 const LIVE_BATCHES: usize = 64;
 
 /// The SQLite implementation of [`Store`].
 ///
-/// KV writes and audit batches go through one writer task that commits whatever is queued
-/// in a single transaction (group commit): one fsync acknowledges many writes, and writers
+/// KV writes, leases and audit batches go through one writer thread that commits whatever
+/// is queued in a single transaction (group commit, see [`writer`]): one fsync acknowledges many writes, and writers
 /// never contend for SQLite's lock. This process is the database's only writer, so current
 /// versions are cached coherently in memory (still sealed): a write or delete evicts its
 /// key before it is acknowledged.
@@ -59,134 +66,8 @@ impl ReadCache {
     }
 }
 
-/// A queued write and where to send its outcome. KV writes and audit batches share the
-/// writer, so one commit (one fsync) covers both.
-#[derive(Debug)]
-enum WriteJob {
-    Kv {
-        realm_id: String,
-        write: SecretWrite,
-        cas: Option<i64>,
-        claim: Option<Claim>,
-        reply: oneshot::Sender<StoreResult<WriteOutcome>>,
-    },
-    Audit {
-        events: Vec<NewAuditEvent>,
-        reply: oneshot::Sender<StoreResult<Vec<AuditRow>>>,
-    },
-    Lease {
-        lease: Box<LeaseRecord>,
-        claim: Option<Claim>,
-        reply: oneshot::Sender<StoreResult<()>>,
-    },
-}
-
-/// What a job produced.
-enum Done {
-    Kv(WriteOutcome),
-    Audit(Vec<AuditRow>),
-    Lease,
-}
-
-/// A job's outcome and the audit rows it appended.
-type Ran = (Done, Vec<AuditRow>);
-
-impl WriteJob {
-    /// Makes the job's change in `tx` and returns its outcome with the audit events it
-    /// appends; the round appends every job's events at once (one chain-head lookup and one
-    /// multi-row insert per round, not per job).
-    async fn run(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    ) -> StoreResult<(Done, Vec<NewAuditEvent>)> {
-        match self {
-            WriteJob::Kv {
-                realm_id,
-                write,
-                cas,
-                claim,
-                ..
-            } => {
-                let out = put_in_tx(tx, realm_id, write, *cas).await?;
-                let events = match (&out, claim) {
-                    (WriteOutcome::Written(meta), Some(c)) => {
-                        vec![c.event(&[("version", meta.version.into())])]
-                    }
-                    _ => Vec::new(),
-                };
-                Ok((Done::Kv(out), events))
-            }
-            WriteJob::Audit { events, .. } => Ok((Done::Audit(Vec::new()), events.clone())),
-            WriteJob::Lease { lease, claim, .. } => {
-                engine_store::lease_insert(tx, lease).await?;
-                let events = match claim {
-                    Some(c) => vec![c.event(&super::change::lease_facts(lease))],
-                    None => Vec::new(),
-                };
-                Ok((Done::Lease, events))
-            }
-        }
-    }
-
-    /// Marks the job's claimed event committed (its transaction committed).
-    fn commit_claim(&mut self) {
-        let claim = match self {
-            WriteJob::Kv { claim, .. } | WriteJob::Lease { claim, .. } => claim.take(),
-            WriteJob::Audit { .. } => None,
-        };
-        if let Some(c) = claim {
-            c.commit();
-        }
-    }
-
-    fn reply(self, out: StoreResult<Done>) {
-        match (self, out) {
-            (WriteJob::Kv { reply, .. }, Ok(Done::Kv(o))) => {
-                let _ = reply.send(Ok(o));
-            }
-            (WriteJob::Audit { reply, .. }, Ok(Done::Audit(rows))) => {
-                let _ = reply.send(Ok(rows));
-            }
-            (WriteJob::Kv { reply, .. }, Err(e)) => {
-                let _ = reply.send(Err(e));
-            }
-            (WriteJob::Audit { reply, .. }, Err(e)) => {
-                let _ = reply.send(Err(e));
-            }
-            (WriteJob::Lease { reply, .. }, Ok(Done::Lease)) => {
-                let _ = reply.send(Ok(()));
-            }
-            (WriteJob::Lease { reply, .. }, Err(e)) => {
-                let _ = reply.send(Err(e));
-            }
-            (WriteJob::Lease { reply, .. }, Ok(_)) => {
-                let _ = reply.send(Err(StoreError::Corrupt("writer outcome mismatch".into())));
-            }
-            (WriteJob::Kv { reply, .. }, Ok(_)) => {
-                let _ = reply.send(Err(StoreError::Corrupt("writer outcome mismatch".into())));
-            }
-            (WriteJob::Audit { reply, .. }, Ok(_)) => {
-                let _ = reply.send(Err(StoreError::Corrupt("writer outcome mismatch".into())));
-            }
-        }
-    }
-
-    /// The KV key this job changes, for cache eviction.
-    fn kv_key(&self) -> Option<(&str, &str, &str)> {
-        match self {
-            WriteJob::Kv {
-                realm_id, write, ..
-            } => Some((realm_id, &write.env, &write.key)),
-            WriteJob::Audit { .. } | WriteJob::Lease { .. } => None,
-        }
-    }
-}
-
 /// Secrets whose current version is kept in memory (sealed).
 const CACHED_SECRETS: u64 = 100_000;
-
-/// Most writes committed in one transaction.
-const MAX_BATCH: usize = 512;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies migrations.
@@ -227,19 +108,19 @@ impl SqliteStore {
             epoch: AtomicU64::new(0),
         });
         let write = Arc::new(tokio::sync::Mutex::new(()));
-        let (writes, jobs) = mpsc::channel(4 * MAX_BATCH);
+        let (writes, jobs) = mpsc::channel(WRITE_QUEUE);
         let chain_key = Arc::new(std::sync::OnceLock::new());
         let (live, _) = broadcast::channel(LIVE_BATCHES);
-        tokio::spawn(group_commit(
-            Writer {
-                pool: pool.clone(),
+        writer::spawn(
+            writer::Writer {
+                conn: writer::connect(path, synchronous_full)?,
                 reads: reads.clone(),
                 write: write.clone(),
                 chain_key: chain_key.clone(),
                 live: live.clone(),
             },
             jobs,
-        ));
+        )?;
         Ok(Self {
             pool,
             write,
@@ -352,121 +233,13 @@ impl SqliteStore {
     }
 }
 
-/// What the writer task owns.
-struct Writer {
-    pool: SqlitePool,
-    reads: Arc<ReadCache>,
-    write: Arc<tokio::sync::Mutex<()>>,
-    chain_key: Arc<std::sync::OnceLock<ChainKey>>,
-    live: broadcast::Sender<Arc<Vec<AuditRow>>>,
-}
-
-async fn run_batch(pool: &SqlitePool, key: &ChainKey, batch: &[WriteJob]) -> StoreResult<Vec<Ran>> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut done = Vec::with_capacity(batch.len());
-    let mut events = Vec::new();
-    for job in batch {
-        let (d, e) = job.run(&mut tx).await?;
-        done.push((d, e.len()));
-        events.extend(e);
-    }
-    // Rows come back in input order (gseq is assigned in insertion order): hand each job
-    // its own.
-    let mut rows = audit_in_tx(&mut tx, key, &events).await?.into_iter();
-    tx.commit().await?;
-    Ok(done
-        .into_iter()
-        .map(|(d, n)| {
-            let mine: Vec<AuditRow> = rows.by_ref().take(n).collect();
-            let d = match d {
-                Done::Audit(_) => Done::Audit(mine.clone()),
-                other => other,
-            };
-            (d, mine)
-        })
-        .collect())
-}
-
-/// The writer task: drains the queue into one transaction per round. When a batch fails,
-/// each write is retried alone so one bad write cannot fail its neighbours. The audit rows
-/// a round committed go to live sinks in one batch, in `gseq` order, before the write lock
-/// is released.
-async fn group_commit(w: Writer, mut jobs: mpsc::Receiver<WriteJob>) {
-    while let Some(first) = jobs.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        // Evict before and after: before, so a read in flight cannot cache the old value
-        // under the old epoch; after (and before replying), so nothing read during the
-        // commit survives it.
-        let evict = |batch: &[WriteJob]| {
-            for (realm, env, key) in batch.iter().filter_map(WriteJob::kv_key) {
-                w.reads.evict(realm, env, key);
-            }
-        };
-        evict(&batch);
-        let Some(key) = w.chain_key.get() else {
-            for job in batch {
-                job.reply(Err(StoreError::Corrupt(
-                    "the audit chain key is not loaded".into(),
-                )));
-            }
-            continue;
-        };
-        let guard = w.write.lock().await;
-        let outcomes: Vec<StoreResult<Ran>> = match run_batch(&w.pool, key, &batch).await {
-            Ok(outs) => outs.into_iter().map(Ok).collect(),
-            Err(_) => {
-                let mut outs = Vec::with_capacity(batch.len());
-                for job in &batch {
-                    let one = run_batch(&w.pool, key, std::slice::from_ref(job)).await;
-                    outs.push(one.map(|mut o| o.remove(0)));
-                }
-                outs
-            }
-        };
-        let mut committed = Vec::new();
-        let mut replies = Vec::with_capacity(batch.len());
-        for (mut job, out) in batch.into_iter().zip(outcomes) {
-            replies.push(match out {
-                Ok((done, rows)) => {
-                    // Only a job that appended the request's event commits its claim (a
-                    // refused check-and-set wrote nothing and carries no event).
-                    if !rows.is_empty() {
-                        job.commit_claim();
-                    }
-                    committed.extend(rows);
-                    (job, Ok(done))
-                }
-                Err(e) => (job, Err(e)),
-            });
-        }
-        if !committed.is_empty() {
-            committed.sort_by_key(|r| r.gseq);
-            let _ = w.live.send(Arc::new(committed));
-        }
-        drop(guard);
-        for (job, _) in &replies {
-            if let Some((realm, env, key)) = job.kv_key() {
-                w.reads.evict(realm, env, key);
-            }
-        }
-        for (job, out) in replies {
-            job.reply(out);
-        }
-    }
-}
-
 super::sql::impl_sql_store!(
     SqliteStore,
     sqlx::Sqlite,
     sqlx::sqlite::SqliteRow,
     "sqlite",
-    "SELECT 1",
+    // One process writes, under its write lock.
+    None::<&str>,
     "BEGIN IMMEDIATE"
 );
 
