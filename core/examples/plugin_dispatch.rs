@@ -45,11 +45,13 @@ async fn main() -> anyhow::Result<()> {
     config.plugins.allow_unsigned = true;
     // Audit appends need the chain key; a bench has no system key, so any fixed one does.
     store.set_chain_key(arcan::crypto::ChainKey::derive(&[7; 32]));
+    let lifecycle = arcan::lifecycle::Lifecycle::new();
     let audit = Auditor::start(
         store.clone(),
         1024,
         arcan::audit::AuditMode::Async,
         std::time::Duration::from_secs(5),
+        &lifecycle,
     );
     let engines = Engines::new(&config, store, keyring, audit)?;
     let plugin = engines.load("probe")?;

@@ -254,7 +254,8 @@ pub struct ServerConfig {
     pub tls_names: Vec<String>,
     /// Largest request body accepted (bytes); more is 413.
     pub max_body_bytes: usize,
-    /// How long shutdown waits for in-flight requests.
+    /// The shutdown deadline, from the signal: in-flight requests and background work (a
+    /// revocation the reaper started) finish within it, or are abandoned whole.
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
     /// Connections served at once; beyond it the listener stops accepting (new ones wait

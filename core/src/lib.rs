@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod engine;
+pub mod lifecycle;
 pub mod plugin;
 pub mod rbac;
 pub mod reaper;

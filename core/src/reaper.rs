@@ -5,7 +5,7 @@
 //! a per-lease deadline, and records the outcome: revoked, expired (not revocable), or a
 //! failure retried with exponential backoff until `max_attempts`, after which the lease is
 //! marked irrevocable, logged as an error and audited. It runs as its own task, so request
-//! serving never waits on it.
+//! serving never waits on it, owned by the [`Lifecycle`] (see [`spawn`] for shutdown).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,11 +14,13 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::audit::{Actor, Event};
 use crate::config::ReaperConfig;
 use crate::engine::leases::{claim_ms, revoke_claimed};
 use crate::engine::registry::Engines;
+use crate::lifecycle::{Lifecycle, Stage};
 use crate::plugin::CallInfo;
 use crate::store::{LeaseRecord, lease_state};
 use crate::util::{new_id, now_ms, rfc3339};
@@ -26,20 +28,29 @@ use crate::util::{new_id, now_ms, rfc3339};
 /// Revocations running at once.
 const PARALLEL: usize = 4;
 
-/// Starts the reaper loop.
-pub fn spawn(engines: Arc<Engines>, cfg: ReaperConfig) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+/// Starts the reaper loop in the work stage of `lifecycle`. At shutdown it claims nothing
+/// more and lets the revocations it started finish (each within `revoke_timeout`); leases it
+/// claimed but had not started stay claimed, and the next start (or another node) revokes
+/// them once the claim lapses. Aborted at the drain deadline, a revocation in flight is
+/// abandoned whole: its lease stays active and claimed, never marked revoked half-way.
+pub fn spawn(engines: Arc<Engines>, cfg: ReaperConfig, lifecycle: &Lifecycle) {
+    let stop = lifecycle.token(Stage::Work);
+    lifecycle.spawn(Stage::Work, "reaper", async move {
         let mut tick = tokio::time::interval(cfg.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
-            match run_once(&engines, &cfg).await {
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match run_once(&engines, &cfg, &stop).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(leases = n, "reaper round done"),
                 Err(e) => tracing::error!(error = %e, "reaper round failed"),
             }
         }
-    })
+    });
 }
 
 /// The delay before retry `attempt` (1-based): `backoff · 2^(attempt-1)` with ±25 %
@@ -54,6 +65,7 @@ pub fn backoff(cfg: &ReaperConfig, attempt: u32) -> Duration {
 pub async fn run_once(
     engines: &Arc<Engines>,
     cfg: &ReaperConfig,
+    stop: &CancellationToken,
 ) -> Result<usize, crate::store::StoreError> {
     let store = engines.services.store.clone();
     let now = now_ms();
@@ -80,10 +92,14 @@ pub async fn run_once(
         let engines = engines.clone();
         let cfg = cfg.clone();
         let gate = gate.clone();
+        let stop = stop.clone();
         let slug = slugs.get(&lease.realm_id).cloned().unwrap_or_default();
         tasks.spawn(async move {
             let _permit = gate.acquire().await;
-            reap(&engines, &cfg, &slug, lease).await;
+            // Shutting down: start nothing new (the lease stays claimed for the next start).
+            if !stop.is_cancelled() {
+                reap(&engines, &cfg, &slug, lease).await;
+            }
         });
     }
     while tasks.join_next().await.is_some() {}
@@ -99,8 +115,9 @@ async fn reap(engines: &Arc<Engines>, cfg: &ReaperConfig, realm: &str, lease: Le
     // The revocation runs in a task of its own: a plugin call that holds its worker thread
     // (a guest spinning until the call deadline) must not also hold the timer that cuts it
     // off, or `revoke_timeout` could never fire before the call deadline.
-    // The task is aborted when the timeout fires, so no revocation outlives its attempt.
-    let mut call = {
+    // The task is aborted when the timeout fires, or when this attempt is dropped (the
+    // reaper aborted at the shutdown deadline), so no revocation outlives its attempt.
+    let mut call = AbortOnDrop({
         let (engines, realm, lease, info) = (
             engines.clone(),
             realm.to_owned(),
@@ -108,15 +125,15 @@ async fn reap(engines: &Arc<Engines>, cfg: &ReaperConfig, realm: &str, lease: Le
             info.clone(),
         );
         tokio::spawn(async move { revoke_claimed(&engines, &realm, &lease, info).await })
-    };
-    let outcome = match tokio::time::timeout(cfg.revoke_timeout, &mut call).await {
+    });
+    let outcome = match tokio::time::timeout(cfg.revoke_timeout, &mut call.0).await {
         Ok(joined) => joined.unwrap_or_else(|e| {
             Err(crate::engine::EngineError::Conflict(format!(
                 "revocation task failed: {e}"
             )))
         }),
         Err(_) => {
-            call.abort();
+            call.0.abort();
             Err(crate::engine::EngineError::Conflict(format!(
                 "revocation did not finish within {:?}",
                 cfg.revoke_timeout
@@ -195,6 +212,15 @@ async fn reap(engines: &Arc<Engines>, cfg: &ReaperConfig, realm: &str, lease: Le
     };
     if let Err(e) = recorded {
         tracing::error!(lease = %lease.id, error = %e, "cannot record the reaper outcome; the claim expires and another round retries");
+    }
+}
+
+/// A spawned task that is aborted when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -1,7 +1,10 @@
 //! Failure paths, each held and violated: a ciphertext copied to another row does not open;
 //! an engine that fails to renew leaves the lease as it was; a revocation that never ends is
 //! cut off by `reaper.revoke_timeout` and the lease given up as irrevocable; audit events
-//! buffered at SIGTERM are flushed before exit.
+//! buffered at SIGTERM are flushed before exit; a revocation in flight at SIGTERM finishes
+//! before exit or is left whole for the next start.
+
+use std::time::Duration;
 
 use arcan_tests::*;
 
@@ -177,7 +180,139 @@ async fn audit_flushed_on_shutdown(b: Backend) {
     assert_eq!((st, v["ok"].clone()), (StatusCode::OK, json!(true)), "{v}");
 }
 
+/// Whether PostgreSQL is running a statement that contains `marker` (not this query).
+async fn running(admin: &mut sqlx::PgConnection, marker: &str) -> bool {
+    sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' \
+         AND pid <> pg_backend_pid() AND query LIKE $1",
+    )
+    .bind(format!("%{marker}%"))
+    .fetch_one(admin)
+    .await
+    .expect("pg_stat_activity")
+        > 0
+}
+
+/// The stored state of a lease, read from the store while the server is down.
+async fn stored_lease(s: &Server, id: &str) -> String {
+    let q = format!("SELECT state || '/' || attempts FROM leases WHERE id = '{id}'");
+    s.query_strings(&q).await.concat()
+}
+
+/// SIGTERM while the reaper revokes (the probe's `revoke-sql` runs `pg_sleep` on a real
+/// PostgreSQL connection, then forgets its user). Held: with a drain deadline longer than the
+/// revocation, the process exits only after it finished: the lease is revoked and its event
+/// stored. Violated: with a deadline shorter than the revocation, the process still exits by
+/// the deadline and the lease is left whole — active, no attempt counted, never marked
+/// revoked — and the next start revokes it.
+async fn revocation_in_flight_at_sigterm(b: Backend) {
+    let admin_url = pg_url();
+    let mut admin = {
+        use sqlx::Connection;
+        sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("PostgreSQL (see ./scripts/test)")
+    };
+    for (grace, sleep, finishes) in [(10, 2, true), (1, 4, false)] {
+        let config = format!(
+            "{RELAXED}server:\n  shutdown_grace: {grace}s\nplugins:\n  dir: {}\n  cache_dir: {}\n  \
+             call_timeout: 6s\n  host_call_timeout: 5s\n  allow_unsigned: true\n\
+             reaper:\n  interval: 1s\n  grace: 7s\n  revoke_timeout: 6s\n",
+            plugins_dir().display(),
+            std::env::temp_dir()
+                .join("arcan-test-plugin-cache")
+                .display()
+        );
+        let mut s = Server::start_with(b, &config).await;
+        s.realm("acme").await;
+        let (st, m) = s
+            .mount(
+                "acme",
+                "p",
+                "probe",
+                ALL_GRANTS,
+                json!({"db": {"type": "postgres", "url": admin_url}}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{m}");
+        let marker = format!("slow_revoke_{}", uuid_like());
+        s.engine_role(
+            "acme",
+            "p",
+            "slow",
+            json!({"definition": {"mode": "revoke-sql", "connection": "db",
+                "sql": format!("SELECT pg_sleep({sleep})::text AS {marker}")},
+                "default_ttl": "10m", "max_ttl": "1h"}),
+        )
+        .await;
+        let (st, c) = s.creds("acme", "p", "slow", Some("1s")).await;
+        assert_eq!(st, StatusCode::OK, "{c}");
+        let id = c["lease_id"].as_str().expect("lease").to_owned();
+        let mut started = false;
+        for _ in 0..200 {
+            if running(&mut admin, &marker).await {
+                started = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            started,
+            "the reaper never started the revocation: {}",
+            s.log()
+        );
+        let asked = std::time::Instant::now();
+        s.signal_term();
+        assert!(s.wait_exit(), "clean exit: {}", s.log());
+        let took = asked.elapsed();
+        let state = stored_lease(&s, &id).await;
+        let events = s
+            .query_strings(&format!(
+                "SELECT outcome FROM audit_events WHERE action = 'lease.revoke' AND body LIKE '%{id}%'"
+            ))
+            .await;
+        if finishes {
+            assert_eq!(state, "revoked/0", "grace {grace}s: {}", s.log());
+            assert_eq!(events, vec!["success".to_owned()], "grace {grace}s");
+            assert!(took < Duration::from_secs(grace), "exit took {took:?}");
+        } else {
+            assert!(
+                took < Duration::from_secs(sleep),
+                "exit took {took:?}, past the {grace}s deadline: {}",
+                s.log()
+            );
+            assert_eq!(state, "active/0", "left whole, not half revoked");
+            assert!(events.is_empty(), "no revocation recorded: {events:?}");
+            assert!(
+                s.log().contains("did not stop in time"),
+                "the aborted task is named: {}",
+                s.log()
+            );
+            // The next start revokes it once the claim lapses.
+            s.restart().await;
+            let done = Server::wait_for(60, || async {
+                s.lease("acme", &id).await["state"] == "revoked"
+            })
+            .await;
+            assert!(done, "{}", s.lease("acme", &id).await);
+        }
+    }
+}
+
+/// A fresh suffix for SQL identifiers (lowercase hex).
+fn uuid_like() -> String {
+    format!(
+        "{:x}{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    )
+}
+
 both_backends!(
+    revocation_in_flight_at_sigterm,
     audit_flushed_on_shutdown,
     copied_ciphertext_does_not_open,
     failed_renew_leaves_the_lease,

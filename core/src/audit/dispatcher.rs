@@ -15,8 +15,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::{Event, SYSTEM_CHAIN};
+use crate::lifecycle::{Lifecycle, Stage};
 use crate::store::{NewAuditEvent, Store};
 
 /// When a request is acknowledged relative to its audit event.
@@ -143,12 +145,25 @@ const RETRY_LIMIT: usize = 4 * BATCH;
 impl Auditor {
     /// Starts the store sink with queues of `capacity` events; requests wait at most `wait`
     /// for their event in strict mode.
-    pub fn start(store: Arc<dyn Store>, capacity: usize, mode: AuditMode, wait: Duration) -> Self {
+    /// The dispatcher runs in the audit stage of `lifecycle`: at shutdown it stores what is
+    /// queued, then ends.
+    pub fn start(
+        store: Arc<dyn Store>,
+        capacity: usize,
+        mode: AuditMode,
+        wait: Duration,
+        lifecycle: &Lifecycle,
+    ) -> Self {
         let (requests, rx) = mpsc::channel(capacity.max(1));
         let (side, side_rx) = mpsc::channel(capacity.max(1));
         let stats = Arc::new(AuditStats::default());
         let direct = store.single_writer().then(|| store.clone());
-        tokio::spawn(store_sink(store, rx, side_rx, stats.clone(), mode));
+        let stop = lifecycle.token(Stage::Audit);
+        lifecycle.spawn(
+            Stage::Audit,
+            "audit dispatcher",
+            store_sink(store, rx, side_rx, stats.clone(), mode, stop),
+        );
         Self {
             requests,
             side,
@@ -326,6 +341,7 @@ async fn store_sink(
     mut side: mpsc::Receiver<Msg>,
     stats: Arc<AuditStats>,
     mode: AuditMode,
+    stop: CancellationToken,
 ) {
     let mut retry: Vec<NewAuditEvent> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
@@ -340,10 +356,13 @@ async fn store_sink(
             ..Round::default()
         };
         if round.rows.is_empty() {
+            // Stopping (shutdown, after all work ended): what is queued comes first (biased),
+            // so the dispatcher ends once both queues are empty.
             let first = tokio::select! {
                 biased;
                 m = requests.recv() => m,
                 m = side.recv() => m,
+                () = stop.cancelled() => None,
             };
             let Some(first) = first else { return };
             round.take(first);

@@ -25,6 +25,7 @@ use salvo::fuse::FuseConfig;
 use salvo::prelude::*;
 
 use crate::config::Config;
+use crate::lifecycle::Stage;
 use state::AppState;
 
 /// TLS 1.3 and 1.2; nothing older.
@@ -61,7 +62,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .max_connections(config.server.max_connections);
     let handle = server.handle();
 
-    crate::reaper::spawn(state.engines.clone(), config.reaper.clone());
+    let life = state.lifecycle.clone();
+    crate::reaper::spawn(state.engines.clone(), config.reaper.clone(), &life);
     // Installed plugins go through the load pipeline (verify → inspect → compile) at start,
     // so a bad one is reported now and compiled code is ready for the first call.
     let engines = state.engines.clone();
@@ -75,7 +77,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
     let limits = state.clone();
-    tokio::spawn(async move {
+    life.spawn_until_stopped(Stage::Work, "rate-limit upkeep", async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
             tick.tick().await;
@@ -83,22 +85,33 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
 
+    // One deadline for the whole shutdown, from the signal: requests drain, the reaper
+    // finishes what it started, audit stores what is queued, the store's writer drains.
     let grace = config.server.shutdown_grace;
-    tokio::spawn(async move {
+    let (signalled, deadline) = tokio::sync::oneshot::channel();
+    let watcher = life.clone();
+    life.spawn_until_stopped(Stage::Work, "signal watcher", async move {
         shutdown_signal().await;
         tracing::info!(
             grace_secs = grace.as_secs(),
-            "shutting down; draining in-flight requests"
+            "shutting down; draining in-flight requests and background work"
         );
+        let _ = signalled.send(tokio::time::Instant::now() + grace);
         handle.stop_graceful(grace);
+        watcher.begin_shutdown();
     });
 
     tracing::info!(addr = %bound, store = state.store.backend(), "arcan listening");
     println!("Listening on https://{bound}");
     server.serve(service).await;
-    if !state.audit.flush(std::time::Duration::from_secs(10)).await {
+    let deadline = deadline
+        .await
+        .unwrap_or_else(|_| tokio::time::Instant::now() + grace);
+    let aborted = life.shutdown(deadline).await;
+    if aborted.contains(&"audit dispatcher") {
         tracing::error!("audit events still queued at exit could not be stored");
     }
+    state.store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -131,19 +144,22 @@ async fn start_audit(state: &Arc<AppState>) -> anyhow::Result<()> {
     }
     state.sinks.start_all(&state.keyring).await?;
     let st = state.clone();
-    tokio::spawn(async move {
-        let keep = std::time::Duration::from_secs_f64(st.config.audit.retention_days * 86_400.0);
-        let mut tick = tokio::time::interval(st.config.audit.retention_interval);
-        loop {
-            tick.tick().await;
-            let before = crate::util::now_ms() - keep.as_millis() as i64;
-            match st.store.audit_prune(before).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(deleted = n, "audit retention removed old events"),
-                Err(e) => tracing::warn!(error = %e, "audit retention failed"),
+    state
+        .lifecycle
+        .spawn_until_stopped(Stage::Work, "audit retention", async move {
+            let keep =
+                std::time::Duration::from_secs_f64(st.config.audit.retention_days * 86_400.0);
+            let mut tick = tokio::time::interval(st.config.audit.retention_interval);
+            loop {
+                tick.tick().await;
+                let before = crate::util::now_ms() - keep.as_millis() as i64;
+                match st.store.audit_prune(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "audit retention removed old events"),
+                    Err(e) => tracing::warn!(error = %e, "audit retention failed"),
+                }
             }
-        }
-    });
+        });
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use crate::auth::Principal;
 use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::engine::registry::Engines;
+use crate::lifecycle::Lifecycle;
 use crate::plugin::PluginError;
 use crate::rbac::Access;
 use crate::store::{Realm, Store};
@@ -48,6 +49,8 @@ pub struct AppState {
     pub sinks: SinkManager,
     /// Engine plugins and mounts.
     pub engines: Arc<Engines>,
+    /// Owns every background task (see [`crate::lifecycle`]).
+    pub lifecycle: Arc<Lifecycle>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -74,13 +77,15 @@ impl AppState {
         store: Arc<dyn Store>,
         keyring: Keyring,
     ) -> Result<Self, PluginError> {
+        let lifecycle = Arc::new(Lifecycle::new());
         let audit = Auditor::start(
             store.clone(),
             config.audit.buffer,
             config.audit.mode,
             config.audit.timeout,
+            &lifecycle,
         );
-        let sinks = SinkManager::new(store.clone(), &audit);
+        let sinks = SinkManager::new(store.clone(), &audit, lifecycle.clone());
         let keyring = Arc::new(keyring);
         let engines = Arc::new(Engines::new(
             &config,
@@ -90,6 +95,7 @@ impl AppState {
         )?);
         Ok(Self {
             engines,
+            lifecycle,
             audit,
             sinks,
             limits: RateLimits::new(&config.rate_limit),

@@ -63,6 +63,9 @@ pub trait Store: EngineStore + Send + Sync + 'static {
     fn backend(&self) -> &'static str;
     /// Cheap liveness probe.
     async fn ping(&self) -> StoreResult<()>;
+    /// Shutdown: commits every write already queued, then closes the connections. Calls
+    /// after it fail.
+    async fn close(&self);
 
     // -- deployment metadata (system scope) --
     /// Reads a deployment-wide metadata value.

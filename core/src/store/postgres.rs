@@ -38,6 +38,9 @@ impl PgStore {
         None
     }
 
+    /// Nothing is queued in this process: every write is its own transaction.
+    async fn stop_writer(&self) {}
+
     /// PostgreSQL arbitrates concurrent writers itself.
     async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         None

@@ -200,6 +200,11 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            async fn close(&self) {
+                self.stop_writer().await;
+                self.pool.close().await;
+            }
+
             async fn meta_get(&self, name: &str) -> StoreResult<Option<String>> {
                 let row = sqlx::query("SELECT value FROM meta WHERE name = $1")
                     .bind(name)

@@ -15,7 +15,7 @@ use crate::crypto::ChainKey;
 
 mod writer;
 
-use writer::WriteJob;
+use writer::{Queued, WriteJob};
 
 /// Writes queued for the writer thread before submitters wait.
 const WRITE_QUEUE: usize = 2048;
@@ -36,7 +36,7 @@ pub struct SqliteStore {
     /// Serialises this process's write transactions, so writers queue here instead of
     /// sleeping in SQLite's busy handler.
     write: Arc<tokio::sync::Mutex<()>>,
-    writes: mpsc::Sender<WriteJob>,
+    writes: mpsc::Sender<Queued>,
     reads: Arc<ReadCache>,
     chain_key: Arc<std::sync::OnceLock<ChainKey>>,
     live: broadcast::Sender<Arc<Vec<AuditRow>>>,
@@ -131,6 +131,14 @@ impl SqliteStore {
         })
     }
 
+    /// Shutdown: the writer commits what is queued and closes its connection.
+    async fn stop_writer(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self.writes.send(Queued::Stop(done)).await.is_ok() {
+            let _ = stopped.await;
+        }
+    }
+
     /// Committed audit rows for live sinks, in commit order (the caller holds the write
     /// lock, so batches are sent in `gseq` order).
     fn publish(&self, rows: Vec<AuditRow>) {
@@ -167,7 +175,7 @@ impl SqliteStore {
     ) -> StoreResult<T> {
         let (reply, outcome) = oneshot::channel();
         self.writes
-            .send(job(reply))
+            .send(Queued::Job(job(reply)))
             .await
             .map_err(|_| StoreError::Corrupt("the SQLite writer has stopped".into()))?;
         outcome

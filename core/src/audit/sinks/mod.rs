@@ -17,6 +17,7 @@ use tokio::sync::broadcast;
 
 use super::dispatcher::{AuditStats, SinkStats};
 use crate::crypto::{CryptoError, Keyring, open, seal};
+use crate::lifecycle::{Lifecycle, Stage};
 use crate::store::{AuditRow, SinkRow, Store};
 
 pub use syslog::{SyslogConfig, SyslogProtocol};
@@ -134,6 +135,7 @@ pub struct SinkManager {
     store: Arc<dyn Store>,
     stats: Arc<AuditStats>,
     running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl std::fmt::Debug for SinkManager {
@@ -144,11 +146,14 @@ impl std::fmt::Debug for SinkManager {
 
 impl SinkManager {
     /// A manager with no sinks running.
-    pub fn new(store: Arc<dyn Store>, auditor: &super::Auditor) -> Self {
+    /// Sinks run in the work stage of `lifecycle`: they stop at shutdown (and resume from
+    /// their stored cursor at the next start).
+    pub fn new(store: Arc<dyn Store>, auditor: &super::Auditor, lifecycle: Arc<Lifecycle>) -> Self {
         Self {
             store,
             stats: auditor.stats.clone(),
             running: Mutex::new(HashMap::new()),
+            lifecycle,
         }
     }
 
@@ -157,18 +162,16 @@ impl SinkManager {
         let stats = self.stats.sink(name);
         stats.cursor.store(cursor, Ordering::Relaxed);
         let live = self.store.audit_feed();
-        let task = tokio::spawn(run(
-            self.store.clone(),
-            name.to_owned(),
-            config,
-            stats,
-            live,
-        ));
+        let task = self.lifecycle.spawn_until_stopped(
+            Stage::Work,
+            "audit sink",
+            run(self.store.clone(), name.to_owned(), config, stats, live),
+        );
         if let Some(old) = self
             .running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_owned(), task.abort_handle())
+            .insert(name.to_owned(), task)
         {
             old.abort();
         }

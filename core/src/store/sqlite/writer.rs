@@ -55,6 +55,14 @@ pub(super) enum WriteJob {
     },
 }
 
+/// What the writer's queue carries: writes, and at shutdown the request to stop.
+#[derive(Debug)]
+pub(super) enum Queued {
+    Job(WriteJob),
+    /// Commit what was queued before, then end (answered once the connection is closed).
+    Stop(oneshot::Sender<()>),
+}
+
 /// What a job produced.
 enum Done {
     Kv(WriteOutcome),
@@ -170,9 +178,9 @@ pub(super) fn connect(path: &Path, synchronous_full: bool) -> StoreResult<Connec
     Ok(conn)
 }
 
-/// Starts the writer thread; it ends when every sender of `jobs` is gone and the queue is
-/// drained.
-pub(super) fn spawn(writer: Writer, jobs: mpsc::Receiver<WriteJob>) -> StoreResult<()> {
+/// Starts the writer thread; it ends at a [`Queued::Stop`] or when every sender of `jobs`
+/// is gone, having committed what was queued.
+pub(super) fn spawn(writer: Writer, jobs: mpsc::Receiver<Queued>) -> StoreResult<()> {
     std::thread::Builder::new()
         .name("arcan-sqlite-writer".into())
         .spawn(move || group_commit(writer, jobs))
@@ -180,75 +188,97 @@ pub(super) fn spawn(writer: Writer, jobs: mpsc::Receiver<WriteJob>) -> StoreResu
     Ok(())
 }
 
-/// The writer loop: drains the queue into one transaction per round. When a batch fails,
-/// each write is retried alone so one bad write cannot fail its neighbours. The audit rows
-/// a round committed go to live sinks in one batch, in `gseq` order, before the write lock
-/// is released.
-fn group_commit(mut w: Writer, mut jobs: mpsc::Receiver<WriteJob>) {
-    while let Some(first) = jobs.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        // Evict before and after: before, so a read in flight cannot cache the old value
-        // under the old epoch; after (and before replying), so nothing read during the
-        // commit survives it.
-        let evict = |batch: &[WriteJob]| {
-            for (realm, env, key) in batch.iter().filter_map(WriteJob::kv_key) {
-                w.reads.evict(realm, env, key);
-            }
+/// The writer loop: drains the queue into one transaction per round, until the queue ends
+/// or a stop request comes (what was queued before it is committed first; what comes after
+/// is refused).
+fn group_commit(mut w: Writer, mut jobs: mpsc::Receiver<Queued>) {
+    let mut stopped = None;
+    while stopped.is_none() {
+        let Some(first) = jobs.blocking_recv() else {
+            break;
         };
-        evict(&batch);
-        let Some(key) = w.chain_key.get() else {
-            for job in batch {
-                job.reply(Err(StoreError::Corrupt(
-                    "the audit chain key is not loaded".into(),
-                )));
-            }
-            continue;
-        };
-        let guard = w.write.blocking_lock();
-        let outcomes: Vec<StoreResult<Ran>> = match round(&mut w.conn, key, &batch) {
-            Ok(outs) => outs.into_iter().map(Ok).collect(),
-            Err(_) => batch
-                .iter()
-                .map(|job| {
-                    round(&mut w.conn, key, std::slice::from_ref(job)).map(|mut o| o.remove(0))
-                })
-                .collect(),
-        };
-        let mut committed = Vec::new();
-        let mut replies = Vec::with_capacity(batch.len());
-        for (mut job, out) in batch.into_iter().zip(outcomes) {
-            replies.push(match out {
-                Ok((done, rows)) => {
-                    // Only a job that appended the request's event commits its claim (a
-                    // refused check-and-set wrote nothing and carries no event).
-                    if !rows.is_empty() {
-                        job.commit_claim();
-                    }
-                    committed.extend(rows);
-                    (job, Ok(done))
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(queued) = next.take() {
+            match queued {
+                Queued::Job(job) => batch.push(job),
+                Queued::Stop(done) => {
+                    stopped = Some(done);
+                    break;
                 }
-                Err(e) => (job, Err(e)),
-            });
-        }
-        if !committed.is_empty() {
-            committed.sort_by_key(|r| r.gseq);
-            let _ = w.live.send(Arc::new(committed));
-        }
-        drop(guard);
-        for (job, _) in &replies {
-            if let Some((realm, env, key)) = job.kv_key() {
-                w.reads.evict(realm, env, key);
+            }
+            if batch.len() < MAX_BATCH {
+                next = jobs.try_recv().ok();
             }
         }
-        for (job, out) in replies {
-            job.reply(out);
+        if !batch.is_empty() {
+            commit(&mut w, batch);
         }
+    }
+    drop(jobs);
+    if let Err((_, e)) = w.conn.close() {
+        tracing::warn!(error = %e, "closing the SQLite writer's connection failed");
+    }
+    if let Some(done) = stopped {
+        let _ = done.send(());
+    }
+}
+
+/// Commits one batch in one transaction and answers each job. When the batch fails, each
+/// write is retried alone so one bad write cannot fail its neighbours. The audit rows the
+/// round committed go to live sinks in one batch, in `gseq` order, before the write lock
+/// is released.
+fn commit(w: &mut Writer, batch: Vec<WriteJob>) {
+    // Evict before and after: before, so a read in flight cannot cache the old value under
+    // the old epoch; after (and before replying), so nothing read during the commit
+    // survives it.
+    for (realm, env, key) in batch.iter().filter_map(WriteJob::kv_key) {
+        w.reads.evict(realm, env, key);
+    }
+    let Some(key) = w.chain_key.get() else {
+        for job in batch {
+            job.reply(Err(StoreError::Corrupt(
+                "the audit chain key is not loaded".into(),
+            )));
+        }
+        return;
+    };
+    let guard = w.write.blocking_lock();
+    let outcomes: Vec<StoreResult<Ran>> = match round(&mut w.conn, key, &batch) {
+        Ok(outs) => outs.into_iter().map(Ok).collect(),
+        Err(_) => batch
+            .iter()
+            .map(|job| round(&mut w.conn, key, std::slice::from_ref(job)).map(|mut o| o.remove(0)))
+            .collect(),
+    };
+    let mut committed = Vec::new();
+    let mut replies = Vec::with_capacity(batch.len());
+    for (mut job, out) in batch.into_iter().zip(outcomes) {
+        replies.push(match out {
+            Ok((done, rows)) => {
+                // Only a job that appended the request's event commits its claim (a refused
+                // check-and-set wrote nothing and carries no event).
+                if !rows.is_empty() {
+                    job.commit_claim();
+                }
+                committed.extend(rows);
+                (job, Ok(done))
+            }
+            Err(e) => (job, Err(e)),
+        });
+    }
+    if !committed.is_empty() {
+        committed.sort_by_key(|r| r.gseq);
+        let _ = w.live.send(Arc::new(committed));
+    }
+    drop(guard);
+    for (job, _) in &replies {
+        if let Some((realm, env, key)) = job.kv_key() {
+            w.reads.evict(realm, env, key);
+        }
+    }
+    for (job, out) in replies {
+        job.reply(out);
     }
 }
 
