@@ -1,26 +1,29 @@
 //! Who owns the process's background work.
 //!
-//! One [`Lifecycle`] holds every long-running task of the server in two stages, each a
+//! One [`Lifecycle`] holds every long-running task of the server in three stages, each a
 //! `JoinSet` with the cancellation token its tasks watch:
 //!
-//! - [`Stage::Work`]: the reaper, audit retention, the rate limiter's upkeep, the audit
-//!   sinks, the signal watcher: work that may still produce audit events;
-//! - [`Stage::Audit`]: the audit dispatcher, which stores those events, so it stops last.
+//! - [`Stage::Work`]: the reaper, audit retention, the rate limiter's upkeep, the signal
+//!   watcher: work that may still produce audit events (with them, the tasks requests
+//!   spawned to issue credentials, see [`Lifecycle::track`]);
+//! - [`Stage::Audit`]: the audit dispatcher, which stores those events;
+//! - [`Stage::Sinks`]: the audit sinks, which forward what is stored.
 //!
 //! Shutdown cancels the work stage as soon as the signal arrives (the reaper claims nothing
 //! new and finishes the revocations it started), waits for it until the drain deadline,
-//! then stops the audit stage (the dispatcher stores what is queued and ends). A task still
-//! running at its deadline is aborted and named in the log. Nothing is spawned and
-//! forgotten.
+//! then stops the audit stage (the dispatcher stores what is queued and ends), then the
+//! sinks (each delivers what is stored and ends). A task still running at its deadline is
+//! aborted and named in the log. Nothing is spawned and forgotten.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::task::{AbortHandle, Id, JoinSet};
+use tokio::task::{AbortHandle, Id, JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Which stage a task belongs to; see the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +32,9 @@ pub enum Stage {
     Work,
     /// The audit pipeline; stopped after all work ended.
     Audit,
+    /// Audit sinks: told to stop after the audit pipeline stored its last event; each ends
+    /// once it delivered everything stored.
+    Sinks,
 }
 
 /// The least time the audit stage gets to store what the work stage emitted, even when
@@ -40,6 +46,10 @@ const AUDIT_DRAIN: Duration = Duration::from_secs(2);
 pub struct Lifecycle {
     work: Group,
     audit: Group,
+    sinks: Group,
+    /// Tasks a request spawned so that they finish even if the client goes away (issuing a
+    /// credential and storing its lease); shutdown waits for them with the work stage.
+    requests: TaskTracker,
 }
 
 #[derive(Debug, Default)]
@@ -100,23 +110,46 @@ impl Lifecycle {
         })
     }
 
+    /// Runs a task a request depends on but must not be able to cancel (the caller awaits
+    /// the handle); shutdown waits for it, with the work stage, until the deadline.
+    pub fn track<F>(&self, task: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.requests.spawn(task)
+    }
+
     /// Tells the work stage to stop (on the shutdown signal): the tasks finish what they
     /// hold while requests drain.
     pub fn begin_shutdown(&self) {
         self.work.token.cancel();
     }
 
-    /// Stops both stages: the work stage until `deadline`, then the audit stage (at least
-    /// [`AUDIT_DRAIN`] more). Returns the names of the tasks that had to be aborted.
+    /// Stops the stages in order: work (and tracked request tasks) until `deadline`, then
+    /// audit and sinks (until the deadline, or at least [`AUDIT_DRAIN`] after the work).
+    /// Returns the names of the tasks that had to be aborted.
     pub async fn shutdown(&self, deadline: Instant) -> Vec<&'static str> {
         self.begin_shutdown();
+        self.requests.close();
         let mut aborted = self.work.stop(deadline).await;
+        if tokio::time::timeout_at(deadline, self.requests.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                tasks = self.requests.len(),
+                "request tasks (credential issues) still running at the deadline"
+            );
+            aborted.push("request task");
+        }
         self.audit.token.cancel();
-        aborted.extend(
-            self.audit
-                .stop(deadline.max(Instant::now() + AUDIT_DRAIN))
-                .await,
-        );
+        let audit_deadline = deadline.max(Instant::now() + AUDIT_DRAIN);
+        aborted.extend(self.audit.stop(audit_deadline).await);
+        // Sinks last: they forward what the stages before them stored, and end once caught
+        // up (or at the deadline).
+        self.sinks.token.cancel();
+        aborted.extend(self.sinks.stop(audit_deadline).await);
         for name in &aborted {
             tracing::error!(task = name, "background task did not stop in time; aborted");
         }
@@ -127,6 +160,7 @@ impl Lifecycle {
         match stage {
             Stage::Work => &self.work,
             Stage::Audit => &self.audit,
+            Stage::Sinks => &self.sinks,
         }
     }
 }

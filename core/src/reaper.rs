@@ -44,6 +44,9 @@ pub fn spawn(engines: Arc<Engines>, cfg: ReaperConfig, lifecycle: &Lifecycle) {
                 () = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            if stop.is_cancelled() {
+                return;
+            }
             match run_once(&engines, &cfg, &stop).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(leases = n, "reaper round done"),

@@ -153,17 +153,11 @@ fn store_unavailable(e: &sqlx::Error) -> bool {
                 // intervention (shutdown), system error, read-only transaction.
                 ["08", "53", "57", "58"].iter().any(|c| code.starts_with(c)) || code == "25006"
             } else {
-                code.parse::<i32>().is_ok_and(sqlite_outage)
+                code.parse::<i32>().is_ok_and(crate::store::sqlite_outage)
             }
         }
         _ => false,
     }
-}
-
-/// SQLite (extended) result codes of an outage: BUSY, LOCKED, READONLY, IOERR, FULL,
-/// CANTOPEN.
-fn sqlite_outage(code: i32) -> bool {
-    matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14)
 }
 
 impl From<StoreError> for ApiError {
@@ -177,9 +171,7 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %e, "store unavailable");
                 ApiError::unavailable("the store is unavailable; nothing was changed; retry")
             }
-            StoreError::Sqlite(rusqlite::Error::SqliteFailure(ref f, _))
-                if sqlite_outage(f.extended_code) =>
-            {
+            ref outage if outage.is_outage() => {
                 tracing::error!(error = %e, "store unavailable");
                 ApiError::unavailable("the store is unavailable; nothing was changed; retry")
             }

@@ -32,6 +32,9 @@ use state::AppState;
 static TLS_VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
+/// The least time the store gets to close at shutdown, even past the deadline.
+const CLOSE_AT_LEAST: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Runs the server until SIGINT/SIGTERM, then drains in-flight requests.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let boot = bootstrap::prepare(&config).await?;
@@ -111,7 +114,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if aborted.contains(&"audit dispatcher") {
         tracing::error!("audit events still queued at exit could not be stored");
     }
-    state.store.close().await;
+    // The writer commits what it holds; a store that cannot finish by then is left to
+    // SQLite's (or PostgreSQL's) own recovery: nothing acknowledged depends on it.
+    let closing = deadline.max(tokio::time::Instant::now() + CLOSE_AT_LEAST);
+    if tokio::time::timeout_at(closing, state.store.close())
+        .await
+        .is_err()
+    {
+        tracing::error!("the store did not close in time");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -39,9 +39,33 @@ pub enum StoreError {
     /// A stored value could not be decoded (corruption or a newer schema).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The store cannot take writes now (its writer stopped, or the database is busy, full,
+    /// read-only or failing); nothing was changed.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
     /// The audit chain in the store was modified by someone without the chain key.
     #[error("audit log tampered with: {0}")]
     Tampered(String),
+}
+
+impl StoreError {
+    /// True for the embedded database's outage result codes (BUSY, LOCKED, READONLY,
+    /// IOERR, FULL, CANTOPEN, extended codes included), and for [`StoreError::Unavailable`].
+    pub fn is_outage(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => {
+                sqlite_outage(f.extended_code)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// SQLite (extended) result codes of an outage: BUSY, LOCKED, READONLY, IOERR, FULL,
+/// CANTOPEN.
+pub fn sqlite_outage(code: i32) -> bool {
+    matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14)
 }
 
 /// Result alias for store calls.

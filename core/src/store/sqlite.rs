@@ -177,10 +177,10 @@ impl SqliteStore {
         self.writes
             .send(Queued::Job(job(reply)))
             .await
-            .map_err(|_| StoreError::Corrupt("the SQLite writer has stopped".into()))?;
+            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
         outcome
             .await
-            .map_err(|_| StoreError::Corrupt("the SQLite writer dropped a write".into()))?
+            .map_err(|_| StoreError::Unavailable("the SQLite writer dropped a write".into()))?
     }
 
     async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {

@@ -14,6 +14,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use super::dispatcher::{AuditStats, SinkStats};
 use crate::crypto::{CryptoError, Keyring, open, seal};
@@ -146,8 +147,9 @@ impl std::fmt::Debug for SinkManager {
 
 impl SinkManager {
     /// A manager with no sinks running.
-    /// Sinks run in the work stage of `lifecycle`: they stop at shutdown (and resume from
-    /// their stored cursor at the next start).
+    /// Sinks run in the last stage of `lifecycle`: at shutdown each delivers what is stored,
+    /// then ends (one that cannot deliver by the deadline resumes from its stored cursor at
+    /// the next start).
     pub fn new(store: Arc<dyn Store>, auditor: &super::Auditor, lifecycle: Arc<Lifecycle>) -> Self {
         Self {
             store,
@@ -162,10 +164,18 @@ impl SinkManager {
         let stats = self.stats.sink(name);
         stats.cursor.store(cursor, Ordering::Relaxed);
         let live = self.store.audit_feed();
-        let task = self.lifecycle.spawn_until_stopped(
-            Stage::Work,
+        let stop = self.lifecycle.token(Stage::Sinks);
+        let task = self.lifecycle.spawn(
+            Stage::Sinks,
             "audit sink",
-            run(self.store.clone(), name.to_owned(), config, stats, live),
+            run(
+                self.store.clone(),
+                name.to_owned(),
+                config,
+                stats,
+                live,
+                stop,
+            ),
         );
         if let Some(old) = self
             .running
@@ -210,6 +220,38 @@ impl SinkManager {
 /// Events per delivery.
 const BATCH: i64 = 1000;
 
+/// `first` and the live batches already queued behind it that follow on, up to [`BATCH`]
+/// rows: a sink that fell one round behind delivers the rounds it missed in one request,
+/// not one request per writer round. A queued batch that does not follow on (a gap, or a
+/// lag) ends the merge and sends the sink back to the store (`tail` unset).
+fn follow_on(
+    first: Arc<Vec<AuditRow>>,
+    live: &mut broadcast::Receiver<Arc<Vec<AuditRow>>>,
+    tail: &mut Option<i64>,
+) -> Arc<Vec<AuditRow>> {
+    let mut merged: Option<Vec<AuditRow>> = None;
+    while merged.as_ref().map_or(first.len(), Vec::len) < BATCH as usize {
+        let Ok(next) = live.try_recv() else {
+            break;
+        };
+        if tail.is_some_and(|t| next.first().is_some_and(|r| r.gseq == t + 1)) {
+            *tail = next.last().map(|r| r.gseq);
+            merged
+                .get_or_insert_with(|| first.as_ref().clone())
+                .extend(next.iter().cloned());
+        } else if next
+            .last()
+            .is_some_and(|r| tail.is_some_and(|t| r.gseq <= t))
+        {
+            // Already delivered: skip it.
+        } else {
+            *tail = None;
+            break;
+        }
+    }
+    merged.map_or(first, Arc::new)
+}
+
 /// Where the next rows come from: the store after the cursor, or the live feed of batches
 /// stored by this process once the sink has caught up (single-writer stores only).
 async fn next_rows(
@@ -225,7 +267,7 @@ async fn next_rows(
             // The next batch follows the last one delivered: nothing is in between.
             Ok(batch) if batch.first().is_some_and(|r| r.gseq == cursor + 1) => {
                 *tail = batch.last().map(|r| r.gseq);
-                return Ok(batch);
+                return Ok(follow_on(batch, live, tail));
             }
             // Older (already delivered), or a gap: read the store.
             Ok(batch) if batch.last().is_some_and(|r| r.gseq <= cursor) => {
@@ -259,6 +301,7 @@ async fn run(
     config: SinkConfig,
     stats: Arc<SinkStats>,
     mut live: Option<broadcast::Receiver<Arc<Vec<AuditRow>>>>,
+    stop: CancellationToken,
 ) {
     let mut deliverer = match Deliverer::new(&config) {
         Ok(d) => d,
@@ -273,7 +316,18 @@ async fn run(
     loop {
         let cursor = stats.cursor.load(Ordering::Relaxed);
         if pending.is_empty() {
-            pending = match next_rows(store.as_ref(), cursor, &mut live, &mut tail).await {
+            let next = if stop.is_cancelled() {
+                // Shutting down (after the last event was stored): deliver what the store
+                // holds after the cursor, then end.
+                tail = None;
+                store.audit_after(cursor, BATCH).await.map(Arc::new)
+            } else {
+                tokio::select! {
+                    r = next_rows(store.as_ref(), cursor, &mut live, &mut tail) => r,
+                    () = stop.cancelled() => continue,
+                }
+            };
+            pending = match next {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(sink = %name, error = %e, "audit sink cannot read the log");
@@ -281,6 +335,9 @@ async fn run(
                     continue;
                 }
             };
+            if pending.is_empty() && stop.is_cancelled() {
+                return;
+            }
         }
         let Some(last) = pending.last().map(|r| r.gseq) else {
             if tail.is_none() {

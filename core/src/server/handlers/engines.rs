@@ -502,11 +502,13 @@ pub async fn creds(
         depot,
         json!({"mount": mount.as_str(), "role": role.as_str()}),
     );
-    let issued = tokio::spawn(crate::store::change::carry(async move {
-        leases::issue(&engines, (&realm_id, &slug), &m, &r, ttl, info).await
-    }))
-    .await
-    .map_err(ApiError::internal)??;
+    let issued = st
+        .lifecycle
+        .track(crate::store::change::carry(async move {
+            leases::issue(&engines, (&realm_id, &slug), &m, &r, ttl, info).await
+        }))
+        .await
+        .map_err(ApiError::internal)??;
     let l = &issued.lease;
     audit_detail(
         depot,
