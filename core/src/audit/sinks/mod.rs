@@ -220,19 +220,38 @@ impl SinkManager {
 /// Events per delivery.
 const BATCH: i64 = 1000;
 
-/// `first` and the live batches already queued behind it that follow on, up to [`BATCH`]
-/// rows: a sink that fell one round behind delivers the rounds it missed in one request,
-/// not one request per writer round. A queued batch that does not follow on (a gap, or a
-/// lag) ends the merge and sends the sink back to the store (`tail` unset).
-fn follow_on(
+/// How long a caught-up sink waits for more rows before it delivers what it has: under
+/// load one request then carries many writer rounds instead of one each (a webhook at
+/// thousands of requests a second costs both ends more than the events do).
+const LINGER: Duration = Duration::from_millis(10);
+
+/// `first` and the live batches that follow on from it, up to [`BATCH`] rows or until
+/// [`LINGER`] passed. A batch that does not follow on (a gap), a lagging or closed feed
+/// ends the merge and sends the sink back to the store (`tail` unset).
+async fn follow_on(
     first: Arc<Vec<AuditRow>>,
     live: &mut broadcast::Receiver<Arc<Vec<AuditRow>>>,
     tail: &mut Option<i64>,
 ) -> Arc<Vec<AuditRow>> {
+    let until = tokio::time::Instant::now() + LINGER;
     let mut merged: Option<Vec<AuditRow>> = None;
     while merged.as_ref().map_or(first.len(), Vec::len) < BATCH as usize {
-        let Ok(next) = live.try_recv() else {
-            break;
+        let next = match live.try_recv() {
+            Ok(next) => next,
+            Err(broadcast::error::TryRecvError::Empty) => {
+                match tokio::time::timeout_at(until, live.recv()).await {
+                    Ok(Ok(next)) => next,
+                    Ok(Err(_)) => {
+                        *tail = None;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            Err(_) => {
+                *tail = None;
+                break;
+            }
         };
         if tail.is_some_and(|t| next.first().is_some_and(|r| r.gseq == t + 1)) {
             *tail = next.last().map(|r| r.gseq);
@@ -267,7 +286,7 @@ async fn next_rows(
             // The next batch follows the last one delivered: nothing is in between.
             Ok(batch) if batch.first().is_some_and(|r| r.gseq == cursor + 1) => {
                 *tail = batch.last().map(|r| r.gseq);
-                return Ok(follow_on(batch, live, tail));
+                return Ok(follow_on(batch, live, tail).await);
             }
             // Older (already delivered), or a gap: read the store.
             Ok(batch) if batch.last().is_some_and(|r| r.gseq <= cursor) => {
