@@ -13,8 +13,9 @@ async fn status(s: &Server) -> Value {
     s.get("/api/v1/audit/status", &s.root).await.1
 }
 
-async fn webhook_catches_up_exactly_once(b: Backend) {
-    let s = Server::start(b).await;
+/// Adds the webhook sink `siem` for a receiver that is not up yet; returns its port, the
+/// receiver's certificate and key, and the creation response.
+async fn webhook_sink(s: &Server) -> (u16, String, String, Value) {
     let port = free_port();
     let (ca, cert, key) = test_pki(&s.dir);
     let sink = json!({"name": "siem", "kind": "webhook", "url": format!("https://localhost:{port}/hook"), "secret": SECRET, "ca_cert": ca});
@@ -27,6 +28,12 @@ async fn webhook_catches_up_exactly_once(b: Backend) {
         )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{body}");
+    (port, cert, key, body)
+}
+
+async fn webhook_catches_up_exactly_once(b: Backend) {
+    let s = Server::start(b).await;
+    let (port, cert, key, body) = webhook_sink(&s).await;
     assert!(
         !body.to_string().contains(SECRET),
         "the secret is never echoed"
@@ -322,18 +329,7 @@ async fn rsyslog_receives_rfc5424(b: Backend) {
 /// the events stayed undelivered until a later start.
 async fn sink_drains_at_shutdown(b: Backend) {
     let mut s = Server::start(b).await;
-    let port = free_port();
-    let (ca, cert, key) = test_pki(&s.dir);
-    let sink = json!({"name": "siem", "kind": "webhook", "url": format!("https://localhost:{port}/hook"), "secret": SECRET, "ca_cert": ca});
-    let (st, body) = s
-        .call(
-            Method::POST,
-            "/api/v1/audit/sinks",
-            Some(&s.root),
-            Some(sink),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let (port, cert, key, _) = webhook_sink(&s).await;
     s.realm("acme").await;
     for i in 0..20 {
         let (st, body) = s.put(&s.root, "acme", "dev", &format!("k{i}"), "v").await;
