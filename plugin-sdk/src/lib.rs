@@ -67,7 +67,7 @@ pub mod __private {
     pub use crate::export::{Adapter, assert_engine};
 
     wit_bindgen::generate!({
-        path: "wit/arcan-plugin-0.1.0",
+        path: "contract/arcan-plugin-0.1.0",
         world: "plugin",
         pub_export_macro: true,
         default_bindings_module: "$crate::__private",

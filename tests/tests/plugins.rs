@@ -404,6 +404,42 @@ async fn plugin_data_isolation(b: Backend) {
     }
 }
 
+/// The other documented build path: the SDK's hello example built with `cargo component`
+/// (wasm32-wasip1, adapted to a component by cargo-component's WASI adapter) loads, passes
+/// the pipeline and issues exactly like the `cargo build --target wasm32-wasip2` build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cargo_component_build_loads_and_issues() {
+    let built = plugins_dir().join("hello-component/engine.wasm");
+    assert!(
+        built.is_file(),
+        "{} is missing: scripts/build-plugins builds it when cargo-component is installed \
+         (scripts/test installs it: cargo install --locked cargo-component@0.21.1)",
+        built.display()
+    );
+    let other = std::fs::read(plugins_dir().join("hello/engine.wasm")).expect("hello");
+    assert_ne!(
+        std::fs::read(&built).expect("hello-component"),
+        other,
+        "a build of its own, not a copy"
+    );
+    let s = Server::start_with(Backend::Sqlite, &plugin_config("")).await;
+    s.realm("acme").await;
+    let (st, m) = s
+        .mount("acme", "hc", "hello-component", &[], Value::Null)
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{m}");
+    s.engine_role(
+        "acme",
+        "hc",
+        "dev",
+        json!({"definition": {}, "default_ttl": "5m", "max_ttl": "10m"}),
+    )
+    .await;
+    let (st, c) = s.creds("acme", "hc", "dev", None).await;
+    assert_eq!(st, StatusCode::OK, "{c}");
+    assert_eq!(c["data"]["greeting"], "hello dev", "{c}");
+}
+
 /// Issue, renew (bounded by max ttl), revoke (through the engine), revoke by prefix, with
 /// the SDK's hello engine and the probe; every state change visible in the lease listing.
 async fn leases_end_to_end(b: Backend) {
