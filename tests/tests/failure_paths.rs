@@ -141,9 +141,12 @@ async fn revoke_timeout_gives_up(b: Backend) {
     let (_, stuck) = s.creds("acme", "p", "loop", Some("1s")).await;
     let ok = ok["lease_id"].as_str().expect("ok").to_owned();
     let stuck = stuck["lease_id"].as_str().expect("stuck").to_owned();
+    // Irrevocable, then the last attempt recorded (two writes): wait for both.
     let done = Server::wait_for(40, || async {
+        let stuck = s.lease("acme", &stuck).await;
         s.lease("acme", &ok).await["state"] == "revoked"
-            && s.lease("acme", &stuck).await["state"] == "irrevocable"
+            && stuck["state"] == "irrevocable"
+            && stuck["attempts"].as_i64() >= Some(2)
     })
     .await;
     let l = s.lease("acme", &stuck).await;

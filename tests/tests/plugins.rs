@@ -651,9 +651,13 @@ async fn reaper_and_unmount(b: Backend) {
         ok["lease_id"].as_str().expect("ok").to_owned(),
         bad["lease_id"].as_str().expect("bad").to_owned(),
     );
+    // The reaper marks the lease irrevocable, then records the last attempt (two writes):
+    // wait for both.
     let done = Server::wait_for(30, || async {
+        let bad = s.lease("acme", &bad).await;
         s.lease("acme", &ok).await["state"] == "revoked"
-            && s.lease("acme", &bad).await["state"] == "irrevocable"
+            && bad["state"] == "irrevocable"
+            && bad["attempts"].as_i64() >= Some(2)
     })
     .await;
     assert!(
