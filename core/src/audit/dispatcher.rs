@@ -135,6 +135,10 @@ impl std::fmt::Debug for Auditor {
     }
 }
 
+/// The dispatcher's name in the [`Lifecycle`]: aborted at shutdown, events it held were
+/// not stored.
+pub const DISPATCHER_TASK: &str = "audit dispatcher";
+
 /// Most events written in one store transaction.
 const BATCH: usize = 4096;
 
@@ -161,7 +165,7 @@ impl Auditor {
         let stop = lifecycle.token(Stage::Audit);
         lifecycle.spawn(
             Stage::Audit,
-            "audit dispatcher",
+            DISPATCHER_TASK,
             store_sink(store, rx, side_rx, stats.clone(), mode, stop),
         );
         Self {

@@ -111,7 +111,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .unwrap_or_else(|_| tokio::time::Instant::now() + grace);
     let aborted = life.shutdown(deadline).await;
-    if aborted.contains(&"audit dispatcher") {
+    if aborted.contains(&crate::audit::dispatcher::DISPATCHER_TASK) {
         tracing::error!("audit events still queued at exit could not be stored");
     }
     // The writer commits what it holds; a store that cannot finish by then is left to

@@ -128,7 +128,7 @@ pub(super) struct Heads<'a> {
 
 impl<'a> Heads<'a> {
     /// The chains `events` name, each once, in first-seen order: the backend loads these.
-    pub fn wanted(events: &'a [NewAuditEvent]) -> Vec<&'a str> {
+    pub fn wanted(events: &[&'a NewAuditEvent]) -> Vec<&'a str> {
         let mut seen = HashSet::new();
         events
             .iter()
@@ -164,10 +164,10 @@ impl<'a> Heads<'a> {
     pub fn link(
         &mut self,
         key: &ChainKey,
-        events: &'a [NewAuditEvent],
+        events: &[&'a NewAuditEvent],
     ) -> StoreResult<Vec<Linked<'a>>> {
         let mut out = Vec::with_capacity(events.len());
-        for event in events {
+        for &event in events {
             let mut chain = event.chain.as_str();
             if self.tampered.contains(chain) {
                 chain = SYSTEM_CHAIN;

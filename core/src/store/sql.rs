@@ -1057,8 +1057,9 @@ macro_rules! impl_sql_store {
             if let Some(lock) = $append_lock {
                 sqlx::query(lock).execute(&mut **tx).await?;
             }
+            let events: Vec<&NewAuditEvent> = events.iter().collect();
             let mut heads = super::linking::Heads::default();
-            for chain in super::linking::Heads::wanted(events) {
+            for chain in super::linking::Heads::wanted(&events) {
                 let head = chain_head_in_tx(tx, key, chain).await;
                 heads.loaded(chain, head)?;
             }
@@ -1066,7 +1067,7 @@ macro_rules! impl_sql_store {
                 let head = chain_head_in_tx(tx, key, super::SYSTEM_CHAIN).await;
                 heads.loaded(super::SYSTEM_CHAIN, head)?;
             }
-            let linked = heads.link(key, events)?;
+            let linked = heads.link(key, &events)?;
             // Multi-row inserts: one statement per chunk instead of one per event. Chunks come in
             // a few fixed sizes so the prepared statements are reused from the cache.
             let mut ids = std::collections::HashMap::with_capacity(linked.len());

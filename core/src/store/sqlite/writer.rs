@@ -95,7 +95,8 @@ impl WriteJob {
                 };
                 Ok((Done::Kv(out), events))
             }
-            WriteJob::Audit { events, .. } => Ok((Done::Audit(Vec::new()), events.clone())),
+            // Its events are the job's own: appended from there, not copied.
+            WriteJob::Audit { .. } => Ok((Done::Audit(Vec::new()), Vec::new())),
             WriteJob::Lease { lease, claim, .. } => {
                 put_lease(tx, lease)?;
                 let events = match claim {
@@ -104,6 +105,15 @@ impl WriteJob {
                 };
                 Ok((Done::Lease, events))
             }
+        }
+    }
+
+    /// The events the job appends: an audit job's own, or those its change produced
+    /// (`made`, from [`WriteJob::run`]).
+    fn events<'a>(&'a self, made: &'a [NewAuditEvent]) -> &'a [NewAuditEvent] {
+        match self {
+            WriteJob::Audit { events, .. } => events,
+            WriteJob::Kv { .. } | WriteJob::Lease { .. } => made,
         }
     }
 
@@ -299,20 +309,24 @@ fn round(conn: &mut Connection, key: &ChainKey, batch: &[WriteJob]) -> StoreResu
         conn.execute_batch("ROLLBACK")?;
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut done = Vec::with_capacity(batch.len());
-    let mut events = Vec::new();
+    let mut made = Vec::with_capacity(batch.len());
     for job in batch {
-        let (d, e) = job.run(&tx)?;
-        done.push((d, e.len()));
-        events.extend(e);
+        made.push(job.run(&tx)?);
     }
+    let events: Vec<&NewAuditEvent> = batch
+        .iter()
+        .zip(&made)
+        .flat_map(|(job, (_, own))| job.events(own))
+        .collect();
     // Rows come back in input order (gseq is assigned in insertion order): hand each job
     // its own.
     let mut rows = append(&tx, key, &events)?.into_iter();
     tx.commit()?;
-    Ok(done
-        .into_iter()
-        .map(|(d, n)| {
+    Ok(batch
+        .iter()
+        .zip(made)
+        .map(|(job, (d, own))| {
+            let n = job.events(&own).len();
             let mine: Vec<AuditRow> = rows.by_ref().take(n).collect();
             let d = match d {
                 Done::Audit(_) => Done::Audit(mine.clone()),
@@ -467,7 +481,7 @@ fn chain_head(tx: &Transaction<'_>, key: &ChainKey, chain: &str) -> StoreResult<
 fn append(
     tx: &Transaction<'_>,
     key: &ChainKey,
-    events: &[NewAuditEvent],
+    events: &[&NewAuditEvent],
 ) -> StoreResult<Vec<AuditRow>> {
     if events.is_empty() {
         return Ok(Vec::new());
