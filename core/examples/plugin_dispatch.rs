@@ -12,9 +12,21 @@ use std::time::{Duration, Instant};
 use arcan::audit::Auditor;
 use arcan::config::Config;
 use arcan::crypto::{FileKeyProvider, Keyring, generate_master_key_file};
-use arcan::engine::registry::Engines;
-use arcan::plugin::{CallInfo, Op};
+use arcan::engine::registry::{Engines, MountHandle};
+use arcan::plugin::CallInfo;
 use arcan::store::{MountRecord, SqliteStore, Store};
+
+/// One `issue` in the probe's `noop` mode: an instance and an export call, no I/O.
+async fn noop(
+    engines: &Engines,
+    handle: &MountHandle,
+    info: &CallInfo,
+) -> Result<arcan::plugin::Credential, arcan::plugin::CallError> {
+    engines
+        .call(handle, info.clone())
+        .issue("{}".into(), r#"{"mode":"noop"}"#.into(), 60)
+        .await
+}
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -74,23 +86,18 @@ async fn main() -> anyhow::Result<()> {
     };
     let handle = Arc::new(engines.build("bench", record, plugin, BTreeMap::new())?);
     let engines = Arc::new(engines);
-    let op = || Op::Issue {
-        config: "{}".into(),
-        role: r#"{"mode":"noop"}"#.into(),
-        ttl: 60,
-    };
     let info = CallInfo {
         request_id: "bench".into(),
         ..CallInfo::default()
     };
     for _ in 0..1000 {
-        engines.call(&handle, info.clone(), op()).await?;
+        noop(&engines, &handle, &info).await?;
     }
     let mut times = Vec::with_capacity(calls);
     let started = Instant::now();
     for _ in 0..calls {
         let t = Instant::now();
-        engines.call(&handle, info.clone(), op()).await?;
+        noop(&engines, &handle, &info).await?;
         times.push(t.elapsed());
     }
     let total = started.elapsed();
@@ -109,12 +116,7 @@ async fn main() -> anyhow::Result<()> {
         let (engines, handle, info) = (engines.clone(), handle.clone(), info.clone());
         tasks.push(tokio::spawn(async move {
             for _ in 0..calls / workers {
-                let op = Op::Issue {
-                    config: "{}".into(),
-                    role: r#"{"mode":"noop"}"#.into(),
-                    ttl: 60,
-                };
-                engines.call(&handle, info.clone(), op).await?;
+                noop(&engines, &handle, &info).await?;
             }
             anyhow::Ok(())
         }));

@@ -8,7 +8,7 @@ struct Hello;
 
 impl Engine for Hello {
     fn describe(&self) -> Descriptor {
-        Descriptor::new("hello", "0.1.0").capability("engine:dynamic_credentials")
+        Descriptor::new("hello", "0.1.0").capability(Capability::DynamicCredentials)
     }
 
     fn issue(&self, ctx: &Context, _: &Value, _: &Value, ttl: Duration) -> Result<Credential> {

@@ -1,5 +1,6 @@
 //! The [`Engine`] trait and the plain types its operations take and return.
 
+use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -74,18 +75,59 @@ pub trait Engine: Default {
     }
 }
 
-/// What an engine is and needs, returned by [`Engine::describe`].
+/// What an engine can do beyond describing itself, declared in [`Descriptor`] (and, with
+/// the spelling of [`as_str`](Capability::as_str), in the manifest's `capabilities`).
+///
+/// New contract versions may add capabilities: a `match` on it needs a `_` arm.
 ///
 /// ```
-/// use arcan_plugin_sdk::Descriptor;
+/// use arcan_plugin_sdk::Capability;
+///
+/// assert_eq!(Capability::RootRotation.as_str(), "engine:root_rotation");
+/// assert_eq!(Capability::DynamicCredentials.to_string(), "engine:dynamic_credentials");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Capability {
+    /// [`Engine::issue`] returns leased credentials (`engine:dynamic_credentials`).
+    DynamicCredentials,
+    /// [`Engine::rotate_root`] replaces the engine's root credential (`engine:root_rotation`).
+    RootRotation,
+    /// Roles manage existing accounts rather than new ones (`engine:static_roles`).
+    StaticRoles,
+}
+
+impl Capability {
+    /// How a manifest spells it, e.g. `engine:dynamic_credentials`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::DynamicCredentials => "engine:dynamic_credentials",
+            Capability::RootRotation => "engine:root_rotation",
+            Capability::StaticRoles => "engine:static_roles",
+        }
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an engine is and needs, returned by [`Engine::describe`]. Build it with
+/// [`new`](Descriptor::new) and the builder methods (fields may be added).
+///
+/// ```
+/// use arcan_plugin_sdk::{Capability, Descriptor};
 /// use arcan_plugin_sdk::serde_json::json;
 ///
 /// let d = Descriptor::new("postgres", "1.2.0")
 ///     .role_schema(json!({"type": "object", "required": ["creation_sql"]}))
-///     .capability("engine:dynamic_credentials");
-/// assert_eq!(d.capabilities, ["engine:dynamic_credentials"]);
+///     .capability(Capability::DynamicCredentials);
+/// assert_eq!(d.capabilities, [Capability::DynamicCredentials]);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Descriptor {
     /// Engine name, e.g. `postgres`.
     pub name: String,
@@ -95,8 +137,8 @@ pub struct Descriptor {
     pub config_schema: Value,
     /// JSON Schema of a role definition.
     pub role_schema: Value,
-    /// Engine capabilities, e.g. `engine:dynamic_credentials`, `engine:root_rotation`.
-    pub capabilities: Vec<String>,
+    /// Engine capabilities, e.g. [`Capability::DynamicCredentials`].
+    pub capabilities: Vec<Capability>,
 }
 
 impl Descriptor {
@@ -123,17 +165,30 @@ impl Descriptor {
         self
     }
 
-    /// Add a capability.
-    pub fn capability(mut self, capability: impl Into<String>) -> Self {
-        self.capabilities.push(capability.into());
+    /// Add a capability (once: adding one already there changes nothing).
+    pub fn capability(mut self, capability: Capability) -> Self {
+        if !self.capabilities.contains(&capability) {
+            self.capabilities.push(capability);
+        }
         self
     }
 }
 
 /// Who and what a call is for. The host fills it in; the engine cannot choose it.
 ///
-/// It serializes to JSON with these field names.
+/// It serializes to JSON with these field names. Fields may be added: outside the SDK
+/// (an engine's unit tests), start from [`Default`] and set the fields needed.
+///
+/// ```
+/// use arcan_plugin_sdk::Context;
+///
+/// let mut ctx = Context::default();
+/// ctx.role = Some("reader".into());
+/// ctx.mount = "db".into();
+/// assert_eq!(ctx.lease_id, None);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Context {
     /// The request id of the API call (also on the audit events of the call).
     pub request_id: String,
@@ -153,7 +208,8 @@ pub struct Context {
     pub role: Option<String>,
 }
 
-/// An issued credential, returned by [`Engine::issue`].
+/// An issued credential, returned by [`Engine::issue`]. Build it with
+/// [`new`](Credential::new) and the builder methods (fields may be added).
 ///
 /// ```
 /// use std::time::Duration;
@@ -165,6 +221,7 @@ pub struct Context {
 /// assert!(c.renewable && c.revocable);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Credential {
     /// What the caller receives, once; the host never stores it.
     pub data: Value,

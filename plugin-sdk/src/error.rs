@@ -1,6 +1,7 @@
 //! Errors an engine returns, and errors the host functions return to it.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::__private::arcan::plugin::types as wit;
 
@@ -8,7 +9,11 @@ use crate::__private::arcan::plugin::types as wit;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// How an engine operation failed; the host maps it to an HTTP status.
+///
+/// New contract versions may add kinds (`arcan:plugin@0.2.0` added
+/// [`Unavailable`](ErrorKind::Unavailable)): a `match` on it needs a `_` arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The caller's input is wrong (400).
     InvalidInput,
@@ -24,6 +29,9 @@ pub enum ErrorKind {
     Upstream,
     /// Anything else (the host reports 502 naming the plugin).
     Internal,
+    /// The engine or the system behind it is temporarily unable to serve, e.g. throttled
+    /// by a cloud API (503); the caller should retry later, see [`Error::retry_after`].
+    Unavailable,
 }
 
 impl fmt::Display for ErrorKind {
@@ -36,25 +44,34 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Upstream => "upstream",
             ErrorKind::Internal => "internal",
+            ErrorKind::Unavailable => "unavailable",
         })
     }
 }
 
-/// An error returned by an engine operation: a kind and a message for the caller.
+/// An error returned by an engine operation: a kind, a message for the caller and,
+/// optionally, when to retry.
 ///
 /// The message reaches the API caller: never put a secret in it.
 ///
 /// ```
+/// use std::time::Duration;
 /// use arcan_plugin_sdk::{Error, ErrorKind};
 ///
 /// let e = Error::invalid("role.mode is missing");
 /// assert_eq!(e.kind(), ErrorKind::InvalidInput);
 /// assert_eq!(e.message(), "role.mode is missing");
+/// assert_eq!(e.get_retry_after(), None);
+///
+/// let e = Error::unavailable("IAM is throttling us").retry_after(Duration::from_secs(2));
+/// assert_eq!(e.kind(), ErrorKind::Unavailable);
+/// assert_eq!(e.get_retry_after(), Some(Duration::from_secs(2)));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    retry_after: Option<Duration>,
 }
 
 impl Error {
@@ -63,6 +80,7 @@ impl Error {
         Self {
             kind,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -104,6 +122,23 @@ impl Error {
         Self::new(ErrorKind::Internal, message)
     }
 
+    /// The engine or the system behind it is temporarily unable to serve
+    /// ([`ErrorKind::Unavailable`], 503); add when to retry with
+    /// [`retry_after`](Error::retry_after).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
+
+    /// Tell the caller when to retry: the host sends it as `Retry-After`, in whole
+    /// seconds rounded up (at least 1). Meant for [`ErrorKind::Unavailable`], and for
+    /// [`ErrorKind::Upstream`] when the external system said when; the host decides
+    /// whether to send it with other kinds.
+    #[must_use]
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -112,6 +147,12 @@ impl Error {
     /// The message for the caller.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// When the caller should retry, if the engine said (set with
+    /// [`retry_after`](Error::retry_after), which takes the name).
+    pub fn get_retry_after(&self) -> Option<Duration> {
+        self.retry_after
     }
 }
 
@@ -197,12 +238,23 @@ impl From<Error> for wit::EngineError {
             ErrorKind::Unsupported => wit::ErrorKind::Unsupported,
             ErrorKind::Upstream => wit::ErrorKind::Upstream,
             ErrorKind::Internal => wit::ErrorKind::Internal,
+            ErrorKind::Unavailable => wit::ErrorKind::Unavailable,
         };
         wit::EngineError {
             kind,
             message: e.message,
+            retry_after_seconds: e.retry_after.map(retry_after_seconds),
         }
     }
+}
+
+/// Whole seconds, rounded up, at least 1 (`Retry-After: 0` would mean "now"), at most
+/// `u32::MAX`.
+fn retry_after_seconds(after: Duration) -> u32 {
+    let secs = after
+        .as_secs()
+        .saturating_add(u64::from(after.subsec_nanos() > 0));
+    u32::try_from(secs).unwrap_or(u32::MAX).max(1)
 }
 
 #[cfg(test)]
@@ -242,13 +294,53 @@ mod tests {
             (Error::unsupported("m"), wit::ErrorKind::Unsupported),
             (Error::upstream("m"), wit::ErrorKind::Upstream),
             (Error::internal("m"), wit::ErrorKind::Internal),
+            (Error::unavailable("m"), wit::ErrorKind::Unavailable),
         ];
         for (e, kind) in cases {
             let w = wit::EngineError::from(e);
             assert_eq!(w.kind, kind);
+            assert_eq!(w.retry_after_seconds, None);
         }
         let w = wit::EngineError::from(Error::unsupported("rotate-root"));
         assert_eq!(w.message, "rotate-root is not supported by this engine");
+    }
+
+    #[test]
+    fn unavailable_carries_retry_after() {
+        let e = Error::unavailable("throttled").retry_after(Duration::from_secs(7));
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert_eq!(e.kind().to_string(), "unavailable");
+        assert_eq!(e.get_retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(e.to_string(), "unavailable: throttled");
+        let w = wit::EngineError::from(e);
+        assert_eq!(w.kind, wit::ErrorKind::Unavailable);
+        assert_eq!(w.message, "throttled");
+        assert_eq!(w.retry_after_seconds, Some(7));
+        // Any kind may carry it (upstream: the external system said when).
+        let w = wit::EngineError::from(Error::upstream("m").retry_after(Duration::from_secs(3)));
+        assert_eq!(
+            (w.kind, w.retry_after_seconds),
+            (wit::ErrorKind::Upstream, Some(3))
+        );
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up_at_least_one() {
+        let cases = [
+            (Duration::ZERO, 1),
+            (Duration::from_millis(1), 1),
+            (Duration::from_secs(1), 1),
+            (Duration::from_millis(1001), 2),
+            (Duration::from_millis(2500), 3),
+            (Duration::from_secs(60), 60),
+            (Duration::from_secs(u64::from(u32::MAX)), u32::MAX),
+            (Duration::from_secs(u64::from(u32::MAX) + 1), u32::MAX),
+            (Duration::MAX, u32::MAX),
+        ];
+        for (after, secs) in cases {
+            let w = wit::EngineError::from(Error::unavailable("m").retry_after(after));
+            assert_eq!(w.retry_after_seconds, Some(secs), "{after:?}");
+        }
     }
 
     #[test]

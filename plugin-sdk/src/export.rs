@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::__private::arcan::plugin::types::{CallContext, EngineError};
 use crate::__private::exports::arcan::plugin::engine as wit;
-use crate::{Context, Credential, Descriptor, Engine, Error, Result};
+use crate::{Capability, Context, Credential, Descriptor, Engine, Error, Result};
 
 /// Export an [`Engine`] as the component's `arcan:plugin/engine` interface.
 ///
@@ -130,7 +130,15 @@ fn descriptor_to_wit(d: Descriptor) -> wit::Descriptor {
         version: d.version,
         config_schema: d.config_schema.to_string(),
         role_schema: d.role_schema.to_string(),
-        capabilities: d.capabilities,
+        capabilities: d.capabilities.into_iter().map(capability_to_wit).collect(),
+    }
+}
+
+fn capability_to_wit(c: Capability) -> wit::Capability {
+    match c {
+        Capability::DynamicCredentials => wit::Capability::DynamicCredentials,
+        Capability::RootRotation => wit::Capability::RootRotation,
+        Capability::StaticRoles => wit::Capability::StaticRoles,
     }
 }
 

@@ -7,10 +7,16 @@
 //! issue, renew, revoke, rotate the root credential).
 //!
 //! What the SDK gives an engine:
-//! - the [`Engine`] trait and its plain types ([`Context`], [`Credential`], [`Descriptor`],
-//!   [`Error`]); configuration, roles and lease state are [`serde_json::Value`]s,
-//! - the host functions of the contract `arcan:plugin@0.1.0`: [`sql`] and [`http`] on
+//! - the [`Engine`] trait and its plain types ([`Context`], [`Credential`], [`Descriptor`]
+//!   with its [`Capability`]s, [`Error`]); configuration, roles and lease state are
+//!   [`serde_json::Value`]s,
+//! - the host functions of the contract `arcan:plugin@0.2.0`: [`sql`] and [`http`] on
 //!   connections the host holds, [`data`] (storage scoped to the mount), [`audit`], [`log`].
+//!
+//! The SDK's version is the contract's: `arcan-plugin-sdk` 0.2.0 builds components for
+//! `arcan:plugin@0.2.0` (manifest `"wit": "arcan:plugin@0.2.0"`). What 0.2.0 changed from
+//! 0.1.0 for engines: capabilities are the typed [`Capability`] instead of strings, and
+//! [`Error::unavailable`] (503) with [`Error::retry_after`] (sent as `Retry-After`) is new.
 //!
 //! What it is not: a runtime. Engines keep no state between calls, see no filesystem,
 //! network or environment, and never see root credentials; everything outside the
@@ -25,7 +31,7 @@
 //!
 //! impl Engine for Hello {
 //!     fn describe(&self) -> Descriptor {
-//!         Descriptor::new("hello", "0.1.0").capability("engine:dynamic_credentials")
+//!         Descriptor::new("hello", "0.1.0").capability(Capability::DynamicCredentials)
 //!     }
 //!
 //!     fn issue(&self, ctx: &Context, _: &Value, _: &Value, ttl: Duration) -> Result<Credential> {
@@ -47,14 +53,16 @@ pub mod http;
 pub mod log;
 pub mod sql;
 
-pub use engine::{Context, Credential, Descriptor, Engine};
+pub use engine::{Capability, Context, Credential, Descriptor, Engine};
 pub use error::{Error, ErrorKind, HostError, Result};
 /// The JSON library the SDK uses for configurations, roles and credential data.
 pub use serde_json;
 
 /// What most engines need, in one `use arcan_plugin_sdk::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Context, Credential, Descriptor, Engine, Error, ErrorKind, Result};
+    pub use crate::{
+        Capability, Context, Credential, Descriptor, Engine, Error, ErrorKind, Result,
+    };
     pub use serde_json::{Value, json};
     pub use std::time::Duration;
 }
@@ -67,7 +75,7 @@ pub mod __private {
     pub use crate::export::{Adapter, assert_engine};
 
     wit_bindgen::generate!({
-        path: "contract/arcan-plugin-0.1.0",
+        path: "contract/arcan-plugin-0.2.0",
         world: "plugin",
         pub_export_macro: true,
         default_bindings_module: "$crate::__private",

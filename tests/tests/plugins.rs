@@ -50,7 +50,7 @@ async fn load_pipeline_refusals() {
         .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     assert!(
-        message(&b).contains("arcan:plugin/sql@0.1.0") && message(&b).contains("grant"),
+        message(&b).contains("arcan:plugin/sql@0.2.0") && message(&b).contains("grant"),
         "{b}"
     );
     // Imported by the component but not declared by the manifest: refused at load.

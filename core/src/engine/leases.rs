@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::EngineError;
-use super::registry::{Engines, MountHandle};
+use super::registry::Engines;
 use super::sealing::{open_in_realm, seal_in_realm};
-use crate::plugin::{CallError, CallInfo, Op, OpResult};
+use crate::plugin::{CallError, CallInfo, ErrorKind};
 use crate::store::{LeaseRecord, MountRecord, lease_state};
 use crate::util::{add_secs_ms, now_ms};
 
@@ -85,22 +85,18 @@ pub async fn issue(
         role: Some(role.to_owned()),
         ..info
     };
-    let op = Op::Issue {
-        config: h.record.config.clone(),
-        role: definition.clone(),
-        ttl,
-    };
-    let OpResult::Credential(cred) = engines.call(&h, info.clone(), op).await? else {
-        return Err(unexpected(&h));
-    };
+    let cred = engines
+        .call(&h, info.clone())
+        .issue(h.record.config.clone(), definition.clone(), ttl)
+        .await?;
     let undo = |why: EngineError| async {
         // Nothing half-created: an issued credential that cannot be tracked is revoked now.
-        let op = Op::Revoke {
-            config: h.record.config.clone(),
-            role: definition.clone(),
-            internal: cred.internal.clone(),
-        };
-        if let Err(e) = engines.call(&h, info.clone(), op).await {
+        let revoked = engines.call(&h, info.clone()).revoke(
+            h.record.config.clone(),
+            definition.clone(),
+            cred.internal.clone(),
+        );
+        if let Err(e) = revoked.await {
             tracing::error!(mount = %h.record.name, error = %e, "could not revoke an untracked credential");
         }
         why
@@ -110,8 +106,9 @@ pub async fn issue(
         Err(_) => {
             return Err(undo(EngineError::Call(CallError::Engine {
                 plugin: h.scope.plugin.clone(),
-                kind: crate::plugin::host::bindings::arcan::plugin::types::ErrorKind::Internal,
+                kind: ErrorKind::Internal,
                 message: "the engine returned credential data that is not JSON".into(),
+                retry_after: None,
             }))
             .await);
         }
@@ -171,13 +168,6 @@ pub async fn issue(
         return Err(undo(e.into()).await);
     }
     Ok(Issued { lease, data })
-}
-
-fn unexpected(h: &MountHandle) -> EngineError {
-    EngineError::Call(CallError::Instantiate {
-        plugin: h.scope.plugin.clone(),
-        message: "unexpected result kind".into(),
-    })
 }
 
 /// The call context of an engine call about `lease`.
@@ -258,15 +248,16 @@ pub async fn renew(
     })?;
     let h = engines.handle(realm_slug, record).await?;
     let info = lease_info(&lease, info);
-    let op = Op::Renew {
-        config: h.record.config.clone(),
-        role: lease.role_definition.clone(),
-        internal: internal_of(engines, &lease).await?,
-        ttl: want,
-    };
-    let OpResult::Ttl(granted) = engines.call(&h, info, op).await? else {
-        return Err(unexpected(&h));
-    };
+    let internal = internal_of(engines, &lease).await?;
+    let granted = engines
+        .call(&h, info)
+        .renew(
+            h.record.config.clone(),
+            lease.role_definition.clone(),
+            internal,
+            want,
+        )
+        .await?;
     let granted = granted.min(want);
     if granted == 0 {
         return Err(EngineError::Conflict(
@@ -303,12 +294,15 @@ pub async fn revoke_claimed(
     })?;
     let h = engines.handle(realm_slug, record).await?;
     let info = lease_info(lease, info);
-    let op = Op::Revoke {
-        config: h.record.config.clone(),
-        role: lease.role_definition.clone(),
-        internal: internal_of(engines, lease).await?,
-    };
-    engines.call(&h, info, op).await?;
+    let internal = internal_of(engines, lease).await?;
+    engines
+        .call(&h, info)
+        .revoke(
+            h.record.config.clone(),
+            lease.role_definition.clone(),
+            internal,
+        )
+        .await?;
     Ok(lease_state::REVOKED)
 }
 

@@ -10,14 +10,13 @@ use super::EngineError;
 use crate::audit::Auditor;
 use crate::config::Config;
 use crate::crypto::Keyring;
-use crate::plugin::call::invoke;
 use crate::plugin::connections::{
     ConnectionSpec, Connections, open_specs, public_view, seal_specs,
 };
-use crate::plugin::host::{HostServices, HostState, MountScope, PluginPre};
+use crate::plugin::host::{EnginePre, HostServices, MountScope};
 use crate::plugin::manifest::valid_name;
 use crate::plugin::{
-    CallError, CallInfo, HostCapability, LoadedPlugin, Manifest, Op, OpResult, PluginError, Runtime,
+    CallInfo, EngineCall, HostCapability, LoadedPlugin, Manifest, PluginError, Runtime,
 };
 use crate::store::{MountRecord, Store};
 use crate::util::now_ms;
@@ -32,7 +31,7 @@ pub struct MountHandle {
     /// The plugin.
     pub plugin: Arc<LoadedPlugin>,
     /// Pre-instantiated component with the granted interfaces linked.
-    pub pre: PluginPre<HostState>,
+    pub pre: EnginePre,
     /// The scope host calls run in.
     pub scope: Arc<MountScope>,
 }
@@ -247,14 +246,9 @@ impl Engines {
             .remove(mount_id);
     }
 
-    /// Calls an export on a fresh instance of the mount.
-    pub async fn call(
-        &self,
-        h: &MountHandle,
-        info: CallInfo,
-        op: Op,
-    ) -> Result<OpResult, CallError> {
-        invoke(&self.runtime, &h.pre, h.scope.clone(), info, op).await
+    /// A call of one export on a fresh instance of the mount, for the request `info`.
+    pub fn call<'a>(&'a self, h: &'a MountHandle, info: CallInfo) -> EngineCall<'a> {
+        EngineCall::new(&self.runtime, &h.pre, h.scope.clone(), info)
     }
 }
 

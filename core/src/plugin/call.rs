@@ -1,17 +1,21 @@
 //! One engine call: a fresh instance with a deadline and a memory cap, the export called,
 //! the outcome classified. An instance is never reused, so a trap cannot poison another
 //! call.
+//!
+//! [`EngineCall`] is the typed handle callers use: one method per `engine` export, taking
+//! and returning the version-neutral [`model`](super::model) types, whatever contract
+//! version the component was built against.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
-use super::host::bindings::arcan::plugin::types::{self, ErrorKind};
-use super::host::bindings::exports::arcan::plugin::engine;
 use super::host::observe_output;
-use super::host::{HostState, MountScope, PluginPre};
+use super::host::{EngineInstance, EnginePre, HostState, MountScope};
+use super::model::{CallContext, Credential, Descriptor, EngineFailure, ErrorKind};
 use super::runtime::Runtime;
 
 /// Who and what a call is for (the request side of the WIT `call-context`).
@@ -29,89 +33,6 @@ pub struct CallInfo {
     pub lease_id: Option<String>,
     /// The role concerned.
     pub role: Option<String>,
-}
-
-/// An engine export to call. JSON documents travel as strings.
-#[derive(Debug)]
-pub enum Op {
-    /// `describe`.
-    Describe,
-    /// `configure(config)`.
-    Configure {
-        /// Mount configuration.
-        config: String,
-    },
-    /// `validate-role(config, role)`.
-    ValidateRole {
-        /// Mount configuration.
-        config: String,
-        /// Role definition.
-        role: String,
-    },
-    /// `issue(config, role, ttl)`.
-    Issue {
-        /// Mount configuration.
-        config: String,
-        /// Role definition.
-        role: String,
-        /// Seconds.
-        ttl: u64,
-    },
-    /// `renew(config, role, internal, ttl)`.
-    Renew {
-        /// Mount configuration.
-        config: String,
-        /// Role definition.
-        role: String,
-        /// Engine-private lease state.
-        internal: String,
-        /// Seconds.
-        ttl: u64,
-    },
-    /// `revoke(config, role, internal)`.
-    Revoke {
-        /// Mount configuration.
-        config: String,
-        /// Role definition.
-        role: String,
-        /// Engine-private lease state.
-        internal: String,
-    },
-    /// `rotate-root(config)`.
-    RotateRoot {
-        /// Mount configuration.
-        config: String,
-    },
-}
-
-/// What an engine describes about itself.
-#[derive(Debug, Clone, Serialize)]
-pub struct Descriptor {
-    /// Name.
-    pub name: String,
-    /// Version.
-    pub version: String,
-    /// JSON Schema of the configuration.
-    pub config_schema: serde_json::Value,
-    /// JSON Schema of a role.
-    pub role_schema: serde_json::Value,
-    /// Engine capabilities.
-    pub capabilities: Vec<String>,
-}
-
-/// A successful call's result.
-#[derive(Debug)]
-pub enum OpResult {
-    /// From `describe`.
-    Descriptor(Descriptor),
-    /// From `configure`, `validate-role`.
-    Json(String),
-    /// From `issue`.
-    Credential(engine::Credential),
-    /// From `renew`: seconds granted.
-    Ttl(u64),
-    /// From `revoke`, `rotate-root`.
-    Done,
 }
 
 /// How an instance died.
@@ -164,6 +85,8 @@ pub enum CallError {
         kind: ErrorKind,
         /// Its message.
         message: String,
+        /// When to retry, in seconds (`Retry-After`), if the engine said.
+        retry_after: Option<u32>,
     },
     /// A host call was refused because it needs something not granted (501).
     #[error("plugin `{plugin}` used something not granted to this mount: {message}")]
@@ -200,163 +123,238 @@ pub enum CallError {
     },
 }
 
-/// Calls `op` on a fresh instance of the mount's component.
-pub async fn invoke(
-    runtime: &Runtime,
-    pre: &PluginPre<HostState>,
+/// A typed call of one export on a fresh instance of a mount's engine: build it with
+/// [`EngineCall::new`], then call one method (each consumes the call).
+pub struct EngineCall<'r> {
+    runtime: &'r Runtime,
+    pre: &'r EnginePre,
     scope: Arc<MountScope>,
     info: CallInfo,
-    op: Op,
-) -> Result<OpResult, CallError> {
-    let limits = runtime.limits().clone();
-    let plugin = scope.plugin.clone();
-    let request_id = info.request_id.clone();
-    let _slot = runtime
-        .slot(limits.call_timeout)
-        .await
-        .ok_or(CallError::Busy)?;
-    let ctx = types::CallContext {
-        request_id: info.request_id.clone(),
-        user_id: info.user_id.clone(),
-        token_id: info.token_id.clone(),
-        realm_id: scope.realm_id.clone(),
-        realm: scope.realm.clone(),
-        mount: scope.mount.clone(),
-        lease_id: info.lease_id.clone(),
-        role: info.role.clone(),
-    };
-    let mut store = Store::new(runtime.engine(), HostState::new(scope, info));
-    store.limiter(|s| &mut s.limiter);
-    // Guest code yields to the async runtime at every epoch tick (5 ms), so a spinning
-    // plugin shares its worker thread instead of pinning it; past the call's wall-clock
-    // deadline the next tick interrupts it (a trap).
-    let deadline = std::time::Instant::now() + limits.call_timeout;
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        Ok(if std::time::Instant::now() >= deadline {
-            UpdateDeadline::Interrupt
-        } else {
-            UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
-        })
-    });
-    // The epoch deadline stops guest code; this also bounds time spent in host calls.
-    let outer = limits.call_timeout + Duration::from_millis(250);
-    let outcome = tokio::time::timeout(outer, run(&mut store, pre, &ctx, op)).await;
-    let state = store.data();
-    let (stdout, stderr) = state.output();
-    observe_output(state, &stdout, &stderr);
-    let trap = |kind| CallError::Trap {
-        plugin: plugin.clone(),
-        request_id: request_id.clone(),
-        kind,
-    };
-    let result = match outcome {
-        Err(_) => return Err(trap(TrapKind::Deadline(limits.call_timeout))),
-        Ok(Err(e)) => {
-            if state.limiter.hit {
-                return Err(trap(TrapKind::Memory(limits.memory_bytes / (1024 * 1024))));
-            }
-            return Err(match e.downcast_ref::<Trap>() {
-                Some(Trap::Interrupt) => trap(TrapKind::Deadline(limits.call_timeout)),
-                Some(Trap::StackOverflow) => trap(TrapKind::StackOverflow),
-                Some(Trap::UnreachableCodeReached) => trap(TrapKind::Panic(panic_message(&stderr))),
-                Some(other) => trap(TrapKind::Other(other.to_string())),
-                None if e
-                    .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
-                    .is_some() =>
-                {
-                    CallError::Busy
-                }
-                None => trap(TrapKind::Other(format!("{e:#}"))),
-            });
-        }
-        Ok(Ok(r)) => r,
-    };
-    match result {
-        Err(err) => Err(match state.denied.clone() {
-            Some(message) => CallError::Denied { plugin, message },
-            None => CallError::Engine {
-                plugin,
-                kind: err.kind,
-                message: err.message,
-            },
-        }),
-        Ok(r) => {
-            let size = match &r {
-                OpResult::Json(s) => s.len(),
-                OpResult::Credential(c) => c.data.len() + c.internal.len(),
-                OpResult::Descriptor(d) => {
-                    d.config_schema.to_string().len() + d.role_schema.to_string().len()
-                }
-                OpResult::Ttl(_) | OpResult::Done => 0,
-            };
-            if size > limits.max_result_bytes {
-                return Err(CallError::Oversized {
-                    plugin,
-                    request_id,
-                    size,
-                    max: limits.max_result_bytes,
-                });
-            }
-            Ok(r)
-        }
+}
+
+impl std::fmt::Debug for EngineCall<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineCall")
+            .field("plugin", &self.scope.plugin)
+            .field("contract", &self.pre.contract())
+            .field("request_id", &self.info.request_id)
+            .finish()
     }
 }
 
-async fn run(
-    store: &mut Store<HostState>,
-    pre: &PluginPre<HostState>,
-    ctx: &types::CallContext,
-    op: Op,
-) -> wasmtime::Result<Result<OpResult, types::EngineError>> {
-    let instance = pre.instantiate_async(&mut *store).await?;
-    let e = instance.arcan_plugin_engine();
-    Ok(match op {
-        Op::Describe => {
-            let d = e.call_describe(&mut *store).await?;
-            let parse = |s: &str| serde_json::from_str(s).unwrap_or(serde_json::Value::Null);
-            Ok(OpResult::Descriptor(Descriptor {
-                config_schema: parse(&d.config_schema),
-                role_schema: parse(&d.role_schema),
-                name: d.name,
-                version: d.version,
-                capabilities: d.capabilities,
-            }))
+/// The future of one export call on an instance.
+type ExportFuture<'a, T> =
+    Pin<Box<dyn Future<Output = wasmtime::Result<Result<T, EngineFailure>>> + Send + 'a>>;
+
+impl<'r> EngineCall<'r> {
+    /// A call of the engine `pre` of the mount `scope`, for the request `info`.
+    pub fn new(
+        runtime: &'r Runtime,
+        pre: &'r EnginePre,
+        scope: Arc<MountScope>,
+        info: CallInfo,
+    ) -> Self {
+        Self {
+            runtime,
+            pre,
+            scope,
+            info,
         }
-        Op::Configure { config } => e
-            .call_configure(&mut *store, ctx, &config)
-            .await?
-            .map(OpResult::Json),
-        Op::ValidateRole { config, role } => e
-            .call_validate_role(&mut *store, ctx, &config, &role)
-            .await?
-            .map(OpResult::Json),
-        Op::Issue { config, role, ttl } => e
-            .call_issue(&mut *store, ctx, &config, &role, ttl)
-            .await?
-            .map(OpResult::Credential),
-        Op::Renew {
-            config,
-            role,
-            internal,
-            ttl,
-        } => e
-            .call_renew(&mut *store, ctx, &config, &role, &internal, ttl)
-            .await?
-            .map(OpResult::Ttl),
-        Op::Revoke {
-            config,
-            role,
-            internal,
-        } => e
-            .call_revoke(&mut *store, ctx, &config, &role, &internal)
-            .await?
-            .map(|()| OpResult::Done),
-        Op::RotateRoot { config } => e
-            .call_rotate_root(&mut *store, ctx, &config)
-            .await?
-            .map(|()| OpResult::Done),
-    })
+    }
+
+    /// `describe`: name, version, schemas and capabilities.
+    pub async fn describe(self) -> Result<Descriptor, CallError> {
+        self.invoke(
+            |d: &Descriptor| d.config_schema.to_string().len() + d.role_schema.to_string().len(),
+            |i, s, _| Box::pin(async move { Ok(Ok(i.describe(s).await?)) }),
+        )
+        .await
+    }
+
+    /// `configure(config)`: the configuration's stored form (JSON).
+    pub async fn configure(self, config: String) -> Result<String, CallError> {
+        self.invoke(String::len, move |i, s, c| {
+            Box::pin(async move { i.configure(s, c, &config).await })
+        })
+        .await
+    }
+
+    /// `validate-role(config, role)`: the role's stored form (JSON).
+    pub async fn validate_role(self, config: String, role: String) -> Result<String, CallError> {
+        self.invoke(String::len, move |i, s, c| {
+            Box::pin(async move { i.validate_role(s, c, &config, &role).await })
+        })
+        .await
+    }
+
+    /// `issue(config, role, ttl)`: a credential valid for at most `ttl_seconds`.
+    pub async fn issue(
+        self,
+        config: String,
+        role: String,
+        ttl_seconds: u64,
+    ) -> Result<Credential, CallError> {
+        self.invoke(
+            |c: &Credential| c.data.len() + c.internal.len(),
+            move |i, s, c| {
+                Box::pin(async move { i.issue(s, c, &config, &role, ttl_seconds).await })
+            },
+        )
+        .await
+    }
+
+    /// `renew(config, role, internal, ttl)`: the seconds the engine granted.
+    pub async fn renew(
+        self,
+        config: String,
+        role: String,
+        internal: String,
+        ttl_seconds: u64,
+    ) -> Result<u64, CallError> {
+        self.invoke(
+            |_| 0,
+            move |i, s, c| {
+                Box::pin(async move { i.renew(s, c, &config, &role, &internal, ttl_seconds).await })
+            },
+        )
+        .await
+    }
+
+    /// `revoke(config, role, internal)`.
+    pub async fn revoke(
+        self,
+        config: String,
+        role: String,
+        internal: String,
+    ) -> Result<(), CallError> {
+        self.invoke(
+            |_| 0,
+            move |i, s, c| Box::pin(async move { i.revoke(s, c, &config, &role, &internal).await }),
+        )
+        .await
+    }
+
+    /// `rotate-root(config)`.
+    pub async fn rotate_root(self, config: String) -> Result<(), CallError> {
+        self.invoke(
+            |_| 0,
+            move |i, s, c| Box::pin(async move { i.rotate_root(s, c, &config).await }),
+        )
+        .await
+    }
+
+    /// Runs `export` on a fresh instance under the call's limits and classifies the
+    /// outcome; `size` measures a result against `plugins.max_result_bytes`.
+    async fn invoke<T>(
+        self,
+        size: fn(&T) -> usize,
+        export: impl for<'a> FnOnce(
+            &'a EngineInstance,
+            &'a mut Store<HostState>,
+            &'a CallContext,
+        ) -> ExportFuture<'a, T>
+        + Send,
+    ) -> Result<T, CallError> {
+        let Self {
+            runtime,
+            pre,
+            scope,
+            info,
+        } = self;
+        let limits = runtime.limits().clone();
+        let plugin = scope.plugin.clone();
+        let request_id = info.request_id.clone();
+        let _slot = runtime
+            .slot(limits.call_timeout)
+            .await
+            .ok_or(CallError::Busy)?;
+        let ctx = CallContext {
+            request_id: info.request_id.clone(),
+            user_id: info.user_id.clone(),
+            token_id: info.token_id.clone(),
+            realm_id: scope.realm_id.clone(),
+            realm: scope.realm.clone(),
+            mount: scope.mount.clone(),
+            lease_id: info.lease_id.clone(),
+            role: info.role.clone(),
+        };
+        let mut store = Store::new(runtime.engine(), HostState::new(scope, info));
+        store.limiter(|s| &mut s.limiter);
+        // Guest code yields to the async runtime at every epoch tick (5 ms), so a spinning
+        // plugin shares its worker thread instead of pinning it; past the call's wall-clock
+        // deadline the next tick interrupts it (a trap).
+        let deadline = std::time::Instant::now() + limits.call_timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if std::time::Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+            })
+        });
+        // The epoch deadline stops guest code; this also bounds time spent in host calls.
+        let outer = limits.call_timeout + Duration::from_millis(250);
+        let run = async {
+            let instance = pre.instantiate(&mut store).await?;
+            export(&instance, &mut store, &ctx).await
+        };
+        let outcome = tokio::time::timeout(outer, run).await;
+        let state = store.data();
+        let (stdout, stderr) = state.output();
+        observe_output(state, &stdout, &stderr);
+        let trap = |kind| CallError::Trap {
+            plugin: plugin.clone(),
+            request_id: request_id.clone(),
+            kind,
+        };
+        let result = match outcome {
+            Err(_) => return Err(trap(TrapKind::Deadline(limits.call_timeout))),
+            Ok(Err(e)) => {
+                if state.limiter.hit {
+                    return Err(trap(TrapKind::Memory(limits.memory_bytes / (1024 * 1024))));
+                }
+                return Err(match e.downcast_ref::<Trap>() {
+                    Some(Trap::Interrupt) => trap(TrapKind::Deadline(limits.call_timeout)),
+                    Some(Trap::StackOverflow) => trap(TrapKind::StackOverflow),
+                    Some(Trap::UnreachableCodeReached) => {
+                        trap(TrapKind::Panic(panic_message(&stderr)))
+                    }
+                    Some(other) => trap(TrapKind::Other(other.to_string())),
+                    None if e
+                        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                        .is_some() =>
+                    {
+                        CallError::Busy
+                    }
+                    None => trap(TrapKind::Other(format!("{e:#}"))),
+                });
+            }
+            Ok(Ok(r)) => r,
+        };
+        match result {
+            Err(err) => Err(match state.denied.clone() {
+                Some(message) => CallError::Denied { plugin, message },
+                None => CallError::Engine {
+                    plugin,
+                    kind: err.kind,
+                    message: err.message,
+                    retry_after: err.retry_after,
+                },
+            }),
+            Ok(r) => {
+                let size = size(&r);
+                if size > limits.max_result_bytes {
+                    return Err(CallError::Oversized {
+                        plugin,
+                        request_id,
+                        size,
+                        max: limits.max_result_bytes,
+                    });
+                }
+                Ok(r)
+            }
+        }
+    }
 }
 
 /// The panic message a Rust guest printed to stderr before aborting.

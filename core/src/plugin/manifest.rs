@@ -10,9 +10,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::PluginError;
-
-/// The WIT package this host implements.
-pub const WIT_PACKAGE: &str = "arcan:plugin@0.1.0";
+use super::model::{ContractVersion, EngineCapability};
 
 /// A host capability: access to one WIT import interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -80,13 +78,6 @@ impl FromStr for HostCapability {
     }
 }
 
-/// Engine capabilities a manifest may declare (what the engine can do, not what it may use).
-pub const ENGINE_CAPABILITIES: &[&str] = &[
-    "engine:dynamic_credentials",
-    "engine:root_rotation",
-    "engine:static_roles",
-];
-
 /// `manifest.json` of an installed plugin.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,11 +131,16 @@ impl Manifest {
         for c in &self.capabilities {
             if c.starts_with("host:") {
                 c.parse::<HostCapability>().map_err(PluginError::Manifest)?;
-            } else if !ENGINE_CAPABILITIES.contains(&c.as_str()) {
+            } else if EngineCapability::parse(c).is_none() {
                 return bad(format!("unknown capability `{c}`"));
             }
         }
         Ok(())
+    }
+
+    /// The contract version it was built against (checked when it was parsed).
+    pub fn contract(&self) -> Result<ContractVersion, PluginError> {
+        wit_compatible(&self.wit)
     }
 
     /// The host capabilities it declares.
@@ -165,33 +161,17 @@ pub fn valid_name(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// Checks that a `arcan:plugin@X.Y.Z` reference is served by this host: same package,
-/// and for 0.x the same minor version with a patch not newer than ours.
-pub fn wit_compatible(wit: &str) -> Result<(), PluginError> {
-    let refuse = || {
-        Err(PluginError::Manifest(format!(
-            "plugin targets `{wit}`; this host implements `{WIT_PACKAGE}`"
-        )))
-    };
-    let Some(version) = wit.strip_prefix("arcan:plugin@") else {
-        return refuse();
-    };
-    let (Ok(theirs), Ok(ours)) = (
-        semver::Version::parse(version),
-        semver::Version::parse(&WIT_PACKAGE["arcan:plugin@".len()..]),
-    ) else {
-        return refuse();
-    };
-    let same_line = if ours.major == 0 {
-        theirs.major == 0 && theirs.minor == ours.minor
-    } else {
-        theirs.major == ours.major
-    };
-    if same_line && theirs <= ours {
-        Ok(())
-    } else {
-        refuse()
-    }
+/// The served contract version an `arcan:plugin@X.Y.Z` reference resolves to (see
+/// [`ContractVersion::resolve`]), or why the host refuses it.
+pub fn wit_compatible(wit: &str) -> Result<ContractVersion, PluginError> {
+    wit.strip_prefix("arcan:plugin@")
+        .and_then(ContractVersion::resolve)
+        .ok_or_else(|| {
+            PluginError::Manifest(format!(
+                "plugin targets `{wit}`; this host serves {}",
+                ContractVersion::supported_list()
+            ))
+        })
 }
 
 #[cfg(test)]
@@ -223,9 +203,16 @@ mod tests {
 
     #[test]
     fn wit_versions() {
-        assert!(wit_compatible("arcan:plugin@0.1.0").is_ok());
+        assert_eq!(
+            wit_compatible("arcan:plugin@0.1.0").ok(),
+            Some(ContractVersion::V0_1)
+        );
+        assert_eq!(
+            wit_compatible("arcan:plugin@0.2.0").ok(),
+            Some(ContractVersion::V0_2)
+        );
         for bad in [
-            "arcan:plugin@0.2.0",
+            "arcan:plugin@0.3.0",
             "arcan:plugin@0.1.1",
             "other:plugin@0.1.0",
             "x",

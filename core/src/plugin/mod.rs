@@ -18,12 +18,14 @@ pub mod connection_policy;
 pub mod connections;
 pub mod host;
 pub mod manifest;
+pub mod model;
 pub mod postgres_url;
 pub mod runtime;
 pub mod sigv4;
 
-pub use call::{CallError, CallInfo, Op, OpResult, TrapKind};
+pub use call::{CallError, CallInfo, EngineCall, TrapKind};
 pub use manifest::{HostCapability, Manifest};
+pub use model::{ContractVersion, Credential, Descriptor, EngineCapability, ErrorKind};
 pub use runtime::{LoadedPlugin, Runtime};
 
 /// Errors of loading a plugin (at mount or at start), before any call.

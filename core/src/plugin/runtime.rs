@@ -12,8 +12,9 @@ use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::PluginError;
-use super::host::{self, HostState, PluginPre};
-use super::manifest::{HostCapability, Manifest, wit_compatible};
+use super::host::EnginePre;
+use super::manifest::{HostCapability, Manifest};
+use super::model::ContractVersion;
 use crate::config::PluginsConfig;
 
 /// How often the epoch advances: guest code yields to the async runtime (and checks its
@@ -62,6 +63,9 @@ pub struct LoadedPlugin {
     pub manifest: Manifest,
     /// sha256 of `engine.wasm`, hex.
     pub digest: String,
+    /// The contract version it was built against (its manifest's `wit`, which its
+    /// `engine` export and every `arcan:plugin` import must match).
+    pub contract: ContractVersion,
     /// The compiled component.
     pub component: Component,
     /// Host capabilities its imports need.
@@ -216,15 +220,17 @@ impl Runtime {
                 Err(e) => return Err(PluginError::Signature(e.to_string())),
             };
         let manifest = Manifest::parse(&manifest_bytes)?;
+        let contract = manifest.contract()?;
         let digest = hex::encode(Sha256::digest(&wasm));
         // 2. Inspect, before any code is compiled.
-        let imports = inspect_imports(&manifest, &wasm)?;
+        let imports = inspect_imports(&manifest, contract, &wasm)?;
         let needs = imports.iter().filter_map(|(_, c)| *c).collect();
         // 3. Compile, or reuse what this engine compiled before.
         let component = self.compile(&manifest.name, &digest, &wasm)?;
         Ok(Arc::new(LoadedPlugin {
             manifest,
             digest,
+            contract,
             component,
             needs,
             imports,
@@ -237,7 +243,7 @@ impl Runtime {
         &self,
         plugin: &LoadedPlugin,
         grants: &BTreeSet<HostCapability>,
-    ) -> Result<PluginPre<HostState>, PluginError> {
+    ) -> Result<EnginePre, PluginError> {
         for (import, cap) in &plugin.imports {
             if let Some(cap) = cap
                 && !grants.contains(cap)
@@ -249,7 +255,7 @@ impl Runtime {
                 });
             }
         }
-        host::instantiate_pre(&self.engine, &plugin.component, grants).map_err(|e| {
+        EnginePre::new(&self.engine, &plugin.component, grants, plugin.contract).map_err(|e| {
             PluginError::Invalid {
                 plugin: plugin.manifest.name.clone(),
                 message: format!("{e:#}"),
@@ -358,9 +364,12 @@ fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, PluginError> {
 }
 
 /// The component's top-level imports, each with the capability it needs; refuses imports
-/// the host does not provide or the manifest does not declare.
+/// the host does not provide or the manifest does not declare, and a component whose
+/// `engine` export or `arcan:plugin` imports are of another contract version than its
+/// manifest's `wit`.
 pub fn inspect_imports(
     manifest: &Manifest,
+    contract: ContractVersion,
     wasm: &[u8],
 ) -> Result<Vec<(String, Option<HostCapability>)>, PluginError> {
     use wasmtime::wasmparser::{Parser, Payload};
@@ -375,6 +384,7 @@ pub fn inspect_imports(
     }
     let declared = manifest.host_capabilities();
     let mut out = Vec::new();
+    let mut engine_export = None;
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(wasm) {
         let payload = payload.map_err(|e| invalid(format!("malformed component: {e}")))?;
@@ -385,7 +395,7 @@ pub fn inspect_imports(
                 for import in reader {
                     let import = import.map_err(|e| invalid(format!("malformed import: {e}")))?;
                     let name = import.name.name.to_owned();
-                    let cap = classify_import(manifest, &name)?;
+                    let cap = classify_import(manifest, contract, &name)?;
                     if let Some(c) = cap
                         && !declared.contains(&c)
                     {
@@ -398,15 +408,37 @@ pub fn inspect_imports(
                     out.push((name, cap));
                 }
             }
+            Payload::ComponentExportSection(reader) if depth == 0 => {
+                for export in reader {
+                    let export = export.map_err(|e| invalid(format!("malformed export: {e}")))?;
+                    if let Some(version) = export.name.name.strip_prefix("arcan:plugin/engine@") {
+                        engine_export = Some(version.to_owned());
+                    }
+                }
+            }
             _ => {}
         }
     }
-    Ok(out)
+    match engine_export {
+        Some(v) if ContractVersion::resolve(&v) == Some(contract) => Ok(out),
+        Some(v) => Err(invalid(format!(
+            "the component exports `arcan:plugin/engine@{v}` but its manifest declares `{}`",
+            manifest.wit
+        ))),
+        None => Err(invalid(format!(
+            "the component does not export `arcan:plugin/engine` ({} expected)",
+            contract.package()
+        ))),
+    }
 }
 
 /// What an import name needs: `Some(cap)` for a capability interface, `None` for one every
 /// plugin may import (`log`, `types`, WASI).
-fn classify_import(manifest: &Manifest, name: &str) -> Result<Option<HostCapability>, PluginError> {
+fn classify_import(
+    manifest: &Manifest,
+    contract: ContractVersion,
+    name: &str,
+) -> Result<Option<HostCapability>, PluginError> {
     let unknown = || PluginError::UnknownImport {
         plugin: manifest.name.clone(),
         import: name.to_owned(),
@@ -415,7 +447,15 @@ fn classify_import(manifest: &Manifest, name: &str) -> Result<Option<HostCapabil
     let (package, iface) = path.split_once('/').ok_or_else(unknown)?;
     match package {
         "arcan:plugin" => {
-            wit_compatible(&format!("arcan:plugin@{version}")).map_err(|_| unknown())?;
+            if ContractVersion::resolve(version) != Some(contract) {
+                return Err(PluginError::Invalid {
+                    plugin: manifest.name.clone(),
+                    message: format!(
+                        "the component imports `{name}` but its manifest declares `{}`",
+                        manifest.wit
+                    ),
+                });
+            }
             HostCapability::for_interface(iface).ok_or_else(unknown)
         }
         wasi if wasi.starts_with("wasi:") => {

@@ -197,7 +197,7 @@ impl From<PolicyError> for ApiError {
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
-        use crate::plugin::host::bindings::arcan::plugin::types::ErrorKind as K;
+        use crate::plugin::ErrorKind as K;
         let msg = e.to_string();
         match e {
             EngineError::Invalid(m) => ApiError::bad_request(m),
@@ -213,7 +213,12 @@ impl From<EngineError> for ApiError {
             EngineError::Plugin(_) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "plugin_refused", msg)
             }
-            EngineError::Call(CallError::Engine { kind, message, .. }) => match kind {
+            EngineError::Call(CallError::Engine {
+                kind,
+                message,
+                retry_after,
+                ..
+            }) => match kind {
                 K::InvalidInput => ApiError::bad_request(message),
                 K::NotFound => ApiError::not_found(message),
                 K::Conflict => ApiError::conflict(message),
@@ -221,8 +226,15 @@ impl From<EngineError> for ApiError {
                 K::Unsupported => {
                     ApiError::new(StatusCode::NOT_IMPLEMENTED, "unsupported", message)
                 }
-                K::Upstream => ApiError::new(StatusCode::BAD_GATEWAY, "upstream_failed", msg),
+                K::Upstream => ApiError {
+                    retry_after: retry_after.map(u64::from),
+                    ..ApiError::new(StatusCode::BAD_GATEWAY, "upstream_failed", msg)
+                },
                 K::Internal => ApiError::bad_gateway(msg),
+                K::Unavailable => ApiError {
+                    retry_after: Some(retry_after.map_or(1, u64::from).max(1)),
+                    ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", msg)
+                },
             },
             EngineError::Call(CallError::Denied { .. }) => {
                 ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_granted", msg)

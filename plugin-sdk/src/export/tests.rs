@@ -2,6 +2,7 @@ use serde_json::json;
 
 use super::*;
 use crate::__private::arcan::plugin::types::ErrorKind as WitKind;
+use wit::Capability as WitCapability;
 use wit::Guest;
 
 #[derive(Default)]
@@ -9,12 +10,18 @@ struct Echo;
 
 impl Engine for Echo {
     fn describe(&self) -> Descriptor {
-        Descriptor::new("echo", "1.0.0").capability("engine:dynamic_credentials")
+        Descriptor::new("echo", "1.0.0")
+            .capability(Capability::DynamicCredentials)
+            .capability(Capability::RootRotation)
+            .capability(Capability::DynamicCredentials)
     }
 
     fn issue(&self, ctx: &Context, _: &Value, role: &Value, ttl: Duration) -> Result<Credential> {
         if role["fail"] == json!(true) {
             return Err(Error::conflict("asked to fail"));
+        }
+        if let Some(secs) = role["throttled"].as_u64() {
+            return Err(Error::unavailable("throttled").retry_after(Duration::from_secs(secs)));
         }
         Ok(Credential::new(json!({ "ctx": ctx, "role": role }), ttl)
             .revocable(false)
@@ -68,6 +75,17 @@ fn engine_errors_keep_their_kind() {
     let e = A::issue(ctx(), "{}".into(), r#"{"fail": true}"#.into(), 60).unwrap_err();
     assert_eq!(e.kind, WitKind::Conflict);
     assert_eq!(e.message, "asked to fail");
+    assert_eq!(e.retry_after_seconds, None);
+}
+
+#[test]
+fn unavailable_errors_carry_retry_after() {
+    let e = A::issue(ctx(), "{}".into(), r#"{"throttled": 7}"#.into(), 60).unwrap_err();
+    assert_eq!(e.kind, WitKind::Unavailable);
+    assert_eq!(e.message, "throttled");
+    assert_eq!(e.retry_after_seconds, Some(7));
+    let e = A::issue(ctx(), "{}".into(), r#"{"throttled": 0}"#.into(), 60).unwrap_err();
+    assert_eq!(e.retry_after_seconds, Some(1));
 }
 
 #[test]
@@ -90,7 +108,40 @@ fn describe_prints_schemas() {
     let d = A::describe();
     assert_eq!(d.name, "echo");
     assert_eq!(d.config_schema, r#"{"type":"object"}"#);
-    assert_eq!(d.capabilities, ["engine:dynamic_credentials"]);
+    // Typed on the wire since 0.2.0; a capability added twice is declared once.
+    assert_eq!(
+        d.capabilities,
+        [
+            WitCapability::DynamicCredentials,
+            WitCapability::RootRotation
+        ]
+    );
+}
+
+#[test]
+fn every_capability_converts_to_the_wit_enum() {
+    let cases = [
+        (
+            Capability::DynamicCredentials,
+            WitCapability::DynamicCredentials,
+            "engine:dynamic_credentials",
+        ),
+        (
+            Capability::RootRotation,
+            WitCapability::RootRotation,
+            "engine:root_rotation",
+        ),
+        (
+            Capability::StaticRoles,
+            WitCapability::StaticRoles,
+            "engine:static_roles",
+        ),
+    ];
+    for (c, w, spelling) in cases {
+        assert_eq!(capability_to_wit(c), w);
+        assert_eq!(c.as_str(), spelling);
+        assert_eq!(c.to_string(), spelling);
+    }
 }
 
 #[test]

@@ -3,10 +3,13 @@
 //! Every call is `POST /` with a form-encoded body (`Action=…&Version=…&…`). The host
 //! signs it with SigV4 for the service named in the `x-arcan-aws-service` header (and
 //! removes that header); the engine never sees the keys. Answers are XML ([`Document`]).
+//! Throttling (429, 503 or a throttling error code) becomes `unavailable` (503) with
+//! AWS's `Retry-After`, so callers back off instead of seeing a plain upstream failure.
 
 use std::fmt;
+use std::time::Duration;
 
-use arcan_plugin_sdk::http::{self, Request};
+use arcan_plugin_sdk::http::{self, Request, Response};
 use arcan_plugin_sdk::{Error, ErrorKind, HostError};
 
 use crate::xml::Document;
@@ -15,6 +18,15 @@ use crate::xml::Document;
 const MAX_PAGES: usize = 100;
 /// Longest AWS error message passed on to the caller.
 const MAX_MESSAGE: usize = 400;
+/// AWS error codes that mean "slow down" whatever the HTTP status.
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "SlowDown",
+];
+/// When to retry a throttled call whose answer has no (usable) `Retry-After`.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// An AWS service of the query API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +66,8 @@ pub enum Failure {
         code: String,
         /// AWS error message (first line, bounded).
         message: String,
+        /// The answer's `Retry-After`, in seconds, when it had one.
+        retry_after: Option<u64>,
     },
     /// The host refused the call or could not reach the endpoint.
     Host {
@@ -77,6 +91,26 @@ impl Failure {
         matches!(self, Failure::Aws { code, .. } if code == wanted)
     }
 
+    /// Whether AWS throttled the call: status 429 or 503, or a throttling error code.
+    pub fn is_throttled(&self) -> bool {
+        matches!(
+            self,
+            Failure::Aws { status, code, .. }
+                if matches!(status, 429 | 503) || THROTTLING_CODES.contains(&code.as_str())
+        )
+    }
+
+    /// When to retry a throttled call: AWS's `Retry-After`, else one second.
+    fn retry_after(&self) -> Duration {
+        match self {
+            Failure::Aws {
+                retry_after: Some(secs),
+                ..
+            } => Duration::from_secs(*secs),
+            _ => DEFAULT_RETRY_AFTER,
+        }
+    }
+
     /// Whether the request may have reached AWS without an answer coming back (a timeout
     /// or a broken connection): its effect is unknown.
     pub fn effect_unknown(&self) -> bool {
@@ -98,6 +132,7 @@ impl fmt::Display for Failure {
                 status,
                 code,
                 message,
+                ..
             } => write!(f, "AWS {action} failed ({status} {code}): {message}"),
             Failure::Host { action, error } => write!(f, "AWS {action}: {}", error.message()),
             Failure::Malformed { action, why } => {
@@ -107,10 +142,15 @@ impl fmt::Display for Failure {
     }
 }
 
-/// AWS errors and unreachable endpoints are `upstream` (502); what the host denies stays
-/// `denied` and what it refuses stays `invalid-input`.
+/// Throttling is `unavailable` (503) with when to retry; other AWS errors and unreachable
+/// endpoints are `upstream` (502); what the host denies stays `denied` and what it refuses
+/// stays `invalid-input`.
 impl From<Failure> for Error {
     fn from(f: Failure) -> Self {
+        if f.is_throttled() {
+            let after = f.retry_after();
+            return Error::unavailable(f.to_string()).retry_after(after);
+        }
         let kind = match &f {
             Failure::Host {
                 error: HostError::Denied(_),
@@ -150,23 +190,7 @@ impl<'a> Api<'a> {
             .header("x-arcan-aws-service", service.signing_name());
         let response = http::send(self.connection, &request)
             .map_err(|error| Failure::Host { action, error })?;
-        let doc = Document::parse(&response.body);
-        if response.is_success() {
-            return doc.map_err(|why| Failure::Malformed { action, why });
-        }
-        let (code, message) = match &doc {
-            Ok(d) => (
-                d.first(&["Error", "Code"]).map(str::to_owned),
-                d.first(&["Error", "Message"]).map(str::to_owned),
-            ),
-            Err(_) => (None, None),
-        };
-        Err(Failure::Aws {
-            action,
-            status: response.status,
-            code: code.unwrap_or_else(|| format!("HTTP{}", response.status)),
-            message: clean(&message.unwrap_or_else(|| "no error document".into())),
-        })
+        answer(action, &response)
     }
 
     /// An IAM call.
@@ -201,6 +225,38 @@ impl<'a> Api<'a> {
             why: format!("more than {MAX_PAGES} pages"),
         })
     }
+}
+
+/// The document of a 2xx answer, or the failure an error answer describes.
+fn answer(action: &'static str, response: &Response) -> Result<Document, Failure> {
+    let doc = Document::parse(&response.body);
+    if response.is_success() {
+        return doc.map_err(|why| Failure::Malformed { action, why });
+    }
+    let (code, message) = match &doc {
+        Ok(d) => (
+            d.first(&["Error", "Code"]).map(str::to_owned),
+            d.first(&["Error", "Message"]).map(str::to_owned),
+        ),
+        Err(_) => (None, None),
+    };
+    Err(Failure::Aws {
+        action,
+        status: response.status,
+        code: code.unwrap_or_else(|| format!("HTTP{}", response.status)),
+        message: clean(&message.unwrap_or_else(|| "no error document".into())),
+        retry_after: response.header("retry-after").and_then(retry_after_secs),
+    })
+}
+
+/// A `Retry-After` in delay-seconds; `None` for anything else (an HTTP date, garbage).
+fn retry_after_secs(value: &str) -> Option<u64> {
+    let value = value.trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // All digits: only overflow can fail, and a delay that long is as good as u64::MAX.
+    Some(value.parse().unwrap_or(u64::MAX))
 }
 
 /// `Action=…&Version=…&k=v…`, form-encoded.
@@ -244,8 +300,97 @@ fn clean(message: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
+        Response {
+            status,
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    fn error_document(code: &str) -> String {
+        format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>\
+             <Message>Rate exceeded</Message></Error></ErrorResponse>"
+        )
+    }
+
+    #[test]
+    fn throttling_statuses_are_unavailable_with_retry_after() {
+        for status in [429, 503] {
+            let r = response(status, &[("Retry-After", "5")], "");
+            let failure = answer("CreateUser", &r).unwrap_err();
+            assert!(failure.is_throttled());
+            let e = Error::from(failure);
+            assert_eq!(e.kind(), ErrorKind::Unavailable, "{status}");
+            assert_eq!(e.get_retry_after(), Some(Duration::from_secs(5)));
+            assert_eq!(
+                e.message(),
+                format!("AWS CreateUser failed ({status} HTTP{status}): no error document")
+            );
+        }
+    }
+
+    #[test]
+    fn throttling_codes_are_unavailable_whatever_the_status() {
+        for code in THROTTLING_CODES {
+            let r = response(400, &[], &error_document(code));
+            let e = Error::from(answer("AttachUserPolicy", &r).unwrap_err());
+            assert_eq!(e.kind(), ErrorKind::Unavailable, "{code}");
+            // No Retry-After: one second.
+            assert_eq!(e.get_retry_after(), Some(Duration::from_secs(1)), "{code}");
+            assert!(e.message().contains(code), "{e}");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_only() {
+        let cases = [
+            ("7", 7),
+            (" 12 ", 12),
+            ("0", 0),
+            ("Wed, 21 Oct 2015 07:28:00 GMT", 1),
+            ("-3", 1),
+            ("1.5", 1),
+            ("", 1),
+        ];
+        for (header, secs) in cases {
+            let r = response(503, &[("retry-after", header)], &error_document("SlowDown"));
+            let e = Error::from(answer("ListUsers", &r).unwrap_err());
+            // 0 stays 0 here; the SDK sends at least one second.
+            assert_eq!(
+                e.get_retry_after(),
+                Some(Duration::from_secs(secs)),
+                "{header:?}"
+            );
+        }
+        assert_eq!(retry_after_secs("99999999999999999999999"), Some(u64::MAX));
+    }
+
+    #[test]
+    fn other_errors_stay_upstream_without_retry_after() {
+        let r = response(
+            409,
+            &[("Retry-After", "5")],
+            &error_document("EntityAlreadyExists"),
+        );
+        let failure = answer("CreateUser", &r).unwrap_err();
+        assert!(!failure.is_throttled() && failure.is_code("EntityAlreadyExists"));
+        let e = Error::from(failure);
+        assert_eq!(e.kind(), ErrorKind::Upstream);
+        assert_eq!(e.get_retry_after(), None);
+        let r = response(500, &[], "not xml");
+        let e = Error::from(answer("CreateUser", &r).unwrap_err());
+        assert_eq!(e.kind(), ErrorKind::Upstream);
+        assert!(answer("CreateUser", &response(200, &[], "<a/>")).is_ok());
+    }
 
     #[test]
     fn form_encoding() {
@@ -271,6 +416,7 @@ mod tests {
             status: 409,
             code: "EntityAlreadyExists".into(),
             message: "exists".into(),
+            retry_after: None,
         };
         assert!(aws.is_code("EntityAlreadyExists") && !aws.effect_unknown());
         let e = Error::from(aws);

@@ -123,13 +123,18 @@ fn cleanup(api: Api<'_>, username: &str, failure: Failure) -> Error {
             log::error(&format!(
                 "issuing failed and IAM user {username} could not be deleted: {c}"
             ));
-            Error::new(
+            let combined = Error::new(
                 error.kind(),
                 format!(
                     "{}; deleting the partly created IAM user {username} also failed: {c}",
                     error.message()
                 ),
-            )
+            );
+            // A throttled call keeps its retry hint.
+            match error.get_retry_after() {
+                Some(after) => combined.retry_after(after),
+                None => combined,
+            }
         }
     }
 }

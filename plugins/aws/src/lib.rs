@@ -35,8 +35,8 @@ impl Engine for Aws {
         Descriptor::new("aws", env!("CARGO_PKG_VERSION"))
             .config_schema(config_schema())
             .role_schema(role_schema())
-            .capability("engine:dynamic_credentials")
-            .capability("engine:root_rotation")
+            .capability(Capability::DynamicCredentials)
+            .capability(Capability::RootRotation)
     }
 
     fn configure(&self, _: &Context, config: Value) -> Result<Value> {

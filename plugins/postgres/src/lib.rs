@@ -57,8 +57,8 @@ impl Engine for Postgres {
                     "renew_statements": statements,
                 },
             }))
-            .capability("engine:dynamic_credentials")
-            .capability("engine:root_rotation")
+            .capability(Capability::DynamicCredentials)
+            .capability(Capability::RootRotation)
     }
 
     fn configure(&self, _: &Context, config: Value) -> Result<Value> {

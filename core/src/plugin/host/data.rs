@@ -1,10 +1,10 @@
 //! `plugin-data`: key-value storage scoped to (realm, mount), sealed under the realm's
 //! data key with the mount id and key as associated data.
 
-use super::bindings::arcan::plugin::plugin_data;
-use super::bindings::arcan::plugin::types::HostError;
+use super::wit::latest::arcan::plugin::plugin_data;
 use super::{HostState, bounded};
 use crate::engine::sealing::{open_in_realm, seal_in_realm};
+use crate::plugin::model::HostFault;
 use crate::util::now_ms;
 
 /// Longest key.
@@ -14,32 +14,32 @@ pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 /// Most keys one `list` returns.
 pub const MAX_LIST: u32 = 1000;
 
-fn check_key(key: &str) -> Result<(), HostError> {
+fn check_key(key: &str) -> Result<(), HostFault> {
     if key.is_empty() || key.chars().any(char::is_control) {
-        return Err(HostError::Invalid(
+        return Err(HostFault::Invalid(
             "plugin data keys are 1-256 bytes without control characters".into(),
         ));
     }
     bounded("key", key.len(), MAX_KEY_BYTES)
 }
 
-fn upstream(e: impl std::fmt::Display) -> HostError {
+fn upstream(e: impl std::fmt::Display) -> HostFault {
     tracing::error!(error = %e, "plugin data store error");
-    HostError::Upstream("the plugin data store failed".into())
+    HostFault::Upstream("the plugin data store failed".into())
 }
 
 async fn with_timeout<T>(
     limit: std::time::Duration,
-    fut: impl std::future::Future<Output = Result<T, HostError>>,
-) -> Result<T, HostError> {
+    fut: impl std::future::Future<Output = Result<T, HostFault>>,
+) -> Result<T, HostFault> {
     tokio::time::timeout(limit, fut)
         .await
-        .unwrap_or_else(|_| Err(HostError::Upstream("plugin data store timed out".into())))
+        .unwrap_or_else(|_| Err(HostFault::Upstream("plugin data store timed out".into())))
 }
 
 impl HostState {
     /// Counts one plugin data write against the per-call quota.
-    fn count_write(&mut self) -> Result<(), HostError> {
+    fn count_write(&mut self) -> Result<(), HostFault> {
         let max = self.scope.services.limits.quotas.data_writes_per_call;
         if self.used.data_writes >= max {
             return Err(self.over_quota(format!("more than {max} plugin data writes in one call")));
@@ -49,14 +49,14 @@ impl HostState {
     }
 
     /// The guest's error for a quota refusal, logged once per call.
-    fn over_quota(&mut self, message: String) -> HostError {
+    fn over_quota(&mut self, message: String) -> HostFault {
         if !self.used.data_logged {
             self.used.data_logged = true;
             let s = &self.scope;
             tracing::warn!(plugin = %s.plugin, mount = %s.mount, realm = %s.realm,
                 request_id = %self.call.request_id, "plugin data quota: {message}");
         }
-        HostError::Invalid(format!("quota exceeded: {message}"))
+        HostFault::Invalid(format!("quota exceeded: {message}"))
     }
 }
 
@@ -85,13 +85,11 @@ fn over_mount_quota(
 }
 
 impl plugin_data::Host for HostState {
-    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, HostError>> {
-        if let Err(e) = check_key(&key) {
-            return Ok(Err(e));
-        }
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, HostFault> {
+        check_key(&key)?;
         let s = self.scope.clone();
         let sv = &s.services;
-        Ok(with_timeout(self.host_timeout(), async {
+        with_timeout(self.host_timeout(), async {
             let Some(sealed) = sv
                 .store
                 .plugin_data_get(&s.realm_id, &s.mount_id, &key)
@@ -112,20 +110,12 @@ impl plugin_data::Host for HostState {
             .map_err(upstream)?;
             Ok(Some(plain.to_vec()))
         })
-        .await)
+        .await
     }
 
-    async fn put(
-        &mut self,
-        key: String,
-        value: Vec<u8>,
-    ) -> wasmtime::Result<Result<(), HostError>> {
-        if let Err(e) = check_key(&key).and(bounded("value", value.len(), MAX_VALUE_BYTES)) {
-            return Ok(Err(e));
-        }
-        if let Err(e) = self.count_write() {
-            return Ok(Err(e));
-        }
+    async fn put(&mut self, key: String, value: Vec<u8>) -> Result<(), HostFault> {
+        check_key(&key).and(bounded("value", value.len(), MAX_VALUE_BYTES))?;
+        self.count_write()?;
         let s = self.scope.clone();
         let sv = &s.services;
         // Per-mount quotas, checked against what the mount holds besides this key. Two
@@ -137,17 +127,13 @@ impl plugin_data::Host for HostState {
                 .await
                 .map_err(upstream)
         })
-        .await;
-        let usage = match usage {
-            Ok(u) => u,
-            Err(e) => return Ok(Err(e)),
-        };
+        .await?;
         // Sealed size: the value plus nonce and tag.
         let bytes = (key.len() + value.len() + 40) as u64;
         if let Some(m) = over_mount_quota(&sv.limits.quotas, usage, bytes) {
-            return Ok(Err(self.over_quota(m)));
+            return Err(self.over_quota(m));
         }
-        Ok(with_timeout(self.host_timeout(), async {
+        with_timeout(self.host_timeout(), async {
             let sealed = seal_in_realm(
                 sv.store.as_ref(),
                 &sv.keyring,
@@ -163,42 +149,34 @@ impl plugin_data::Host for HostState {
                 .await
                 .map_err(upstream)
         })
-        .await)
+        .await
     }
 
-    async fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, HostError>> {
-        if let Err(e) = check_key(&key).and_then(|()| self.count_write()) {
-            return Ok(Err(e));
-        }
+    async fn delete(&mut self, key: String) -> Result<bool, HostFault> {
+        check_key(&key).and_then(|()| self.count_write())?;
         let s = self.scope.clone();
-        Ok(with_timeout(self.host_timeout(), async {
+        with_timeout(self.host_timeout(), async {
             s.services
                 .store
                 .plugin_data_delete(&s.realm_id, &s.mount_id, &key)
                 .await
                 .map_err(upstream)
         })
-        .await)
+        .await
     }
 
-    async fn list(
-        &mut self,
-        prefix: String,
-        limit: u32,
-    ) -> wasmtime::Result<Result<Vec<String>, HostError>> {
-        if let Err(e) = bounded("prefix", prefix.len(), MAX_KEY_BYTES) {
-            return Ok(Err(e));
-        }
+    async fn list(&mut self, prefix: String, limit: u32) -> Result<Vec<String>, HostFault> {
+        bounded("prefix", prefix.len(), MAX_KEY_BYTES)?;
         let s = self.scope.clone();
         let limit = i64::from(limit.clamp(1, MAX_LIST));
-        Ok(with_timeout(self.host_timeout(), async {
+        with_timeout(self.host_timeout(), async {
             s.services
                 .store
                 .plugin_data_keys(&s.realm_id, &s.mount_id, &prefix, limit)
                 .await
                 .map_err(upstream)
         })
-        .await)
+        .await
     }
 }
 

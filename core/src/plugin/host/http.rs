@@ -2,10 +2,10 @@
 //! to the endpoint's base URL (the host part cannot change), adds authentication, refuses
 //! redirects and bounds both bodies.
 
-use super::bindings::arcan::plugin::http::{self, Request, Response};
-use super::bindings::arcan::plugin::types::HostError;
+use super::wit::latest::arcan::plugin::http::{self, Request, Response};
 use super::{HostState, bounded};
 use crate::plugin::connections::HttpAuth;
+use crate::plugin::model::HostFault;
 use crate::plugin::sigv4::{delete_key, sign_request};
 
 /// Request header naming the AWS service to sign for; consumed by the host.
@@ -29,7 +29,7 @@ const RESERVED: &[&str] = &[
     "x-amz-content-sha256",
 ];
 
-fn check_path(path: &str) -> Result<(), HostError> {
+fn check_path(path: &str) -> Result<(), HostFault> {
     let ok = path.starts_with('/')
         && !path.starts_with("//")
         && !path.contains('\\')
@@ -38,7 +38,7 @@ fn check_path(path: &str) -> Result<(), HostError> {
     if ok {
         bounded("path", path.len(), 8192)
     } else {
-        Err(HostError::Invalid(
+        Err(HostFault::Invalid(
             "path must start with a single `/` and contain no spaces, control characters or fragments"
                 .into(),
         ))
@@ -46,26 +46,18 @@ fn check_path(path: &str) -> Result<(), HostError> {
 }
 
 impl http::Host for HostState {
-    async fn send(
-        &mut self,
-        connection: String,
-        request: Request,
-    ) -> wasmtime::Result<Result<Response, HostError>> {
+    async fn send(&mut self, connection: String, request: Request) -> Result<Response, HostFault> {
         let found = self.scope.connections.http(&connection);
         let (client, base, auth) = match found {
             Ok(c) => c,
-            Err(m) => return Ok(Err(self.deny(m))),
+            Err(m) => return Err(self.deny(m)),
         };
-        if let Err(e) =
-            check_path(&request.path).and(bounded("body", request.body.len(), MAX_REQUEST_BYTES))
-        {
-            return Ok(Err(e));
-        }
+        check_path(&request.path).and(bounded("body", request.body.len(), MAX_REQUEST_BYTES))?;
         let Ok(method) = reqwest::Method::from_bytes(request.method.as_bytes()) else {
-            return Ok(Err(HostError::Invalid(format!(
+            return Err(HostFault::Invalid(format!(
                 "`{}` is not an HTTP method",
                 request.method
-            ))));
+            )));
         };
         let service = request
             .headers
@@ -84,9 +76,9 @@ impl http::Host for HostState {
                 continue;
             }
             if RESERVED.contains(&lower.as_str()) {
-                return Ok(Err(HostError::Invalid(format!(
+                return Err(HostFault::Invalid(format!(
                     "header `{k}` is set by the host"
-                ))));
+                )));
             }
             rb = rb.header(k, v);
         }
@@ -98,9 +90,9 @@ impl http::Host for HostState {
         let mut req = match rb.body(request.body).build() {
             Ok(r) => r,
             Err(_) => {
-                return Ok(Err(HostError::Invalid(
+                return Err(HostFault::Invalid(
                     "the request is not valid HTTP (header names or values)".into(),
-                )));
+                ));
             }
         };
         if let HttpAuth::AwsSigv4(keys) = &auth {
@@ -110,12 +102,12 @@ impl http::Host for HostState {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
             if !valid {
-                return Ok(Err(HostError::Invalid(format!(
+                return Err(HostFault::Invalid(format!(
                     "`{SERVICE_HEADER}` is not an AWS service name"
-                ))));
+                )));
             }
             if let Err(e) = sign_request(&mut req, keys, &service) {
-                return Ok(Err(HostError::Invalid(e)));
+                return Err(HostFault::Invalid(e));
             }
         }
         let sent = client.execute(req).await;
@@ -129,9 +121,9 @@ impl http::Host for HostState {
                 } else {
                     "request failed".to_owned()
                 };
-                return Ok(Err(HostError::Upstream(format!(
+                return Err(HostFault::Upstream(format!(
                     "connection `{connection}`: {why}"
-                ))));
+                )));
             }
         };
         let status = resp.status().as_u16();
@@ -145,46 +137,46 @@ impl http::Host for HostState {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
                     if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                        return Ok(Err(HostError::Upstream(format!(
+                        return Err(HostFault::Upstream(format!(
                             "the response is larger than {MAX_RESPONSE_BYTES} bytes"
-                        ))));
+                        )));
                     }
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
                 Err(_) => {
-                    return Ok(Err(HostError::Upstream(format!(
+                    return Err(HostFault::Upstream(format!(
                         "connection `{connection}`: reading the response failed"
-                    ))));
+                    )));
                 }
             }
         }
-        Ok(Ok(Response {
+        Ok(Response {
             status,
             headers,
             body,
-        }))
+        })
     }
 
-    async fn rotate_root(&mut self, connection: String) -> wasmtime::Result<Result<(), HostError>> {
+    async fn rotate_root(&mut self, connection: String) -> Result<(), HostFault> {
         let found = self.scope.connections.http(&connection);
         let (client, base, _) = match found {
             Ok(c) => c,
-            Err(m) => return Ok(Err(self.deny(m))),
+            Err(m) => return Err(self.deny(m)),
         };
         let scope = self.scope.clone();
         let (specs, old_id, new_keys) = match scope.connections.rotate_aws(&connection).await {
             Ok(r) => r,
-            Err(m) => return Ok(Err(HostError::Upstream(m))),
+            Err(m) => return Err(HostFault::Upstream(m)),
         };
         // Store the new key before the old one goes: a failure here leaves both valid,
         // never neither.
         if let Err(e) = crate::engine::registry::store_connections(&scope, &specs).await {
             tracing::error!(mount = %scope.mount, realm = %scope.realm, connection = %connection, error = %e,
                 "a new AWS key was created but could not be stored; the old key still works and stays in use");
-            return Ok(Err(HostError::Upstream(
+            return Err(HostFault::Upstream(
                 "the new root key could not be stored".into(),
-            )));
+            ));
         }
         // IAM is eventually consistent: a fresh key may need a moment before it signs.
         let mut last = String::new();
@@ -194,14 +186,14 @@ impl http::Host for HostState {
                     .await;
             }
             match delete_key(&client, &base, &new_keys, &old_id).await {
-                Ok(()) => return Ok(Ok(())),
+                Ok(()) => return Ok(()),
                 Err(e) => last = e,
             }
         }
         tracing::error!(mount = %scope.mount, realm = %scope.realm, connection = %connection, error = %last,
             "rotated to a new AWS key, but the old key could not be deleted; delete it by hand");
-        Ok(Err(HostError::Upstream(format!(
+        Err(HostFault::Upstream(format!(
             "the new root key is in use, but deleting the old one failed: {last}"
-        ))))
+        )))
     }
 }

@@ -1,6 +1,7 @@
-//! The host side of the WIT contract: the state of one call, the linker that exposes only
-//! granted interfaces, and the host functions (`sql`, `http`, `plugin-data`, `audit`,
-//! `log`).
+//! The host side of the WIT contract: the state of one call, the bindings of every served
+//! contract version ([`wit`]: the linker that exposes only granted interfaces, the typed
+//! engine handle), and the host functions (`sql`, `http`, `plugin-data`, `audit`, `log`),
+//! written once against the newest bindings.
 //!
 //! Host functions never trust the guest: every argument is bounded, every connection name
 //! is looked up in the mount's own connections, and every external call has a timeout. A
@@ -11,35 +12,24 @@ mod data;
 mod http;
 mod observe;
 mod sql;
+pub mod wit;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, ResourceLimiter};
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+pub use wit::{EngineInstance, EnginePre};
+
 use super::call::CallInfo;
 use super::connections::Connections;
-use super::manifest::HostCapability;
+use super::model::HostFault;
 use super::runtime::CallLimits;
 use crate::audit::Auditor;
 use crate::crypto::Keyring;
 use crate::store::Store;
-
-/// Generated bindings of the `plugin` world (every interface; only granted ones are linked).
-pub mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit/arcan-plugin-0.1.0",
-        world: "plugin",
-        imports: { default: async | trappable },
-        exports: { default: async },
-    });
-}
-
-pub use bindings::PluginPre;
-use bindings::arcan::plugin::types::HostError;
 
 /// Bytes of stdout/stderr kept per call (then routed to the log).
 const OUTPUT_CAPACITY: usize = 64 * 1024;
@@ -203,11 +193,11 @@ impl HostState {
     }
 
     /// Records a refusal of something not granted and returns the error for the guest.
-    fn deny(&mut self, message: String) -> HostError {
+    fn deny(&mut self, message: String) -> HostFault {
         tracing::warn!(plugin = %self.scope.plugin, mount = %self.scope.mount,
             realm = %self.scope.realm, request_id = %self.call.request_id, "{message}");
         self.denied = Some(message.clone());
-        HostError::Denied(message)
+        HostFault::Denied(message)
     }
 
     /// The host-call timeout.
@@ -216,42 +206,10 @@ impl HostState {
     }
 }
 
-impl bindings::arcan::plugin::types::Host for HostState {}
-
-/// Links deny-all WASI, `log`, `types` and the granted interfaces, then pre-instantiates.
-pub fn instantiate_pre(
-    engine: &Engine,
-    component: &Component,
-    grants: &BTreeSet<HostCapability>,
-) -> wasmtime::Result<PluginPre<HostState>> {
-    use bindings::arcan::plugin as wit;
-    let mut linker: Linker<HostState> = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    wit::types::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
-    wit::log::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
-    for cap in grants {
-        match cap {
-            HostCapability::Sql => {
-                wit::sql::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?
-            }
-            HostCapability::Http => {
-                wit::http::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?
-            }
-            HostCapability::Store => {
-                wit::plugin_data::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?
-            }
-            HostCapability::Audit => {
-                wit::audit::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?
-            }
-        }
-    }
-    PluginPre::new(linker.instantiate_pre(component)?)
-}
-
 /// Checks a guest-supplied string or byte length against a bound.
-fn bounded(what: &str, len: usize, max: usize) -> Result<(), HostError> {
+fn bounded(what: &str, len: usize, max: usize) -> Result<(), HostFault> {
     if len > max {
-        Err(HostError::Invalid(format!(
+        Err(HostFault::Invalid(format!(
             "{what} is {len} bytes, more than the {max} allowed"
         )))
     } else {

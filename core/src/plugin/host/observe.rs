@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::HostState;
-use super::bindings::arcan::plugin::{audit, log};
+use super::wit::latest::arcan::plugin::{audit, log};
 use crate::audit::{Actor, Event};
 use crate::util::{new_id, now_ms, rfc3339};
 

@@ -12,10 +12,10 @@ use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{Column, Postgres, Row, TypeInfo, ValueRef};
 
-use super::bindings::arcan::plugin::sql::{self, Rows, Statement, Value};
-use super::bindings::arcan::plugin::types::HostError;
+use super::wit::latest::arcan::plugin::sql::{self, Rows, Statement, Value};
 use super::{HostState, bounded};
 use crate::plugin::connections::sql_error;
+use crate::plugin::model::HostFault;
 
 /// Longest statement.
 pub const MAX_SQL_BYTES: usize = 64 * 1024;
@@ -36,10 +36,10 @@ fn value_len(v: &Value) -> usize {
     }
 }
 
-fn check_statement(sql_text: &str, params: &[Value]) -> Result<(), HostError> {
+fn check_statement(sql_text: &str, params: &[Value]) -> Result<(), HostFault> {
     bounded("statement", sql_text.len(), MAX_SQL_BYTES)?;
     if params.len() > MAX_PARAMS {
-        return Err(HostError::Invalid(format!(
+        return Err(HostFault::Invalid(format!(
             "{} parameters, more than the {MAX_PARAMS} allowed",
             params.len()
         )));
@@ -120,17 +120,17 @@ impl Drop for Checkout {
 async fn collect_rows(
     connection: &str,
     mut rows: BoxStream<'_, Result<PgRow, sqlx::Error>>,
-) -> Result<Rows, HostError> {
+) -> Result<Rows, HostFault> {
     let mut columns = None;
     let mut total = 0usize;
     let mut out = Vec::new();
     while let Some(row) = rows
         .try_next()
         .await
-        .map_err(|e| HostError::Upstream(sql_error(connection, &e)))?
+        .map_err(|e| HostFault::Upstream(sql_error(connection, &e)))?
     {
         if out.len() == MAX_ROWS {
-            return Err(HostError::Invalid(format!(
+            return Err(HostFault::Invalid(format!(
                 "the query returned more than the {MAX_ROWS} rows allowed"
             )));
         }
@@ -139,10 +139,10 @@ async fn collect_rows(
         }
         let mut values = Vec::with_capacity(row.len());
         for i in 0..row.len() {
-            let v = column(&row, i).map_err(HostError::Invalid)?;
+            let v = column(&row, i).map_err(HostFault::Invalid)?;
             total = total.saturating_add(value_len(&v));
             if total > MAX_DATA_BYTES {
-                return Err(HostError::Invalid(format!(
+                return Err(HostFault::Invalid(format!(
                     "the result is more than the {MAX_DATA_BYTES} bytes allowed"
                 )));
             }
@@ -162,11 +162,11 @@ async fn query_capped(
     connection: &str,
     sql_text: &str,
     params: &[Value],
-) -> Result<Rows, HostError> {
+) -> Result<Rows, HostFault> {
     let conn = pool
         .acquire()
         .await
-        .map_err(|e| HostError::Upstream(sql_error(connection, &e)))?;
+        .map_err(|e| HostFault::Upstream(sql_error(connection, &e)))?;
     let mut checkout = Checkout {
         conn,
         complete: false,
@@ -183,7 +183,7 @@ async fn query_capped(
 
 impl HostState {
     /// The pool of `connection`, or a recorded denial.
-    fn pool(&mut self, connection: &str) -> Result<sqlx::PgPool, HostError> {
+    fn pool(&mut self, connection: &str) -> Result<sqlx::PgPool, HostFault> {
         let found = self.scope.connections.postgres(connection);
         found.map_err(|m| self.deny(m))
     }
@@ -214,11 +214,11 @@ async fn timed<T>(
     limit: std::time::Duration,
     connection: &str,
     fut: impl std::future::Future<Output = Result<T, sqlx::Error>>,
-) -> Result<T, HostError> {
+) -> Result<T, HostFault> {
     match tokio::time::timeout(limit, fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(HostError::Upstream(sql_error(connection, &e))),
-        Err(_) => Err(HostError::Upstream(format!(
+        Ok(Err(e)) => Err(HostFault::Upstream(sql_error(connection, &e))),
+        Err(_) => Err(HostFault::Upstream(format!(
             "the statement did not finish within {limit:?}"
         ))),
     }
@@ -230,23 +230,17 @@ impl sql::Host for HostState {
         connection: String,
         sql_text: String,
         params: Vec<Value>,
-    ) -> wasmtime::Result<Result<Rows, HostError>> {
-        let pool = match self.pool(&connection) {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
-        if let Err(e) = check_statement(&sql_text, &params) {
-            return Ok(Err(e));
-        }
+    ) -> Result<Rows, HostFault> {
+        let pool = self.pool(&connection)?;
+        check_statement(&sql_text, &params)?;
         let limit = self.host_timeout();
-        let rows = tokio::time::timeout(limit, query_capped(pool, &connection, &sql_text, &params))
+        tokio::time::timeout(limit, query_capped(pool, &connection, &sql_text, &params))
             .await
             .unwrap_or_else(|_| {
-                Err(HostError::Upstream(format!(
+                Err(HostFault::Upstream(format!(
                     "the statement did not finish within {limit:?}"
                 )))
-            });
-        Ok(rows)
+            })
     }
 
     async fn execute(
@@ -254,14 +248,9 @@ impl sql::Host for HostState {
         connection: String,
         sql_text: String,
         params: Vec<Value>,
-    ) -> wasmtime::Result<Result<u64, HostError>> {
-        let pool = match self.pool(&connection) {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
-        if let Err(e) = check_statement(&sql_text, &params) {
-            return Ok(Err(e));
-        }
+    ) -> Result<u64, HostFault> {
+        let pool = self.pool(&connection)?;
+        check_statement(&sql_text, &params)?;
         let done = if params.is_empty() {
             timed(
                 self.host_timeout(),
@@ -277,52 +266,45 @@ impl sql::Host for HostState {
             )
             .await
         };
-        Ok(done.map(|d| d.rows_affected()))
+        done.map(|d| d.rows_affected())
     }
 
     async fn transaction(
         &mut self,
         connection: String,
         statements: Vec<Statement>,
-    ) -> wasmtime::Result<Result<Vec<u64>, HostError>> {
-        let pool = match self.pool(&connection) {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
+    ) -> Result<Vec<u64>, HostFault> {
+        let pool = self.pool(&connection)?;
         if statements.len() > MAX_STATEMENTS {
-            return Ok(Err(HostError::Invalid(format!(
+            return Err(HostFault::Invalid(format!(
                 "{} statements, more than the {MAX_STATEMENTS} allowed",
                 statements.len()
-            ))));
+            )));
         }
         for s in &statements {
-            if let Err(e) = check_statement(&s.sql, &s.params) {
-                return Ok(Err(e));
-            }
+            check_statement(&s.sql, &s.params)?;
         }
-        Ok(timed(
+        timed(
             self.host_timeout(),
             &connection,
             run_transaction(pool, statements),
         )
-        .await)
+        .await
     }
 
-    async fn rotate_root(&mut self, connection: String) -> wasmtime::Result<Result<(), HostError>> {
-        if let Err(e) = self.pool(&connection) {
-            return Ok(Err(e));
-        }
+    async fn rotate_root(&mut self, connection: String) -> Result<(), HostFault> {
+        self.pool(&connection)?;
         let scope = self.scope.clone();
         let specs = match scope.connections.rotate_postgres(&connection).await {
             Ok(s) => s,
-            Err(m) => return Ok(Err(HostError::Upstream(m))),
+            Err(m) => return Err(HostFault::Upstream(m)),
         };
-        Ok(crate::engine::registry::store_connections(&scope, &specs)
+        crate::engine::registry::store_connections(&scope, &specs)
             .await
             .map_err(|e| {
                 tracing::error!(mount = %scope.mount, realm = %scope.realm, connection = %connection,
                     error = %e, "root password changed on the server but not stored; the connection must be re-entered");
-                HostError::Upstream("the new root credential could not be stored".into())
-            }))
+                HostFault::Upstream("the new root credential could not be stored".into())
+            })
     }
 }

@@ -21,9 +21,9 @@ use super::super::state::{AppState, state};
 use crate::engine::EngineError;
 use crate::engine::leases::{self, StoredRole};
 use crate::engine::registry::{BUILTIN_KV, Engines, MountHandle, parse_grants};
+use crate::plugin::CallInfo;
 use crate::plugin::connections::{parse_specs, public_view, seal_specs};
 use crate::plugin::manifest::valid_name;
-use crate::plugin::{CallInfo, Op, OpResult};
 use crate::rbac::Capability;
 use crate::store::{EngineRoleRecord, MountRecord};
 use crate::util::{new_id, now_ms, rfc3339};
@@ -200,25 +200,18 @@ pub async fn enable(
             .await
             .map_err(EngineError::Connection)?;
     }
-    let out = engines
-        .call(
-            &handle,
-            call_info(req, depot),
-            Op::Configure {
-                config: record.config.clone(),
-            },
-        )
+    let normalised = engines
+        .call(&handle, call_info(req, depot))
+        .configure(record.config.clone())
         .await
         .map_err(EngineError::from)?;
-    if let OpResult::Json(normalised) = out {
-        serde_json::from_str::<Value>(&normalised).map_err(|_| {
-            ApiError::bad_gateway(format!(
-                "plugin `{}` returned a configuration that is not JSON",
-                b.plugin
-            ))
-        })?;
-        record.config = normalised;
-    }
+    serde_json::from_str::<Value>(&normalised).map_err(|_| {
+        ApiError::bad_gateway(format!(
+            "plugin `{}` returned a configuration that is not JSON",
+            b.plugin
+        ))
+    })?;
+    record.config = normalised;
     record.connections_sealed = seal_specs(
         st.store.as_ref(),
         &st.keyring,
@@ -273,13 +266,13 @@ pub async fn read(
     let h = mount_handle(&st, &ctx, &mount).await?;
     let described = st
         .engines
-        .call(&h, call_info(req, depot), Op::Describe)
+        .call(&h, call_info(req, depot))
+        .describe()
         .await
         .map_err(EngineError::from)?;
     let mut out = mount_json(&h.record);
-    if let OpResult::Descriptor(d) = described {
-        out["describe"] = serde_json::to_value(d).unwrap_or(Value::Null);
-    }
+    out["describe"] = serde_json::to_value(described).unwrap_or(Value::Null);
+    out["contract"] = Value::String(h.pre.contract().package().into());
     Ok(Json(out))
 }
 
@@ -350,21 +343,12 @@ pub async fn put_role(
     let h = mount_handle(&st, &ctx, &mount).await?;
     let mut info = call_info(req, depot);
     info.role = Some(role.to_string());
-    let out = st
+    let normalised = st
         .engines
-        .call(
-            &h,
-            info,
-            Op::ValidateRole {
-                config: h.record.config.clone(),
-                role: b.definition.to_string(),
-            },
-        )
+        .call(&h, info)
+        .validate_role(h.record.config.clone(), b.definition.to_string())
         .await
         .map_err(EngineError::from)?;
-    let OpResult::Json(normalised) = out else {
-        return Err(ApiError::bad_gateway("unexpected engine result"));
-    };
     let definition: Value = serde_json::from_str(&normalised)
         .map_err(|_| ApiError::bad_gateway("the engine returned a role that is not JSON"))?;
     let stored = StoredRole {
@@ -538,13 +522,8 @@ pub async fn rotate_root(
     let h = mount_handle(&st, &ctx, &mount).await?;
     audit_detail(depot, json!({"mount": mount.as_str()}));
     st.engines
-        .call(
-            &h,
-            call_info(req, depot),
-            Op::RotateRoot {
-                config: h.record.config.clone(),
-            },
-        )
+        .call(&h, call_info(req, depot))
+        .rotate_root(h.record.config.clone())
         .await
         .map_err(EngineError::from)?;
     Ok(Json(json!({"rotated": true})))

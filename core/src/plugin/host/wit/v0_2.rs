@@ -1,0 +1,137 @@
+//! `arcan:plugin@0.2.0`, the newest contract. The host functions (`sql`, `http`,
+//! `plugin-data`, `log`, `audit` in the parent module) implement these bindings' traits
+//! directly; older versions convert to them.
+//!
+//! New since 0.1.0: `error-kind.unavailable`, `engine-error.retry-after-seconds`, and typed
+//! `capability` values in the descriptor.
+
+use std::collections::BTreeSet;
+
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::plugin::host::HostState;
+use crate::plugin::manifest::HostCapability;
+use crate::plugin::model::{self, HostFault};
+
+wasmtime::component::bindgen!({
+    path: "../wit/arcan-plugin-0.2.0",
+    world: "plugin",
+    imports: { default: async | trappable },
+    exports: { default: async },
+    trappable_error_type: {
+        "arcan:plugin/types.host-error" => crate::plugin::model::HostFault,
+    },
+});
+
+use arcan::plugin::types;
+use exports::arcan::plugin::engine;
+
+/// Links `types`, `log` and the granted interfaces.
+pub fn link(
+    linker: &mut Linker<HostState>,
+    grants: &BTreeSet<HostCapability>,
+) -> wasmtime::Result<()> {
+    use arcan::plugin as wit;
+    wit::types::add_to_linker::<_, HasSelf<HostState>>(linker, |s| s)?;
+    wit::log::add_to_linker::<_, HasSelf<HostState>>(linker, |s| s)?;
+    for cap in grants {
+        match cap {
+            HostCapability::Sql => wit::sql::add_to_linker::<_, HasSelf<HostState>>(linker, |s| s)?,
+            HostCapability::Http => {
+                wit::http::add_to_linker::<_, HasSelf<HostState>>(linker, |s| s)?
+            }
+            HostCapability::Store => {
+                wit::plugin_data::add_to_linker::<_, HasSelf<HostState>>(linker, |s| s)?
+            }
+            HostCapability::Audit => {
+                wit::audit::add_to_linker::<_, HasSelf<HostState>>(linker, |s| s)?
+            }
+        }
+    }
+    Ok(())
+}
+
+impl types::Host for HostState {
+    fn convert_host_error(&mut self, err: HostFault) -> wasmtime::Result<types::HostError> {
+        Ok(match err {
+            HostFault::Denied(m) => types::HostError::Denied(m),
+            HostFault::Invalid(m) => types::HostError::Invalid(m),
+            HostFault::Upstream(m) => types::HostError::Upstream(m),
+            HostFault::Trap(e) => return Err(e),
+        })
+    }
+}
+
+impl From<&model::CallContext> for types::CallContext {
+    fn from(c: &model::CallContext) -> Self {
+        types::CallContext {
+            request_id: c.request_id.clone(),
+            user_id: c.user_id.clone(),
+            token_id: c.token_id.clone(),
+            realm_id: c.realm_id.clone(),
+            realm: c.realm.clone(),
+            mount: c.mount.clone(),
+            lease_id: c.lease_id.clone(),
+            role: c.role.clone(),
+        }
+    }
+}
+
+impl From<types::EngineError> for model::EngineFailure {
+    fn from(e: types::EngineError) -> Self {
+        use model::ErrorKind as K;
+        use types::ErrorKind as W;
+        let kind = match e.kind {
+            W::InvalidInput => K::InvalidInput,
+            W::NotFound => K::NotFound,
+            W::Conflict => K::Conflict,
+            W::Denied => K::Denied,
+            W::Unsupported => K::Unsupported,
+            W::Upstream => K::Upstream,
+            W::Internal => K::Internal,
+            W::Unavailable => K::Unavailable,
+        };
+        model::EngineFailure {
+            kind,
+            message: e.message,
+            retry_after: e.retry_after_seconds,
+        }
+    }
+}
+
+impl From<engine::Capability> for model::EngineCapability {
+    fn from(c: engine::Capability) -> Self {
+        match c {
+            engine::Capability::DynamicCredentials => model::EngineCapability::DynamicCredentials,
+            engine::Capability::RootRotation => model::EngineCapability::RootRotation,
+            engine::Capability::StaticRoles => model::EngineCapability::StaticRoles,
+        }
+    }
+}
+
+impl From<engine::Descriptor> for model::Descriptor {
+    fn from(d: engine::Descriptor) -> Self {
+        let mut capabilities: Vec<model::EngineCapability> =
+            d.capabilities.into_iter().map(Into::into).collect();
+        capabilities.dedup();
+        model::Descriptor {
+            config_schema: super::parse_schema(&d.config_schema),
+            role_schema: super::parse_schema(&d.role_schema),
+            name: d.name,
+            version: d.version,
+            capabilities,
+        }
+    }
+}
+
+impl From<engine::Credential> for model::Credential {
+    fn from(c: engine::Credential) -> Self {
+        model::Credential {
+            data: c.data,
+            ttl_seconds: c.ttl_seconds,
+            renewable: c.renewable,
+            revocable: c.revocable,
+            internal: c.internal,
+        }
+    }
+}
