@@ -158,48 +158,57 @@ async fn both_contract_versions_serve_side_by_side() {
         .await;
     assert_refused(st, &b, StatusCode::NOT_IMPLEMENTED, "not supported");
 
-    // New in 0.2.0: `unavailable` with a retry hint is a 503 with Retry-After.
-    let (st, b) = role(
-        &s,
-        "new",
-        "busy",
-        json!({"mode": "unavailable", "retry_after": 7}),
-    )
-    .await;
-    assert_eq!(st, StatusCode::OK, "{b}");
-    let res = s
-        .http
-        .post(format!(
-            "{}/api/v1/realms/acme/engines/new/creds/busy",
-            s.base
-        ))
-        .bearer_auth(&s.root)
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("creds");
-    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        res.headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok()),
-        Some("7")
-    );
-    let b: Value = res.json().await.expect("json");
-    assert_eq!(b["error"]["code"], "engine_unavailable", "{b}");
-    assert!(message(&b).contains("probe is throttled"), "{b}");
-    // Nothing was leased for the refused issue.
-    let (_, leases) = s
-        .get("/api/v1/realms/acme/leases?prefix=new/", &s.root)
+    // New in 0.2.0: `unavailable` with a retry hint is a 503 with Retry-After, which the
+    // host bounds (an engine does not get to stall clients for more than an hour).
+    let leases_before = lease_count(&s, "new/").await;
+    for (name, asked, sent) in [("busy", 13, "13"), ("stalling", 1_000_000, "3600")] {
+        let (st, b) = role(
+            &s,
+            "new",
+            name,
+            json!({"mode": "unavailable", "retry_after": asked}),
+        )
         .await;
-    let active: Vec<_> = leases["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|l| l["state"] == "active")
-        .collect();
-    assert!(active.is_empty(), "{leases}");
+        assert_eq!(st, StatusCode::OK, "{b}");
+        let res = s
+            .http
+            .post(format!(
+                "{}/api/v1/realms/acme/engines/new/creds/{name}",
+                s.base
+            ))
+            .bearer_auth(&s.root)
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("creds");
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            res.headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some(sent),
+            "asked {asked}"
+        );
+        let b: Value = res.json().await.expect("json");
+        assert_eq!(b["error"]["code"], "engine_unavailable", "{b}");
+        assert!(message(&b).contains("probe is throttled"), "{b}");
+    }
+    // Nothing was leased for the refused issues.
+    assert_eq!(lease_count(&s, "new/").await, leases_before);
+}
+
+/// How many leases (any state) the realm `acme` lists under `prefix`.
+async fn lease_count(s: &Server, prefix: &str) -> usize {
+    let (st, leases) = s
+        .get(
+            &format!("/api/v1/realms/acme/leases?prefix={prefix}&limit=1000"),
+            &s.root,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{leases}");
+    let items = leases["items"].as_array().expect("items");
+    assert!(!items.is_empty(), "the earlier lease is listed: {leases}");
+    items.len()
 }
 
 /// Copies an installed plugin's component under a new name with a rewritten manifest.

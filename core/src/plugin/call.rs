@@ -165,7 +165,13 @@ impl<'r> EngineCall<'r> {
     /// `describe`: name, version, schemas and capabilities.
     pub async fn describe(self) -> Result<Descriptor, CallError> {
         self.invoke(
-            |d: &Descriptor| d.config_schema.to_string().len() + d.role_schema.to_string().len(),
+            |d: &Descriptor| {
+                d.name.len()
+                    + d.version.len()
+                    + d.config_schema.to_string().len()
+                    + d.role_schema.to_string().len()
+                    + d.capabilities.len() * 32
+            },
             |i, s, _| Box::pin(async move { Ok(Ok(i.describe(s).await?)) }),
         )
         .await

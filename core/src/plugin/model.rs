@@ -53,7 +53,7 @@ impl ContractVersion {
             } else {
                 theirs.major == ours.major
             };
-            same_line && theirs <= ours && theirs.pre.is_empty()
+            same_line && theirs <= ours && theirs.pre.is_empty() && theirs.build.is_empty()
         })
     }
 
@@ -228,12 +228,6 @@ impl fmt::Display for HostFault {
 
 impl std::error::Error for HostFault {}
 
-impl From<wasmtime::Error> for HostFault {
-    fn from(e: wasmtime::Error) -> Self {
-        HostFault::Trap(e)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +249,10 @@ mod tests {
             "1.0.0",
             "0.0.9",
             "0.2.0-rc.1",
+            "0.1.0+build",
+            "0.01.0",
+            "0.1",
+            "",
             "x",
         ] {
             assert_eq!(ContractVersion::resolve(refused), None, "{refused}");

@@ -384,7 +384,7 @@ pub fn inspect_imports(
     }
     let declared = manifest.host_capabilities();
     let mut out = Vec::new();
-    let mut engine_export = None;
+    let mut engine_exports = Vec::new();
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(wasm) {
         let payload = payload.map_err(|e| invalid(format!("malformed component: {e}")))?;
@@ -411,23 +411,38 @@ pub fn inspect_imports(
             Payload::ComponentExportSection(reader) if depth == 0 => {
                 for export in reader {
                     let export = export.map_err(|e| invalid(format!("malformed export: {e}")))?;
-                    if let Some(version) = export.name.name.strip_prefix("arcan:plugin/engine@") {
-                        engine_export = Some(version.to_owned());
+                    let name = export.name.name;
+                    match name.strip_prefix("arcan:plugin/engine@") {
+                        Some(version) => engine_exports.push(version.to_owned()),
+                        // The host calls only `engine`; any other contract export is of
+                        // something this host does not know.
+                        None if name.starts_with("arcan:") => {
+                            return Err(invalid(format!(
+                                "the component exports `{name}`, which is not part of {}",
+                                contract.package()
+                            )));
+                        }
+                        None => {}
                     }
                 }
             }
             _ => {}
         }
     }
-    match engine_export {
-        Some(v) if ContractVersion::resolve(&v) == Some(contract) => Ok(out),
-        Some(v) => Err(invalid(format!(
+    match engine_exports.as_slice() {
+        [v] if ContractVersion::resolve(v) == Some(contract) => Ok(out),
+        [v] => Err(invalid(format!(
             "the component exports `arcan:plugin/engine@{v}` but its manifest declares `{}`",
             manifest.wit
         ))),
-        None => Err(invalid(format!(
+        [] => Err(invalid(format!(
             "the component does not export `arcan:plugin/engine` ({} expected)",
             contract.package()
+        ))),
+        several => Err(invalid(format!(
+            "the component exports `arcan:plugin/engine` {} times ({}); exactly one is allowed",
+            several.len(),
+            several.join(", ")
         ))),
     }
 }
@@ -469,3 +484,6 @@ fn classify_import(
         _ => Err(unknown()),
     }
 }
+
+#[cfg(test)]
+mod tests;

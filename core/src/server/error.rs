@@ -195,6 +195,15 @@ impl From<PolicyError> for ApiError {
     }
 }
 
+/// Longest `Retry-After` an engine may ask callers to wait, in seconds.
+pub const MAX_ENGINE_RETRY_AFTER: u64 = 3600;
+
+/// An engine's retry hint as sent to callers: at least 1 s, at most an hour (an engine, or
+/// the system behind it, does not get to stall clients for longer).
+fn engine_retry_after(secs: u32) -> u64 {
+    u64::from(secs).clamp(1, MAX_ENGINE_RETRY_AFTER)
+}
+
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         use crate::plugin::ErrorKind as K;
@@ -227,12 +236,12 @@ impl From<EngineError> for ApiError {
                     ApiError::new(StatusCode::NOT_IMPLEMENTED, "unsupported", message)
                 }
                 K::Upstream => ApiError {
-                    retry_after: retry_after.map(u64::from),
+                    retry_after: retry_after.map(engine_retry_after),
                     ..ApiError::new(StatusCode::BAD_GATEWAY, "upstream_failed", msg)
                 },
                 K::Internal => ApiError::bad_gateway(msg),
                 K::Unavailable => ApiError {
-                    retry_after: Some(retry_after.map_or(1, u64::from).max(1)),
+                    retry_after: Some(engine_retry_after(retry_after.unwrap_or(1))),
                     ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", msg)
                 },
             },
@@ -374,5 +383,51 @@ impl Handler for CatchAll {
         };
         render_error(&err, depot, res);
         ctrl.skip_rest();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::ErrorKind;
+
+    fn engine(kind: ErrorKind, retry_after: Option<u32>) -> ApiError {
+        ApiError::from(EngineError::Call(CallError::Engine {
+            plugin: "p".into(),
+            kind,
+            message: "m".into(),
+            retry_after,
+        }))
+    }
+
+    #[test]
+    fn engine_retry_hints_are_bounded_and_only_where_they_mean_something() {
+        let unavailable = engine(ErrorKind::Unavailable, None);
+        assert_eq!(
+            (unavailable.status, unavailable.retry_after),
+            (StatusCode::SERVICE_UNAVAILABLE, Some(1))
+        );
+        for (asked, sent) in [(0, 1), (13, 13), (u32::MAX, MAX_ENGINE_RETRY_AFTER)] {
+            assert_eq!(
+                engine(ErrorKind::Unavailable, Some(asked)).retry_after,
+                Some(sent)
+            );
+            let upstream = engine(ErrorKind::Upstream, Some(asked));
+            assert_eq!(
+                (upstream.status, upstream.retry_after),
+                (StatusCode::BAD_GATEWAY, Some(sent))
+            );
+        }
+        assert_eq!(engine(ErrorKind::Upstream, None).retry_after, None);
+        for kind in [
+            ErrorKind::InvalidInput,
+            ErrorKind::NotFound,
+            ErrorKind::Conflict,
+            ErrorKind::Denied,
+            ErrorKind::Unsupported,
+            ErrorKind::Internal,
+        ] {
+            assert_eq!(engine(kind, Some(30)).retry_after, None, "{kind:?}");
+        }
     }
 }

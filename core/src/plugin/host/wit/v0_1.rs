@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::latest;
-use crate::plugin::host::HostState;
+use crate::plugin::host::{HostState, truncate};
 use crate::plugin::manifest::HostCapability;
 use crate::plugin::model::{self, HostFault};
 
@@ -23,8 +23,8 @@ wasmtime::component::bindgen!({
     },
 });
 
-use arcan::plugin::{audit, http, log, plugin_data, sql, types};
-use exports::arcan::plugin::engine;
+use self::arcan::plugin::{audit, http, log, plugin_data, sql, types};
+use self::exports::arcan::plugin::engine;
 
 /// Links `types`, `log` and the granted interfaces.
 pub fn link(
@@ -254,15 +254,26 @@ impl From<types::EngineError> for model::EngineFailure {
 
 impl From<engine::Descriptor> for model::Descriptor {
     fn from(d: engine::Descriptor) -> Self {
-        let mut capabilities = Vec::new();
+        // At most one of each, in a fixed order; unknown strings are counted and logged
+        // once, with one of them (bounded), however many the guest sent.
+        let mut capabilities = BTreeSet::new();
+        let (mut unknown, mut sample) = (0usize, None);
         for s in &d.capabilities {
             match model::EngineCapability::parse(s) {
-                Some(c) if !capabilities.contains(&c) => capabilities.push(c),
-                Some(_) => {}
-                None => tracing::warn!(engine = %d.name, capability = %s,
-                    "an arcan:plugin@0.1.0 engine describes a capability this host does not know; ignored"),
+                Some(c) => {
+                    capabilities.insert(c);
+                }
+                None => {
+                    unknown += 1;
+                    sample.get_or_insert(s);
+                }
             }
         }
+        if let Some(s) = sample {
+            tracing::warn!(engine = ?truncate(&d.name, 64), unknown, example = ?truncate(s, 64),
+                "an arcan:plugin@0.1.0 engine describes capabilities this host does not know; ignored");
+        }
+        let capabilities = capabilities.into_iter().collect();
         model::Descriptor {
             config_schema: super::parse_schema(&d.config_schema),
             role_schema: super::parse_schema(&d.role_schema),

@@ -23,15 +23,15 @@ wasmtime::component::bindgen!({
     },
 });
 
-use arcan::plugin::types;
-use exports::arcan::plugin::engine;
+use self::arcan::plugin::types;
+use self::exports::arcan::plugin::engine;
 
 /// Links `types`, `log` and the granted interfaces.
 pub fn link(
     linker: &mut Linker<HostState>,
     grants: &BTreeSet<HostCapability>,
 ) -> wasmtime::Result<()> {
-    use arcan::plugin as wit;
+    use self::arcan::plugin as wit;
     wit::types::add_to_linker::<_, HasSelf<HostState>>(linker, |s| s)?;
     wit::log::add_to_linker::<_, HasSelf<HostState>>(linker, |s| s)?;
     for cap in grants {
@@ -111,15 +111,15 @@ impl From<engine::Capability> for model::EngineCapability {
 
 impl From<engine::Descriptor> for model::Descriptor {
     fn from(d: engine::Descriptor) -> Self {
-        let mut capabilities: Vec<model::EngineCapability> =
+        // At most one of each, in a fixed order, however long the guest's list.
+        let capabilities: BTreeSet<model::EngineCapability> =
             d.capabilities.into_iter().map(Into::into).collect();
-        capabilities.dedup();
         model::Descriptor {
             config_schema: super::parse_schema(&d.config_schema),
             role_schema: super::parse_schema(&d.role_schema),
             name: d.name,
             version: d.version,
-            capabilities,
+            capabilities: capabilities.into_iter().collect(),
         }
     }
 }
