@@ -5,17 +5,20 @@
 //! TLS material), RBAC, the built-in KV engine and the CLI. It is not a library for other
 //! programs to embed; third-party engines use the `plugin-sdk` crate instead.
 
-pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod crypto;
 pub mod engine;
-pub mod lifecycle;
 pub mod plugin;
-pub mod rbac;
 pub mod reaper;
 pub mod registry;
 pub mod server;
-pub mod store;
 pub mod util;
+
+// Crates of their own, under their old paths, so `crate::store::…` and `arcan::store::…`
+// keep naming the same items.
+pub use arcan_audit as audit;
+pub use arcan_crypto as crypto;
+pub use arcan_lifecycle as lifecycle;
+pub use arcan_rbac as rbac;
+pub use arcan_store as store;

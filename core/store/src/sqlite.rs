@@ -11,7 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::change::ChangeKind;
-use crate::crypto::ChainKey;
+use arcan_crypto::ChainKey;
 
 mod writer;
 

@@ -3,11 +3,11 @@
 //!
 //! Architecture Path 4. In strict mode (the default) no request is acknowledged without its
 //! durable event: a change's event is appended in the change's own transaction
-//! ([`crate::store::change`]), any other request's event is group-committed by the
+//! ([`arcan_store::change`]), any other request's event is group-committed by the
 //! [dispatcher] before the answer, and a request whose event cannot be stored is refused
 //! with 503. Async mode (weaker, opt-in) answers first and stores after. Links are HMACs
 //! under a key derived from the master key and every chain has a signed head
-//! ([`crate::crypto::chain`]). Sinks read the durable log with their own cursor, so a sink
+//! ([`arcan_crypto::chain`]). Sinks read the durable log with their own cursor, so a sink
 //! that is down costs the request path nothing and catches up when it returns
 //! (at-least-once, ordered, with event ids for de-duplication).
 //! Secret values, passwords and tokens never enter an event; a value that must be
@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 
 pub use dispatcher::{AuditMode, AuditStats, Auditor, NotDurable, Receipt, to_row};
 
-use crate::crypto::{CryptoError, Keyring, hmac_hex};
+use arcan_crypto::{CryptoError, Keyring, hmac_hex};
 
-pub use crate::store::SYSTEM_CHAIN;
+pub use arcan_store::SYSTEM_CHAIN;
 
 /// Who acted.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

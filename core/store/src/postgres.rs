@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use super::change::ChangeKind;
-use crate::crypto::ChainKey;
+use arcan_crypto::ChainKey;
 
 /// The PostgreSQL implementation of [`Store`].
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@
 //! those wake-ups, not the fsync, bounded how fast a strict-mode request could be
 //! acknowledged (its event must be durable first). Here a round is plain calls on one
 //! thread; the only hand-offs are the queue in and the replies out. The statements are the
-//! same as the async stores' ([`crate::store::linking`]).
+//! same as the async stores' ([`crate::linking`]).
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -19,13 +19,13 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::ReadCache;
-use crate::crypto::{ChainHead, ChainKey};
-use crate::store::change::{self, Claim};
-use crate::store::linking::{self, Heads};
-use crate::store::{
+use crate::change::{self, Claim};
+use crate::linking::{self, Heads};
+use crate::{
     AuditRow, LeaseRecord, NewAuditEvent, SYSTEM_CHAIN, SecretMeta, SecretWrite, StoreError,
     StoreResult, WriteOutcome,
 };
+use arcan_crypto::{ChainHead, ChainKey};
 
 /// Most writes committed in one transaction.
 const MAX_BATCH: usize = 512;

@@ -5,11 +5,11 @@
 use serde::Serialize;
 
 use super::Event;
-use crate::crypto::{CHAIN_GENESIS, ChainKey};
-use crate::store::{Store, StoreError};
+use arcan_crypto::{CHAIN_GENESIS, ChainKey};
+use arcan_store::{Store, StoreError};
 
 /// The result of verifying one chain.
-#[derive(Debug, Clone, Serialize, salvo::oapi::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Verification {
     /// True when no problem was found.
     pub ok: bool,

@@ -17,9 +17,9 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatcher::{AuditStats, SinkStats};
-use crate::crypto::{CryptoError, Keyring, open, seal};
-use crate::lifecycle::{Lifecycle, Stage};
-use crate::store::{AuditRow, SinkRow, Store};
+use arcan_crypto::{CryptoError, Keyring, open, seal};
+use arcan_lifecycle::{Lifecycle, Stage};
+use arcan_store::{AuditRow, SinkRow, Store};
 
 pub use syslog::{SyslogConfig, SyslogProtocol};
 pub use webhook::WebhookConfig;
@@ -278,7 +278,7 @@ async fn next_rows(
     cursor: i64,
     live: &mut Option<broadcast::Receiver<Arc<Vec<AuditRow>>>>,
     tail: &mut Option<i64>,
-) -> Result<Arc<Vec<AuditRow>>, crate::store::StoreError> {
+) -> Result<Arc<Vec<AuditRow>>, arcan_store::StoreError> {
     if *tail == Some(cursor)
         && let Some(live) = live.as_mut()
     {

@@ -160,7 +160,7 @@ macro_rules! impl_sql_store {
             }
 
             /// The chain key, once [`Store::set_chain_key`] ran.
-            pub(super) fn chain_key(&self) -> StoreResult<&crate::crypto::ChainKey> {
+            pub(super) fn chain_key(&self) -> StoreResult<&arcan_crypto::ChainKey> {
                 self.chain_key
                     .get()
                     .ok_or_else(|| StoreError::Corrupt("the audit chain key is not loaded".into()))
@@ -752,7 +752,7 @@ macro_rules! impl_sql_store {
                 $backend == "sqlite"
             }
 
-            fn set_chain_key(&self, key: crate::crypto::ChainKey) {
+            fn set_chain_key(&self, key: arcan_crypto::ChainKey) {
                 let _ = self.chain_key.set(key);
             }
 
@@ -760,7 +760,7 @@ macro_rules! impl_sql_store {
                 self.feed()
             }
 
-            async fn audit_signed_head(&self, chain: &str) -> StoreResult<Option<(crate::crypto::ChainHead, String)>> {
+            async fn audit_signed_head(&self, chain: &str) -> StoreResult<Option<(arcan_crypto::ChainHead, String)>> {
                 let row = sqlx::query("SELECT * FROM audit_heads WHERE chain = $1")
                     .bind(chain)
                     .fetch_optional(&self.pool)
@@ -978,9 +978,9 @@ macro_rules! impl_sql_store {
         }
 
         /// A stored head and its signature.
-        fn head_row(chain: &str, r: &$row) -> StoreResult<(crate::crypto::ChainHead, String)> {
+        fn head_row(chain: &str, r: &$row) -> StoreResult<(arcan_crypto::ChainHead, String)> {
             Ok((
-                crate::crypto::ChainHead {
+                arcan_crypto::ChainHead {
                     chain: chain.to_owned(),
                     seq: r.try_get("seq")?,
                     hash: r.try_get("hash")?,
@@ -994,8 +994,8 @@ macro_rules! impl_sql_store {
         /// Writes a chain's head, signed.
         async fn put_head_in_tx(
             tx: &mut sqlx::Transaction<'_, $db>,
-            key: &crate::crypto::ChainKey,
-            head: &crate::crypto::ChainHead,
+            key: &arcan_crypto::ChainKey,
+            head: &arcan_crypto::ChainHead,
         ) -> StoreResult<()> {
             sqlx::query(super::linking::HEAD_UPSERT)
                 .bind(&head.chain)
@@ -1013,9 +1013,9 @@ macro_rules! impl_sql_store {
         /// for a chain without a signed head).
         async fn chain_head_in_tx(
             tx: &mut sqlx::Transaction<'_, $db>,
-            key: &crate::crypto::ChainKey,
+            key: &arcan_crypto::ChainKey,
             chain: &str,
-        ) -> StoreResult<crate::crypto::ChainHead> {
+        ) -> StoreResult<arcan_crypto::ChainHead> {
             let signed = sqlx::query(super::linking::HEAD_SELECT)
                 .bind(chain)
                 .fetch_optional(&mut **tx)
@@ -1044,7 +1044,7 @@ macro_rules! impl_sql_store {
         /// was tampered with: nothing is appended to it.
         async fn audit_in_tx(
             tx: &mut sqlx::Transaction<'_, $db>,
-            key: &crate::crypto::ChainKey,
+            key: &arcan_crypto::ChainKey,
             events: &[NewAuditEvent],
         ) -> StoreResult<Vec<AuditRow>> {
             if events.is_empty() {

@@ -97,7 +97,7 @@ macro_rules! impl_engine_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_unique)?;
-                    self.commit_change(tx, crate::store::change::ChangeKind::Mount, &[]).await
+                    self.commit_change(tx, crate::change::ChangeKind::Mount, &[]).await
                 }
 
                 async fn mount_get(
@@ -160,7 +160,7 @@ macro_rules! impl_engine_store {
                     if done.rows_affected() == 0 {
                         return Ok(false);
                     }
-                    self.commit_change(tx, crate::store::change::ChangeKind::Mount, &[]).await?;
+                    self.commit_change(tx, crate::change::ChangeKind::Mount, &[]).await?;
                     Ok(true)
                 }
 
@@ -176,7 +176,7 @@ macro_rules! impl_engine_store {
                     if done.rows_affected() == 0 {
                         return Ok(false);
                     }
-                    self.commit_change(tx, crate::store::change::ChangeKind::Mount, &[]).await?;
+                    self.commit_change(tx, crate::change::ChangeKind::Mount, &[]).await?;
                     Ok(true)
                 }
 
@@ -202,7 +202,7 @@ macro_rules! impl_engine_store {
                     .bind(role.updated_at)
                     .execute(&mut *tx)
                     .await?;
-                    self.commit_change(tx, crate::store::change::ChangeKind::EngineRole, &[]).await
+                    self.commit_change(tx, crate::change::ChangeKind::EngineRole, &[]).await
                 }
 
                 async fn engine_role_get(
@@ -262,7 +262,7 @@ macro_rules! impl_engine_store {
                     if done.rows_affected() == 0 {
                         return Ok(false);
                     }
-                    self.commit_change(tx, crate::store::change::ChangeKind::EngineRole, &[]).await?;
+                    self.commit_change(tx, crate::change::ChangeKind::EngineRole, &[]).await?;
                     Ok(true)
                 }
 
@@ -430,7 +430,7 @@ macro_rules! impl_engine_store {
                     if done.rows_affected() == 0 {
                         return Ok(false);
                     }
-                    self.commit_change(tx, crate::store::change::ChangeKind::Lease, &[("expires_at", expires_at.into())]).await?;
+                    self.commit_change(tx, crate::change::ChangeKind::Lease, &[("expires_at", expires_at.into())]).await?;
                     Ok(true)
                 }
 
@@ -522,7 +522,7 @@ macro_rules! impl_engine_store {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                    self.commit_change(tx, crate::store::change::ChangeKind::Lease, &[]).await
+                    self.commit_change(tx, crate::change::ChangeKind::Lease, &[]).await
                 }
 
                 async fn lease_failed(

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{AuditRow, NewAuditEvent, SYSTEM_CHAIN, StoreError, StoreResult};
-use crate::crypto::{CHAIN_GENESIS, ChainHead, ChainKey};
+use arcan_crypto::{CHAIN_GENESIS, ChainHead, ChainKey};
 
 /// A chain's signed head.
 pub(super) const HEAD_SELECT: &str =

@@ -18,8 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{Event, SYSTEM_CHAIN};
-use crate::lifecycle::{Lifecycle, Stage};
-use crate::store::{NewAuditEvent, Store};
+use arcan_lifecycle::{Lifecycle, Stage};
+use arcan_store::{NewAuditEvent, Store};
 
 /// When a request is acknowledged relative to its audit event.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

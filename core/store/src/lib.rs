@@ -232,7 +232,7 @@ pub trait Store: EngineStore + Send + Sync + 'static {
     fn single_writer(&self) -> bool;
     /// Sets the key that links and signs audit chains (derived from the system key at
     /// boot); appends fail until it is set.
-    fn set_chain_key(&self, key: crate::crypto::ChainKey);
+    fn set_chain_key(&self, key: arcan_crypto::ChainKey);
     /// Every batch of audit rows this process commits, in `gseq` order, for sinks that are
     /// caught up (single-writer stores; `None` elsewhere).
     fn audit_feed(&self)
@@ -241,7 +241,7 @@ pub trait Store: EngineStore + Send + Sync + 'static {
     async fn audit_signed_head(
         &self,
         chain: &str,
-    ) -> StoreResult<Option<(crate::crypto::ChainHead, String)>>;
+    ) -> StoreResult<Option<(arcan_crypto::ChainHead, String)>>;
     /// One realm's events matching a filter, in delivery order.
     async fn audit_list(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRow>>;
     /// A chain's events after `after_seq`, in chain order.

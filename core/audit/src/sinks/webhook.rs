@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use super::delivered_json;
-use crate::crypto::hmac_hex;
-use crate::store::AuditRow;
+use arcan_crypto::hmac_hex;
+use arcan_store::AuditRow;
 
 /// Webhook settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
