@@ -46,13 +46,7 @@ async fn both_contract_versions_serve_side_by_side() {
     let s = Server::start_with(Backend::Sqlite, &plugin_config("")).await;
     s.realm("acme").await;
     let (st, b) = s
-        .mount(
-            "acme",
-            "old",
-            "tokens-v01",
-            &["host:store", "host:audit"],
-            Value::Null,
-        )
+        .mount("acme", "old", "tokens-v01", ALL_GRANTS, Value::Null)
         .await;
     assert_eq!(st, StatusCode::CREATED, "{b}");
     let (st, b) = s
@@ -244,13 +238,7 @@ async fn contract_mismatches_are_refused_at_load() {
     let s = Server::start_with(Backend::Sqlite, &config).await;
     s.realm("acme").await;
     let (st, b) = s
-        .mount(
-            "acme",
-            "a",
-            "claims-new",
-            &["host:store", "host:audit"],
-            Value::Null,
-        )
+        .mount("acme", "a", "claims-new", ALL_GRANTS, Value::Null)
         .await;
     assert_refused(
         st,

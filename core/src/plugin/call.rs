@@ -200,13 +200,43 @@ impl<'r> EngineCall<'r> {
         role: String,
         ttl_seconds: u64,
     ) -> Result<Credential, CallError> {
-        self.invoke(
-            |c: &Credential| c.data.len() + c.internal.len(),
-            move |i, s, c| {
-                Box::pin(async move { i.issue(s, c, &config, &role, ttl_seconds).await })
-            },
-        )
-        .await
+        let undo = EngineCall::new(
+            self.runtime,
+            self.pre,
+            self.scope.clone(),
+            self.info.clone(),
+        );
+        let (undo_config, undo_role) = (config.clone(), role.clone());
+        let issued = self
+            .run(
+                |c: &Credential| c.data.len() + c.internal.len(),
+                move |i, s, c| {
+                    Box::pin(async move { i.issue(s, c, &config, &role, ttl_seconds).await })
+                },
+            )
+            .await;
+        match issued {
+            Ok(credential) => Ok(credential),
+            // The engine issued a credential the host will not hand out (it used something
+            // not granted, or answered too much): revoke it now, so nothing is left behind
+            // that no lease tracks.
+            Err(Refusal {
+                error,
+                returned: Some(credential),
+            }) => {
+                if credential.revocable {
+                    let revoked = undo
+                        .revoke(undo_config, undo_role, credential.internal)
+                        .await;
+                    if let Err(e) = revoked {
+                        tracing::error!(error = %e, refused = %error,
+                            "an issued credential the host refused could not be revoked");
+                    }
+                }
+                Err(error)
+            }
+            Err(refusal) => Err(refusal.error),
+        }
     }
 
     /// `renew(config, role, internal, ttl)`: the seconds the engine granted.
@@ -249,8 +279,7 @@ impl<'r> EngineCall<'r> {
         .await
     }
 
-    /// Runs `export` on a fresh instance under the call's limits and classifies the
-    /// outcome; `size` measures a result against `plugins.max_result_bytes`.
+    /// Runs `export` (see [`EngineCall::run`]); what the host refuses is dropped.
     async fn invoke<T>(
         self,
         size: fn(&T) -> usize,
@@ -261,19 +290,38 @@ impl<'r> EngineCall<'r> {
         ) -> ExportFuture<'a, T>
         + Send,
     ) -> Result<T, CallError> {
+        self.run(size, export).await.map_err(|r| r.error)
+    }
+
+    /// Runs `export` on a fresh instance under the call's limits and classifies the
+    /// outcome; `size` measures a result against `plugins.max_result_bytes`.
+    async fn run<T>(
+        self,
+        size: fn(&T) -> usize,
+        export: impl for<'a> FnOnce(
+            &'a EngineInstance,
+            &'a mut Store<HostState>,
+            &'a CallContext,
+        ) -> ExportFuture<'a, T>
+        + Send,
+    ) -> Result<T, Refusal<T>> {
         let Self {
             runtime,
             pre,
             scope,
             info,
         } = self;
+        let fail = |error| Refusal {
+            error,
+            returned: None,
+        };
         let limits = runtime.limits().clone();
         let plugin = scope.plugin.clone();
         let request_id = info.request_id.clone();
         let _slot = runtime
             .slot(limits.call_timeout)
             .await
-            .ok_or(CallError::Busy)?;
+            .ok_or(fail(CallError::Busy))?;
         let ctx = CallContext {
             request_id: info.request_id.clone(),
             user_id: info.user_id.clone(),
@@ -314,12 +362,13 @@ impl<'r> EngineCall<'r> {
             kind,
         };
         let result = match outcome {
-            Err(_) => return Err(trap(TrapKind::Deadline(limits.call_timeout))),
+            Err(_) => return Err(fail(trap(TrapKind::Deadline(limits.call_timeout)))),
             Ok(Err(e)) => {
                 if state.limiter.hit {
-                    return Err(trap(TrapKind::Memory(limits.memory_bytes / (1024 * 1024))));
+                    let mib = limits.memory_bytes / (1024 * 1024);
+                    return Err(fail(trap(TrapKind::Memory(mib))));
                 }
-                return Err(match e.downcast_ref::<Trap>() {
+                return Err(fail(match e.downcast_ref::<Trap>() {
                     Some(Trap::Interrupt) => trap(TrapKind::Deadline(limits.call_timeout)),
                     Some(Trap::StackOverflow) => trap(TrapKind::StackOverflow),
                     Some(Trap::UnreachableCodeReached) => {
@@ -333,34 +382,48 @@ impl<'r> EngineCall<'r> {
                         CallError::Busy
                     }
                     None => trap(TrapKind::Other(format!("{e:#}"))),
-                });
+                }));
             }
             Ok(Ok(r)) => r,
         };
-        match result {
-            Err(err) => Err(match state.denied.clone() {
-                Some(message) => CallError::Denied { plugin, message },
-                None => CallError::Engine {
+        // A refusal of something not granted fails the call even when the plugin ignored
+        // it and answered anyway: the mount is missing a grant or a connection, and the
+        // caller is told so (501) instead of getting what the plugin made of it.
+        let refused = |error, returned| Err(Refusal { error, returned });
+        match (result, state.denied.clone()) {
+            (Err(_), Some(message)) => refused(CallError::Denied { plugin, message }, None),
+            (Err(err), None) => refused(
+                CallError::Engine {
                     plugin,
                     kind: err.kind,
                     message: err.message,
                     retry_after: err.retry_after,
                 },
-            }),
-            Ok(r) => {
+                None,
+            ),
+            (Ok(r), Some(message)) => refused(CallError::Denied { plugin, message }, Some(r)),
+            (Ok(r), None) => {
                 let size = size(&r);
                 if size > limits.max_result_bytes {
-                    return Err(CallError::Oversized {
+                    let error = CallError::Oversized {
                         plugin,
                         request_id,
                         size,
                         max: limits.max_result_bytes,
-                    });
+                    };
+                    return refused(error, Some(r));
                 }
                 Ok(r)
             }
         }
     }
+}
+
+/// A call the host fails after the engine answered, with what the engine returned, if it
+/// returned something (a credential the host will not hand out must be undone).
+struct Refusal<T> {
+    error: CallError,
+    returned: Option<T>,
 }
 
 /// The panic message a Rust guest printed to stderr before aborting.
