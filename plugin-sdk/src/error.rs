@@ -30,7 +30,7 @@ pub enum ErrorKind {
     /// Anything else (the host reports 502 naming the plugin).
     Internal,
     /// The engine or the system behind it is temporarily unable to serve, e.g. throttled
-    /// by a cloud API (503); the caller should retry later, see [`Error::retry_after`].
+    /// by a cloud API (503); the caller should retry later, see [`Error::with_retry_after`].
     Unavailable,
 }
 
@@ -61,11 +61,11 @@ impl fmt::Display for ErrorKind {
 /// let e = Error::invalid("role.mode is missing");
 /// assert_eq!(e.kind(), ErrorKind::InvalidInput);
 /// assert_eq!(e.message(), "role.mode is missing");
-/// assert_eq!(e.get_retry_after(), None);
+/// assert_eq!(e.retry_after(), None);
 ///
-/// let e = Error::unavailable("IAM is throttling us").retry_after(Duration::from_secs(2));
+/// let e = Error::unavailable("IAM is throttling us").with_retry_after(Duration::from_secs(2));
 /// assert_eq!(e.kind(), ErrorKind::Unavailable);
-/// assert_eq!(e.get_retry_after(), Some(Duration::from_secs(2)));
+/// assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
@@ -124,17 +124,18 @@ impl Error {
 
     /// The engine or the system behind it is temporarily unable to serve
     /// ([`ErrorKind::Unavailable`], 503); add when to retry with
-    /// [`retry_after`](Error::retry_after).
+    /// [`with_retry_after`](Error::with_retry_after).
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unavailable, message)
     }
 
-    /// Tell the caller when to retry: the host sends it as `Retry-After`, in whole
-    /// seconds rounded up (at least 1). Meant for [`ErrorKind::Unavailable`], and for
-    /// [`ErrorKind::Upstream`] when the external system said when; the host decides
-    /// whether to send it with other kinds.
+    /// Tell the caller when to retry. The host sends it as `Retry-After` only for
+    /// [`ErrorKind::Unavailable`] (503) and [`ErrorKind::Upstream`] (502) errors (with
+    /// `upstream`, use it when the external system said when), in whole seconds rounded
+    /// up, at least 1, bounded by the host (at most an hour); with any other kind it is
+    /// dropped. An `unavailable` error without one is sent with `Retry-After: 1`.
     #[must_use]
-    pub fn retry_after(mut self, after: Duration) -> Self {
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
         self.retry_after = Some(after);
         self
     }
@@ -149,9 +150,9 @@ impl Error {
         &self.message
     }
 
-    /// When the caller should retry, if the engine said (set with
-    /// [`retry_after`](Error::retry_after), which takes the name).
-    pub fn get_retry_after(&self) -> Option<Duration> {
+    /// When the caller should retry, if the engine said so (with
+    /// [`with_retry_after`](Error::with_retry_after)).
+    pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
 }
@@ -177,8 +178,9 @@ impl From<HostError> for Error {
     }
 }
 
-/// A JSON document did not have the expected shape: [`ErrorKind::InvalidInput`]. Meant
-/// for `serde_json::from_value(role.clone())?` on configurations and roles.
+/// A JSON document did not have the expected shape: [`ErrorKind::InvalidInput`], e.g. a
+/// JSON string inside a role that must hold a document. (Configurations, roles and lease
+/// states are parsed by the SDK before the engine's code runs.)
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
         Self::invalid(e.to_string())
@@ -187,7 +189,11 @@ impl From<serde_json::Error> for Error {
 
 /// An error returned by a host function ([`sql`](crate::sql), [`http`](crate::http),
 /// [`data`](crate::data)).
+///
+/// New contract versions may add variants: a `match` on it needs a `_` arm (or use
+/// [`message`](HostError::message) and `Error::from(e).kind()`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HostError {
     /// The capability or the named connection was not granted to this mount.
     Denied(String),
@@ -307,17 +313,19 @@ mod tests {
 
     #[test]
     fn unavailable_carries_retry_after() {
-        let e = Error::unavailable("throttled").retry_after(Duration::from_secs(7));
+        let e = Error::unavailable("throttled").with_retry_after(Duration::from_secs(7));
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert_eq!(e.kind().to_string(), "unavailable");
-        assert_eq!(e.get_retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
         assert_eq!(e.to_string(), "unavailable: throttled");
         let w = wit::EngineError::from(e);
         assert_eq!(w.kind, wit::ErrorKind::Unavailable);
         assert_eq!(w.message, "throttled");
         assert_eq!(w.retry_after_seconds, Some(7));
-        // Any kind may carry it (upstream: the external system said when).
-        let w = wit::EngineError::from(Error::upstream("m").retry_after(Duration::from_secs(3)));
+        // Any kind may carry it (upstream: the external system said when); the host
+        // decides where it is sent.
+        let w =
+            wit::EngineError::from(Error::upstream("m").with_retry_after(Duration::from_secs(3)));
         assert_eq!(
             (w.kind, w.retry_after_seconds),
             (wit::ErrorKind::Upstream, Some(3))
@@ -338,7 +346,7 @@ mod tests {
             (Duration::MAX, u32::MAX),
         ];
         for (after, secs) in cases {
-            let w = wit::EngineError::from(Error::unavailable("m").retry_after(after));
+            let w = wit::EngineError::from(Error::unavailable("m").with_retry_after(after));
             assert_eq!(w.retry_after_seconds, Some(secs), "{after:?}");
         }
     }

@@ -20,8 +20,11 @@
 use crate::__private::arcan::plugin::http as wit;
 use crate::HostError;
 
-/// An outbound request, relative to the endpoint's base URL.
+/// An outbound request, relative to the endpoint's base URL. Build it with
+/// [`new`](Request::new), [`get`](Request::get), ... and the builder methods (fields may be
+/// added).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Request {
     /// The method, e.g. `GET`.
     pub method: String,
@@ -83,8 +86,10 @@ impl Request {
     }
 }
 
-/// The endpoint's response.
+/// The endpoint's response (fields may be added; an engine's unit tests build one with
+/// [`new`](Response::new)).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Response {
     /// The HTTP status.
     pub status: u16,
@@ -95,6 +100,15 @@ pub struct Response {
 }
 
 impl Response {
+    /// A response, as the host would return it (for unit tests).
+    pub fn new(status: u16, headers: Vec<(String, String)>, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status,
+            headers,
+            body: body.into(),
+        }
+    }
+
     /// Whether the status is 2xx.
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)

@@ -27,7 +27,10 @@ use crate::__private::arcan::plugin::sql as wit;
 use crate::HostError;
 
 /// A typed SQL value: a parameter or a column.
+///
+/// New contract versions may add types: a `match` on it needs a `_` arm.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Value {
     /// SQL `NULL`.
     Null,
@@ -125,8 +128,10 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     }
 }
 
-/// The rows of a query.
+/// The rows of a query (fields may be added; an engine's unit tests build one with
+/// [`new`](Rows::new)).
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Rows {
     /// Column names, in order.
     pub columns: Vec<String>,
@@ -135,6 +140,11 @@ pub struct Rows {
 }
 
 impl Rows {
+    /// Rows as the host would return them (for unit tests).
+    pub fn new(columns: Vec<String>, rows: Vec<Vec<Value>>) -> Self {
+        Self { columns, rows }
+    }
+
     /// The position of a column.
     pub fn column_index(&self, column: &str) -> Option<usize> {
         self.columns.iter().position(|c| c == column)
@@ -156,8 +166,10 @@ impl Rows {
     }
 }
 
-/// One statement of a [`transaction`].
+/// One statement of a [`transaction`]. Build it with [`new`](Statement::new) (fields may
+/// be added).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Statement {
     /// The SQL text.
     pub sql: String,

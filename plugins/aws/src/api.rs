@@ -149,7 +149,7 @@ impl From<Failure> for Error {
     fn from(f: Failure) -> Self {
         if f.is_throttled() {
             let after = f.retry_after();
-            return Error::unavailable(f.to_string()).retry_after(after);
+            return Error::unavailable(f.to_string()).with_retry_after(after);
         }
         let kind = match &f {
             Failure::Host {
@@ -305,14 +305,11 @@ mod tests {
     use super::*;
 
     fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
-        Response {
-            status,
-            headers: headers
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        }
+        let headers = headers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        Response::new(status, headers, body)
     }
 
     fn error_document(code: &str) -> String {
@@ -330,7 +327,7 @@ mod tests {
             assert!(failure.is_throttled());
             let e = Error::from(failure);
             assert_eq!(e.kind(), ErrorKind::Unavailable, "{status}");
-            assert_eq!(e.get_retry_after(), Some(Duration::from_secs(5)));
+            assert_eq!(e.retry_after(), Some(Duration::from_secs(5)));
             assert_eq!(
                 e.message(),
                 format!("AWS CreateUser failed ({status} HTTP{status}): no error document")
@@ -345,7 +342,7 @@ mod tests {
             let e = Error::from(answer("AttachUserPolicy", &r).unwrap_err());
             assert_eq!(e.kind(), ErrorKind::Unavailable, "{code}");
             // No Retry-After: one second.
-            assert_eq!(e.get_retry_after(), Some(Duration::from_secs(1)), "{code}");
+            assert_eq!(e.retry_after(), Some(Duration::from_secs(1)), "{code}");
             assert!(e.message().contains(code), "{e}");
         }
     }
@@ -366,7 +363,7 @@ mod tests {
             let e = Error::from(answer("ListUsers", &r).unwrap_err());
             // 0 stays 0 here; the SDK sends at least one second.
             assert_eq!(
-                e.get_retry_after(),
+                e.retry_after(),
                 Some(Duration::from_secs(secs)),
                 "{header:?}"
             );
@@ -385,7 +382,7 @@ mod tests {
         assert!(!failure.is_throttled() && failure.is_code("EntityAlreadyExists"));
         let e = Error::from(failure);
         assert_eq!(e.kind(), ErrorKind::Upstream);
-        assert_eq!(e.get_retry_after(), None);
+        assert_eq!(e.retry_after(), None);
         let r = response(500, &[], "not xml");
         let e = Error::from(answer("CreateUser", &r).unwrap_err());
         assert_eq!(e.kind(), ErrorKind::Upstream);

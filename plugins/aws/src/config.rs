@@ -1,11 +1,30 @@
-//! The mount configuration and the role definitions: parsed into types, checked, and
-//! normalised into the form the host stores. Unknown keys are refused.
+//! The mount configuration, the role definitions and the lease state: parsed into these
+//! types by the SDK (unknown keys refused, defaults filled in, the schemas derived from
+//! them), checked and normalised here into the form the host stores.
 
+use arcan_plugin_sdk::random::NameRules;
+use arcan_plugin_sdk::schemars::{self, JsonSchema, Schema, SchemaGenerator, json_schema};
 use arcan_plugin_sdk::serde_json::{self, Value};
 use arcan_plugin_sdk::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::names::{MAX_PREFIX, iam_safe};
+/// Generated IAM user names and STS session names: `<prefix><role>-<12 random [a-z0-9]>`
+/// (36^12, about 62 bits), at most 64 characters of `[A-Za-z0-9+=,.@_-]` (what both IAM
+/// user names and role session names accept); the role's other characters become `-`
+/// and it is cut to fit.
+pub const NAMES: NameRules = NameRules::new(64)
+    .keep_case()
+    .allow("+=,.@_-")
+    .separator('-')
+    .random_len(12);
+/// Longest `username_prefix`: leaves room for the role and the random part.
+pub const MAX_PREFIX: usize = 32;
+
+/// A fresh IAM user or session name for a credential of `role` (`cred` when the call has
+/// no role name). `prefix` is the configuration's, already checked.
+pub fn generate_name(prefix: &str, role: &str) -> Result<String> {
+    NAMES.generate(prefix, if role.is_empty() { "cred" } else { role })
+}
 
 /// Largest inline policy or session policy, in characters of compact JSON (AWS counts
 /// 2,048 characters for both, whitespace excluded).
@@ -18,14 +37,16 @@ const MAX_ARN: usize = 2048;
 const MAX_PATH: usize = 512;
 
 /// The mount configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The host-held `http` connection with the `aws_sigv4` auth profile.
+    /// The mount's `http` connection with the `aws_sigv4` auth profile.
     #[serde(default = "default_connection")]
+    #[schemars(regex(pattern = r"^[a-z0-9-]{1,64}$"))]
     pub connection: String,
-    /// The start of every generated IAM user name and role session name.
+    /// The start of every generated IAM user name and STS session name.
     #[serde(default = "default_prefix")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9+=,.@_-]{0,32}$"))]
     pub username_prefix: String,
 }
 
@@ -38,15 +59,9 @@ fn default_prefix() -> String {
 }
 
 impl Config {
-    /// Parses and checks a configuration; `null` means every default.
-    pub fn parse(config: &Value) -> Result<Self> {
-        let config: Config = match config {
-            Value::Null => serde_json::from_value(Value::Object(Default::default())),
-            Value::Object(_) => serde_json::from_value(config.clone()),
-            _ => return Err(Error::invalid("configuration: must be a JSON object")),
-        }
-        .map_err(|e| Error::invalid(format!("configuration: {e}")))?;
-        let c = &config.connection;
+    /// Checks a configuration the SDK parsed: the connection's name and the prefix.
+    pub fn validate(&self) -> Result<()> {
+        let c = &self.connection;
         let name_ok = !c.is_empty()
             && c.len() <= 64
             && c.bytes()
@@ -56,23 +71,18 @@ impl Config {
                 "configuration: connection must be the name of a connection of this mount (1-64 characters of a-z 0-9 -)",
             ));
         }
-        let p = &config.username_prefix;
-        if p.len() > MAX_PREFIX || !p.chars().all(iam_safe) {
+        let p = &self.username_prefix;
+        if p.len() > MAX_PREFIX || !p.chars().all(|c| NAMES.allows(c)) {
             return Err(Error::invalid(format!(
                 "configuration: username_prefix must be at most {MAX_PREFIX} characters of A-Z a-z 0-9 + = , . @ _ -"
             )));
         }
-        Ok(config)
-    }
-
-    /// The normalised form the host stores.
-    pub fn to_value(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
+        Ok(())
     }
 }
 
 /// A role definition: which kind of credential it issues and with which rights.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(
     tag = "credential_type",
     rename_all = "snake_case",
@@ -80,24 +90,33 @@ impl Config {
 )]
 pub enum Role {
     /// A new IAM user with policies and an access key; deleted on revoke.
+    #[schemars(extend("anyOf" = [{"required": ["policy_arns"]}, {"required": ["policy_document"]}]))]
     IamUser {
         /// Managed policies to attach.
         #[serde(default)]
+        #[schemars(
+            length(max = 20),
+            inner(regex(pattern = r"^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/.+$"))
+        )]
         policy_arns: Vec<String>,
         /// An inline policy document to put on the user.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(schema_with = "policy_schema")]
         policy_document: Option<Value>,
         /// The IAM path of the user.
         #[serde(default = "default_path")]
+        #[schemars(regex(pattern = r"^/([!-~]*/)?$"))]
         path: String,
     },
     /// Temporary credentials of an existing IAM role (STS AssumeRole); they expire by
     /// themselves.
     AssumedRole {
         /// The role to assume.
+        #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$"))]
         role_arn: String,
         /// A session policy that narrows the role's rights.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(schema_with = "policy_schema")]
         session_policy: Option<Value>,
     },
 }
@@ -106,16 +125,19 @@ fn default_path() -> String {
     "/".into()
 }
 
+/// A policy document: a JSON object, or a string holding one.
+fn policy_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": ["object", "string"],
+        "description": "IAM policy document (JSON object, or a string holding one)",
+    })
+}
+
 impl Role {
-    /// Parses, checks and normalises a role definition (policies given as JSON strings
-    /// become objects, duplicate ARNs are dropped).
-    pub fn parse(role: &Value) -> Result<Self> {
-        if !role.is_object() {
-            return Err(Error::invalid("role definition: must be a JSON object"));
-        }
-        let role: Role = serde_json::from_value(role.clone())
-            .map_err(|e| Error::invalid(format!("role definition: {e}")))?;
-        match role {
+    /// Checks and normalises a role definition the SDK parsed (policies given as JSON
+    /// strings become objects, duplicate ARNs are dropped).
+    pub fn normalise(self) -> Result<Self> {
+        match self {
             Role::IamUser {
                 policy_arns,
                 policy_document,
@@ -163,11 +185,27 @@ impl Role {
             }
         }
     }
+}
 
-    /// The normalised form the host stores.
-    pub fn to_value(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
-    }
+/// What a lease keeps, for revoke: the IAM user and its key, or the STS session (which
+/// needs nothing: it expires by itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Lease {
+    /// An `iam_user` credential.
+    IamUser {
+        /// The IAM user created.
+        username: String,
+        /// Its access key.
+        access_key_id: String,
+    },
+    /// An `assumed_role` credential.
+    AssumedRole {
+        /// The role assumed.
+        role_arn: String,
+        /// The session's name.
+        session_name: String,
+    },
 }
 
 /// `arn:<partition>:iam::<account>:<kind><name>`; the account is 12 digits (or `aws`
@@ -255,21 +293,36 @@ mod tests {
     use arcan_plugin_sdk::ErrorKind;
     use arcan_plugin_sdk::serde_json::json;
 
+    /// What the SDK and `configure` do with a configuration.
+    fn config(v: Value) -> Result<Config> {
+        let c: Config = serde_json::from_value(v)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// What the SDK and `validate_role` do with a role definition.
+    fn role(v: Value) -> Result<Role> {
+        serde_json::from_value::<Role>(v)?.normalise()
+    }
+
+    fn value<T: Serialize>(v: &T) -> Value {
+        serde_json::to_value(v).unwrap()
+    }
+
     fn invalid(v: Value) -> String {
-        let e = Role::parse(&v).unwrap_err();
+        let e = role(v).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
         e.message().to_owned()
     }
 
     #[test]
     fn config_defaults_and_refusals() {
-        let c = Config::parse(&json!({})).unwrap();
+        let c = config(json!({})).unwrap();
         assert_eq!(
-            c.to_value(),
+            value(&c),
             json!({"connection": "aws", "username_prefix": "arcan-"})
         );
-        assert_eq!(Config::parse(&Value::Null).unwrap(), c);
-        let c = Config::parse(&json!({"connection": "prod-aws", "username_prefix": ""})).unwrap();
+        let c = config(json!({"connection": "prod-aws", "username_prefix": ""})).unwrap();
         assert_eq!(c.connection, "prod-aws");
         for bad in [
             json!({"conection": "aws"}),
@@ -278,9 +331,8 @@ mod tests {
             json!({"connection": 3}),
             json!({"username_prefix": "has space"}),
             json!({"username_prefix": "x".repeat(33)}),
-            json!([]),
         ] {
-            let e = Config::parse(&bad).unwrap_err();
+            let e = config(bad.clone()).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad}: {e}");
         }
     }
@@ -288,29 +340,27 @@ mod tests {
     #[test]
     fn iam_user_roles_are_normalised() {
         let arn = "arn:aws:iam::aws:policy/ReadOnlyAccess";
-        let r = Role::parse(&json!({"credential_type": "iam_user", "policy_arns": [arn, arn]}))
-            .unwrap();
+        let r = role(json!({"credential_type": "iam_user", "policy_arns": [arn, arn]})).unwrap();
         assert_eq!(
-            r.to_value(),
+            value(&r),
             json!({"credential_type": "iam_user", "policy_arns": [arn], "path": "/"})
         );
         let doc = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]});
-        let r = Role::parse(&json!({
+        let r = role(json!({
             "credential_type": "iam_user", "policy_document": doc.to_string(), "path": "/apps/",
         }))
         .unwrap();
         assert_eq!(
-            r.to_value(),
+            value(&r),
             json!({"credential_type": "iam_user", "policy_arns": [], "policy_document": doc, "path": "/apps/"})
         );
         // Parsing the normalised form gives the same role.
-        assert_eq!(Role::parse(&r.to_value()).unwrap(), r);
+        assert_eq!(role(value(&r)).unwrap(), r);
     }
 
     #[test]
     fn malformed_roles_are_refused() {
         assert!(invalid(json!({})).contains("credential_type"));
-        assert!(invalid(json!(["iam_user"])).contains("JSON object"));
         assert!(invalid(json!({"credential_type": "root"})).contains("unknown variant"));
         assert!(invalid(json!({"credential_type": "iam_user"})).contains("needs policy_arns"));
         let m = invalid(json!({"credential_type": "iam_user", "policy_arns": ["x"], "extra": 1}));
@@ -351,17 +401,17 @@ mod tests {
     #[test]
     fn assumed_roles() {
         let arn = "arn:aws:iam::123456789012:role/app";
-        let r = Role::parse(&json!({"credential_type": "assumed_role", "role_arn": arn})).unwrap();
+        let r = role(json!({"credential_type": "assumed_role", "role_arn": arn})).unwrap();
         assert_eq!(
-            r.to_value(),
+            value(&r),
             json!({"credential_type": "assumed_role", "role_arn": arn})
         );
         let p = json!({"Version": "2012-10-17", "Statement": []});
-        let r = Role::parse(&json!({
+        let r = role(json!({
             "credential_type": "assumed_role", "role_arn": arn, "session_policy": p.to_string(),
         }))
         .unwrap();
-        assert_eq!(r.to_value()["session_policy"], p);
+        assert_eq!(value(&r)["session_policy"], p);
         assert!(invalid(json!({"credential_type": "assumed_role"})).contains("role_arn"));
         let m = invalid(
             json!({"credential_type": "assumed_role", "role_arn": "arn:aws:iam::aws:role/x"}),
@@ -370,5 +420,66 @@ mod tests {
         let m =
             invalid(json!({"credential_type": "assumed_role", "role_arn": arn, "policy_arns": []}));
         assert!(m.contains("unknown field"), "{m}");
+    }
+
+    #[test]
+    fn names_are_safe_and_bounded() {
+        let n = generate_name("arcan-", "dev").unwrap();
+        assert!(n.starts_with("arcan-dev-"), "{n}");
+        assert_eq!(n.len(), "arcan-dev-".len() + 12);
+        assert_ne!(n, generate_name("arcan-", "dev").unwrap());
+        let n = generate_name(&"p".repeat(MAX_PREFIX), &"r".repeat(200)).unwrap();
+        assert_eq!(n.len(), 64, "{n}");
+        assert!(n.chars().all(|c| NAMES.allows(c)), "{n}");
+        assert!(n.starts_with(&"p".repeat(MAX_PREFIX)));
+        let n = generate_name("a-", "we ird/ro%le").unwrap();
+        assert!(n.starts_with("a-we-ird-ro-le-"), "{n}");
+        assert!(generate_name("a-", "").unwrap().starts_with("a-cred-"));
+    }
+
+    #[test]
+    fn schemas_say_what_the_checks_check() {
+        let c = arcan_plugin_sdk::json_schema::<Config>();
+        assert_eq!(c["additionalProperties"], false);
+        assert_eq!(c["properties"]["connection"]["default"], "aws");
+        assert_eq!(
+            c["properties"]["connection"]["pattern"],
+            "^[a-z0-9-]{1,64}$"
+        );
+        assert_eq!(c["properties"]["username_prefix"]["default"], "arcan-");
+        let r = arcan_plugin_sdk::json_schema::<Role>();
+        let variants = r["oneOf"].as_array().unwrap();
+        assert_eq!(variants.len(), 2, "{r}");
+        let iam = &variants[0];
+        assert_eq!(
+            iam["properties"]["credential_type"]["const"], "iam_user",
+            "{r}"
+        );
+        assert_eq!(iam["additionalProperties"], false);
+        assert_eq!(iam["anyOf"][1]["required"], json!(["policy_document"]));
+        assert_eq!(iam["properties"]["policy_arns"]["maxItems"], 20);
+        assert!(iam["properties"]["policy_arns"]["items"]["pattern"].is_string());
+        assert_eq!(
+            iam["properties"]["policy_document"]["type"],
+            json!(["object", "string"])
+        );
+        assert_eq!(iam["properties"]["path"]["default"], "/");
+        let sts = &variants[1];
+        assert_eq!(
+            sts["properties"]["credential_type"]["const"],
+            "assumed_role"
+        );
+        assert_eq!(sts["required"], json!(["credential_type", "role_arn"]));
+    }
+
+    #[test]
+    fn lease_states_of_both_kinds_parse() {
+        let iam: Lease =
+            serde_json::from_value(json!({"username": "u", "access_key_id": "AKIA"})).unwrap();
+        assert!(matches!(iam, Lease::IamUser { ref username, .. } if username == "u"));
+        let sts: Lease =
+            serde_json::from_value(json!({"role_arn": "arn", "session_name": "s"})).unwrap();
+        assert_eq!(value(&sts), json!({"role_arn": "arn", "session_name": "s"}));
+        assert!(serde_json::from_value::<Lease>(json!({})).is_err());
     }
 }

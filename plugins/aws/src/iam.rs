@@ -8,7 +8,7 @@ use arcan_plugin_sdk::serde_json::{Value, json};
 use arcan_plugin_sdk::{Context, Credential, Error, Result, log};
 
 use crate::api::{Api, Failure};
-use crate::names;
+use crate::config::{Lease, generate_name};
 
 /// The name of the inline policy put on users whose role has a `policy_document`.
 pub const INLINE_POLICY: &str = "arcan-inline";
@@ -25,16 +25,16 @@ pub struct Grants<'a> {
 }
 
 /// Creates the user, attaches the policies, creates an access key. Data: the key (and
-/// the user name); internal: the user name and key id, for revoke.
+/// the user name); state: the user name and key id, for revoke.
 pub fn issue(
     api: Api<'_>,
     ctx: &Context,
     prefix: &str,
     grants: Grants<'_>,
     ttl: Duration,
-) -> Result<Credential> {
+) -> Result<Credential<Lease>> {
     let role = ctx.role.as_deref().unwrap_or_default();
-    let username = names::generate(prefix, role)?;
+    let username = generate_name(prefix, role)?;
     let tags = [
         ("Tags.member.1.Key", "arcan:realm"),
         ("Tags.member.1.Value", ctx.realm.as_str()),
@@ -67,7 +67,10 @@ pub fn issue(
             }),
             ttl,
         )
-        .internal(json!({ "username": username, "access_key_id": access_key_id }))),
+        .state(Lease::IamUser {
+            username,
+            access_key_id,
+        })),
         Err(e) => Err(cleanup(api, &username, e)),
     }
 }
@@ -131,21 +134,20 @@ fn cleanup(api: Api<'_>, username: &str, failure: Failure) -> Error {
                 ),
             );
             // A throttled call keeps its retry hint.
-            match error.get_retry_after() {
-                Some(after) => combined.retry_after(after),
+            match error.retry_after() {
+                Some(after) => combined.with_retry_after(after),
                 None => combined,
             }
         }
     }
 }
 
-/// Revokes the credential whose internal state is `internal`.
-pub fn revoke(api: Api<'_>, internal: &Value) -> Result<()> {
-    let username = internal
-        .get("username")
-        .and_then(Value::as_str)
-        .filter(|u| !u.is_empty())
-        .ok_or_else(|| Error::internal("the lease's state names no IAM user"))?;
+/// Revokes the credential whose lease state is `lease`.
+pub fn revoke(api: Api<'_>, lease: &Lease) -> Result<()> {
+    let username = match lease {
+        Lease::IamUser { username, .. } if !username.is_empty() => username,
+        _ => return Err(Error::internal("the lease's state names no IAM user")),
+    };
     delete_user(api, username)?;
     log::info(&format!("deleted IAM user {username}"));
     Ok(())

@@ -9,7 +9,8 @@
 //! Every AWS call goes through a host-held `http` connection whose `aws_sigv4` auth
 //! profile signs it ([`api`]); root rotation asks the host to replace that connection's
 //! access key. The engine never sees the root keys, keeps no state (a lease's user name
-//! is its sealed `internal` state), and only needs `host:http`.
+//! is its sealed [`State`](arcan_plugin_sdk::Engine::State), [`config::Lease`]), and only
+//! needs `host:http`.
 //!
 //! It is not an AWS SDK: it speaks the few IAM and STS query-API actions it needs, reads
 //! their XML answers ([`xml`]) and nothing else.
@@ -17,7 +18,6 @@
 mod api;
 mod config;
 mod iam;
-mod names;
 mod sts;
 mod xml;
 
@@ -25,48 +25,50 @@ use arcan_plugin_sdk::prelude::*;
 use arcan_plugin_sdk::{http, log};
 
 use crate::api::Api;
-use crate::config::{Config, Role};
+use crate::config::{Config, Lease, Role};
 
 #[derive(Default)]
 struct Aws;
 
 impl Engine for Aws {
+    type Config = Config;
+    type Role = Role;
+    type State = Lease;
+
     fn describe(&self) -> Descriptor {
+        // The schemas are derived from Config and Role.
         Descriptor::new("aws", env!("CARGO_PKG_VERSION"))
-            .config_schema(config_schema())
-            .role_schema(role_schema())
             .capability(Capability::DynamicCredentials)
             .capability(Capability::RootRotation)
     }
 
-    fn configure(&self, _: &Context, config: Value) -> Result<Value> {
-        Ok(Config::parse(&config)?.to_value())
+    fn configure(&self, _: &Context, config: Config) -> Result<Config> {
+        config.validate()?;
+        Ok(config)
     }
 
-    fn validate_role(&self, _: &Context, config: &Value, role: Value) -> Result<Value> {
-        Config::parse(config)?;
-        Ok(Role::parse(&role)?.to_value())
+    fn validate_role(&self, _: &Context, _: &Config, role: Role) -> Result<Role> {
+        role.normalise()
     }
 
     fn issue(
         &self,
         ctx: &Context,
-        config: &Value,
-        role: &Value,
+        config: &Config,
+        role: &Role,
         ttl: Duration,
-    ) -> Result<Credential> {
-        let config = Config::parse(config)?;
+    ) -> Result<Credential<Lease>> {
         let api = Api::new(&config.connection);
-        match Role::parse(role)? {
+        match role {
             Role::IamUser {
                 policy_arns,
                 policy_document,
                 path,
             } => {
                 let grants = iam::Grants {
-                    policy_arns: &policy_arns,
+                    policy_arns,
                     policy_document: policy_document.as_ref(),
-                    path: &path,
+                    path,
                 };
                 iam::issue(api, ctx, &config.username_prefix, grants, ttl)
             }
@@ -77,7 +79,7 @@ impl Engine for Aws {
                 api,
                 ctx,
                 &config.username_prefix,
-                &role_arn,
+                role_arn,
                 session_policy.as_ref(),
                 ttl,
             ),
@@ -87,12 +89,12 @@ impl Engine for Aws {
     fn renew(
         &self,
         _: &Context,
-        _: &Value,
-        role: &Value,
-        _: &Value,
+        _: &Config,
+        role: &Role,
+        _: &Lease,
         ttl: Duration,
     ) -> Result<Duration> {
-        match Role::parse(role)? {
+        match role {
             // The user lives until revoked: renewing only moves the lease's expiry.
             Role::IamUser { .. } => Ok(ttl),
             Role::AssumedRole { .. } => Err(Error::conflict(
@@ -101,18 +103,16 @@ impl Engine for Aws {
         }
     }
 
-    fn revoke(&self, _: &Context, config: &Value, role: &Value, internal: &Value) -> Result<()> {
-        let config = Config::parse(config)?;
-        match Role::parse(role)? {
-            Role::IamUser { .. } => iam::revoke(Api::new(&config.connection), internal),
+    fn revoke(&self, _: &Context, config: &Config, role: &Role, lease: &Lease) -> Result<()> {
+        match role {
+            Role::IamUser { .. } => iam::revoke(Api::new(&config.connection), lease),
             // STS sessions cannot be ended; the host never asks (revocable: false), and
             // when it does anyway (an issue it could not record) there is nothing to undo.
             Role::AssumedRole { .. } => Ok(()),
         }
     }
 
-    fn rotate_root(&self, _: &Context, config: &Value) -> Result<()> {
-        let config = Config::parse(config)?;
+    fn rotate_root(&self, _: &Context, config: &Config) -> Result<()> {
         http::rotate_root(&config.connection).map_err(|e| {
             let message = format!(
                 "rotating the access key of connection `{}`: {}",
@@ -127,53 +127,6 @@ impl Engine for Aws {
         ));
         Ok(())
     }
-}
-
-fn config_schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {
-            "connection": {
-                "type": "string", "default": "aws", "pattern": "^[a-z0-9-]{1,64}$",
-                "description": "http connection of the mount with the aws_sigv4 auth profile",
-            },
-            "username_prefix": {
-                "type": "string", "default": "arcan-", "pattern": "^[A-Za-z0-9+=,.@_-]{0,32}$",
-                "description": "start of generated IAM user names and STS session names",
-            },
-        },
-    })
-}
-
-fn role_schema() -> Value {
-    let policy = json!({"type": ["object", "string"], "description": "IAM policy document (JSON object, or a string holding one)"});
-    json!({
-        "oneOf": [
-            {
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["credential_type"],
-                "anyOf": [{"required": ["policy_arns"]}, {"required": ["policy_document"]}],
-                "properties": {
-                    "credential_type": {"const": "iam_user"},
-                    "policy_arns": {"type": "array", "maxItems": 20, "items": {"type": "string", "pattern": "^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/.+$"}},
-                    "policy_document": policy,
-                    "path": {"type": "string", "default": "/", "pattern": "^/([!-~]*/)?$"},
-                },
-            },
-            {
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["credential_type", "role_arn"],
-                "properties": {
-                    "credential_type": {"const": "assumed_role"},
-                    "role_arn": {"type": "string", "pattern": "^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$"},
-                    "session_policy": policy,
-                },
-            },
-        ],
-    })
 }
 
 arcan_plugin_sdk::export_engine!(Aws);

@@ -8,7 +8,7 @@ use arcan_plugin_sdk::serde_json::{Value, json};
 use arcan_plugin_sdk::{Context, Credential, Error, Result, log};
 
 use crate::api::{Api, Failure, Service};
-use crate::names;
+use crate::config::{Lease, generate_name};
 
 /// Shortest session STS grants.
 pub const MIN_SESSION: u64 = 900;
@@ -36,9 +36,9 @@ pub fn assume_role(
     role_arn: &str,
     session_policy: Option<&Value>,
     ttl: Duration,
-) -> Result<Credential> {
+) -> Result<Credential<Lease>> {
     let seconds = session_seconds(ttl)?;
-    let session = names::generate(prefix, ctx.role.as_deref().unwrap_or_default())?;
+    let session = generate_name(prefix, ctx.role.as_deref().unwrap_or_default())?;
     let duration = seconds.to_string();
     let policy = session_policy.map(Value::to_string);
     let mut params = vec![
@@ -72,7 +72,10 @@ pub fn assume_role(
     Ok(Credential::new(data, Duration::from_secs(seconds))
         .renewable(false)
         .revocable(false)
-        .internal(json!({ "role_arn": role_arn, "session_name": session })))
+        .state(Lease::AssumedRole {
+            role_arn: role_arn.to_owned(),
+            session_name: session,
+        }))
 }
 
 #[cfg(test)]

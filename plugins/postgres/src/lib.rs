@@ -12,76 +12,67 @@
 mod clock;
 mod config;
 mod db;
-mod names;
 mod role;
 mod template;
 
 use arcan_plugin_sdk::prelude::*;
-use arcan_plugin_sdk::{audit, sql};
+use arcan_plugin_sdk::{audit, random, sql};
+use serde::{Deserialize, Serialize};
 
-use config::MountConfig;
+use config::{MountConfig, NAMES};
 use role::RoleDef;
 use template::Values;
 
 #[derive(Default)]
 struct Postgres;
 
-fn username_of(internal: &Value) -> Result<&str> {
-    internal
-        .get("username")
-        .and_then(Value::as_str)
-        .filter(|u| !u.is_empty())
-        .ok_or_else(|| Error::invalid("the lease carries no database user name"))
+/// What a lease keeps: the database user it created.
+#[derive(Debug, Serialize, Deserialize)]
+struct Lease {
+    username: String,
+}
+
+impl Lease {
+    fn username(&self) -> Result<&str> {
+        if self.username.is_empty() {
+            return Err(Error::invalid("the lease carries no database user name"));
+        }
+        Ok(&self.username)
+    }
 }
 
 impl Engine for Postgres {
+    type Config = MountConfig;
+    type Role = RoleDef;
+    type State = Lease;
+
     fn describe(&self) -> Descriptor {
-        let statements = json!({"type": "array", "minItems": 1, "items": {"type": "string"}});
+        // The schemas are derived from MountConfig and RoleDef.
         Descriptor::new("postgres", env!("CARGO_PKG_VERSION"))
-            .config_schema(json!({
-                "type": "object",
-                "additionalProperties": false,
-                "properties": {
-                    "connection": {"type": "string", "default": "db"},
-                    "username_prefix": {"type": "string", "pattern": "^[a-z0-9_]{0,16}$", "default": "arcan_"},
-                    "password_length": {"type": "integer", "minimum": 16, "maximum": 128, "default": 32},
-                },
-            }))
-            .role_schema(json!({
-                "type": "object",
-                "additionalProperties": false,
-                "properties": {
-                    "creation_statements": statements,
-                    "grants": {"type": "array", "items": {"type": "string"}},
-                    "revocation_statements": statements,
-                    "renew_statements": statements,
-                },
-            }))
             .capability(Capability::DynamicCredentials)
             .capability(Capability::RootRotation)
     }
 
-    fn configure(&self, _: &Context, config: Value) -> Result<Value> {
-        Ok(MountConfig::parse(&config)?.to_json())
+    fn configure(&self, _: &Context, config: MountConfig) -> Result<MountConfig> {
+        config.validate()?;
+        Ok(config)
     }
 
-    fn validate_role(&self, _: &Context, config: &Value, role: Value) -> Result<Value> {
-        MountConfig::parse(config)?;
-        Ok(RoleDef::parse(&role)?.to_json())
+    fn validate_role(&self, _: &Context, _: &MountConfig, role: RoleDef) -> Result<RoleDef> {
+        role.validate()?;
+        Ok(role)
     }
 
     fn issue(
         &self,
         ctx: &Context,
-        config: &Value,
-        role: &Value,
+        config: &MountConfig,
+        def: &RoleDef,
         ttl: Duration,
-    ) -> Result<Credential> {
-        let config = MountConfig::parse(config)?;
-        let def = RoleDef::parse(role)?;
+    ) -> Result<Credential<Lease>> {
         let role_name = ctx.role.as_deref().unwrap_or_default();
-        let username = names::username(&config.username_prefix, role_name)?;
-        let password = names::password(config.password_length)?;
+        let username = NAMES.generate(&config.username_prefix, role_name)?;
+        let password = random::password(config.password_length)?;
         let expiration = clock::expiration(ttl)?;
         let statements = def.creation(&Values {
             name: &username,
@@ -97,21 +88,19 @@ impl Engine for Postgres {
         );
         Ok(
             Credential::new(json!({"username": username, "password": password}), ttl)
-                .internal(json!({"username": username})),
+                .state(Lease { username }),
         )
     }
 
     fn renew(
         &self,
         _: &Context,
-        config: &Value,
-        role: &Value,
-        internal: &Value,
+        config: &MountConfig,
+        def: &RoleDef,
+        lease: &Lease,
         ttl: Duration,
     ) -> Result<Duration> {
-        let config = MountConfig::parse(config)?;
-        let def = RoleDef::parse(role)?;
-        let username = username_of(internal)?;
+        let username = lease.username()?;
         let expiration = clock::expiration(ttl)?;
         let statements = def.renewal(&Values {
             name: username,
@@ -129,10 +118,14 @@ impl Engine for Postgres {
         Ok(ttl)
     }
 
-    fn revoke(&self, _: &Context, config: &Value, role: &Value, internal: &Value) -> Result<()> {
-        let config = MountConfig::parse(config)?;
-        let def = RoleDef::parse(role)?;
-        let username = username_of(internal)?;
+    fn revoke(
+        &self,
+        _: &Context,
+        config: &MountConfig,
+        def: &RoleDef,
+        lease: &Lease,
+    ) -> Result<()> {
+        let username = lease.username()?;
         // Dropped by hand already: nothing left to revoke.
         if !db::role_exists(&config.connection, username)? {
             audit::emit("revoke", username, &[("already_gone", "true")]);
@@ -152,8 +145,7 @@ impl Engine for Postgres {
         Ok(())
     }
 
-    fn rotate_root(&self, _: &Context, config: &Value) -> Result<()> {
-        let config = MountConfig::parse(config)?;
+    fn rotate_root(&self, _: &Context, config: &MountConfig) -> Result<()> {
         sql::rotate_root(&config.connection)
             .map_err(|e| db::failed("rotating the root credential failed", e, None))?;
         audit::emit("rotate-root", &config.connection, &[]);

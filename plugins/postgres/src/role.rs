@@ -1,12 +1,13 @@
-//! Role definitions: the statements that create, renew and revoke a user, validated in
-//! `validate_role` and stored with every default filled in.
+//! Role definitions: the statements that create, renew and revoke a user, parsed by the
+//! SDK (unknown keys refused, defaults filled in), validated in `validate_role` and stored
+//! with every default filled in.
 //!
 //! What runs at issue is `creation_statements`, then the ACL lock when a grant is a privilege
 //! on an object, then one `GRANT <grant> TO {{name}}` per entry of `grants`, in one
 //! transaction.
 
 use arcan_plugin_sdk::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::template::{Placeholder, Template, Values};
 
@@ -41,22 +42,40 @@ pub const MAX_STATEMENTS: usize = 100;
 /// Longest template or grant (the host takes statements up to 64 KiB).
 pub const MAX_STATEMENT_BYTES: usize = 16 * 1024;
 
-#[derive(Debug, Deserialize)]
+/// A role definition: SQL templates with placeholders (`{{name}}`, `{{name_literal}}`,
+/// `{{password}}`, `{{expiration}}`) and grants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Raw {
-    creation_statements: Option<Vec<String>>,
-    grants: Option<Vec<String>>,
-    revocation_statements: Option<Vec<String>>,
-    renew_statements: Option<Vec<String>>,
+pub struct RoleDef {
+    /// Templates run at issue, in one transaction with the grants; each must use
+    /// `{{name}}`.
+    #[serde(default = "default_creation")]
+    #[schemars(length(min = 1, max = 100))]
+    pub creation_statements: Vec<String>,
+    /// Privileges (or roles to be a member of), each applied as `GRANT <grant> TO
+    /// {{name}}` after the creation statements; no `;`, no placeholders.
+    #[serde(default)]
+    pub grants: Vec<String>,
+    /// Templates run at revoke (and by the reaper), in one transaction.
+    #[serde(default = "default_revocation")]
+    #[schemars(length(min = 1, max = 100))]
+    pub revocation_statements: Vec<String>,
+    /// Templates run at renew, in one transaction.
+    #[serde(default = "default_renew")]
+    #[schemars(length(min = 1, max = 100))]
+    pub renew_statements: Vec<String>,
 }
 
-/// A validated role definition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleDef {
-    creation: Vec<String>,
-    grants: Vec<String>,
-    revocation: Vec<String>,
-    renew: Vec<String>,
+fn default_creation() -> Vec<String> {
+    owned(&[DEFAULT_CREATION])
+}
+
+fn default_revocation() -> Vec<String> {
+    owned(&DEFAULT_REVOCATION)
+}
+
+fn default_renew() -> Vec<String> {
+    owned(&[DEFAULT_RENEW])
 }
 
 /// A list of templates, which placeholders it may use, and whether each must use
@@ -187,59 +206,26 @@ fn owned(list: &[&str]) -> Vec<String> {
 }
 
 impl RoleDef {
-    /// Parses and validates a role definition (unknown keys refused, defaults filled in).
-    pub fn parse(role: &Value) -> Result<Self> {
-        let role = match role {
-            Value::Null => json!({}),
-            Value::Object(_) => role.clone(),
-            _ => {
-                return Err(Error::invalid(
-                    "a postgres role definition must be a JSON object",
-                ));
-            }
-        };
-        let raw: Raw = serde_json::from_value(role)
-            .map_err(|e| Error::invalid(format!("postgres role definition: {e}")))?;
-        let def = RoleDef {
-            creation: raw
-                .creation_statements
-                .unwrap_or_else(|| owned(&[DEFAULT_CREATION])),
-            grants: raw.grants.unwrap_or_default(),
-            revocation: raw
-                .revocation_statements
-                .unwrap_or_else(|| owned(&DEFAULT_REVOCATION)),
-            renew: raw
-                .renew_statements
-                .unwrap_or_else(|| owned(&[DEFAULT_RENEW])),
-        };
-        parse_list(&CREATION, &def.creation)?;
-        parse_list(&REVOCATION, &def.revocation)?;
-        parse_list(&RENEW, &def.renew)?;
-        for (i, g) in def.grants.iter().enumerate() {
+    /// Checks the templates (placeholders, sizes, counts) and the grants.
+    pub fn validate(&self) -> Result<()> {
+        parse_list(&CREATION, &self.creation_statements)?;
+        parse_list(&REVOCATION, &self.revocation_statements)?;
+        parse_list(&RENEW, &self.renew_statements)?;
+        for (i, g) in self.grants.iter().enumerate() {
             check_grant(i, g)?;
         }
-        if def.creation.len() + def.grants.len() + 1 > MAX_STATEMENTS {
+        if self.creation_statements.len() + self.grants.len() + 1 > MAX_STATEMENTS {
             return Err(Error::invalid(format!(
                 "creation_statements and grants together exceed the {MAX_STATEMENTS} statements allowed"
             )));
         }
-        Ok(def)
-    }
-
-    /// The stored form.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "creation_statements": self.creation,
-            "grants": self.grants,
-            "revocation_statements": self.revocation,
-            "renew_statements": self.renew,
-        })
+        Ok(())
     }
 
     /// The statements that create the user: the creation statements, the ACL lock when a
     /// grant is a privilege on an object, and one `GRANT` per grant.
     pub fn creation(&self, values: &Values<'_>) -> Result<Vec<String>> {
-        let mut out = render(&CREATION, &self.creation, values)?;
+        let mut out = render(&CREATION, &self.creation_statements, values)?;
         if self.grants.iter().any(|g| on_an_object(g)) {
             out.push(ACL_LOCK.to_owned());
         }
@@ -254,12 +240,12 @@ impl RoleDef {
 
     /// The statements that revoke the user.
     pub fn revocation(&self, values: &Values<'_>) -> Result<Vec<String>> {
-        render(&REVOCATION, &self.revocation, values)
+        render(&REVOCATION, &self.revocation_statements, values)
     }
 
     /// The statements that move the user's expiration.
     pub fn renewal(&self, values: &Values<'_>) -> Result<Vec<String>> {
-        render(&RENEW, &self.renew, values)
+        render(&RENEW, &self.renew_statements, values)
     }
 }
 
@@ -279,6 +265,13 @@ fn render(kind: &Kind, list: &[String], values: &Values<'_>) -> Result<Vec<Strin
 mod tests {
     use super::*;
 
+    /// What `validate_role` does with `role`: the SDK's parse, then `validate`.
+    fn parse(role: Value) -> Result<RoleDef> {
+        let def: RoleDef = serde_json::from_value(role)?;
+        def.validate()?;
+        Ok(def)
+    }
+
     fn values() -> Values<'static> {
         Values {
             name: "arcan_ro_x",
@@ -295,27 +288,22 @@ mod tests {
 
     #[test]
     fn defaults_are_filled_in_and_stable() {
-        let def =
-            RoleDef::parse(&json!({"grants": ["SELECT ON ALL TABLES IN SCHEMA public"]})).unwrap();
-        let stored = def.to_json();
+        let def = parse(json!({"grants": ["SELECT ON ALL TABLES IN SCHEMA public"]})).unwrap();
+        let stored = serde_json::to_value(&def).unwrap();
         assert_eq!(stored["creation_statements"], json!([DEFAULT_CREATION]));
         assert_eq!(stored["revocation_statements"], json!(DEFAULT_REVOCATION));
         assert_eq!(stored["renew_statements"], json!([DEFAULT_RENEW]));
         assert_eq!(
-            RoleDef::parse(&stored).unwrap(),
+            parse(stored).unwrap(),
             def,
             "the stored form parses to itself"
         );
-        assert_eq!(
-            RoleDef::parse(&Value::Null).unwrap().grants,
-            Vec::<String>::new()
-        );
+        assert_eq!(parse(json!({})).unwrap().grants, Vec::<String>::new());
     }
 
     #[test]
     fn creation_runs_the_statements_then_the_grants() {
-        let def = RoleDef::parse(&json!({"grants": ["app_readers", "CONNECT ON DATABASE test"]}))
-            .unwrap();
+        let def = parse(json!({"grants": ["app_readers", "CONNECT ON DATABASE test"]})).unwrap();
         assert_eq!(
             def.creation(&values()).unwrap(),
             [
@@ -337,7 +325,7 @@ mod tests {
         );
         assert_eq!(revoke[5], r#"DROP ROLE IF EXISTS "arcan_ro_x""#);
         let count = |grants: Value| {
-            let def = RoleDef::parse(&json!({ "grants": grants })).unwrap();
+            let def = parse(json!({ "grants": grants })).unwrap();
             def.creation(&values()).unwrap().len()
         };
         assert_eq!(count(json!([])), 1, "no grants, no lock");
@@ -407,16 +395,41 @@ mod tests {
             (json!({"grants": [""]}), "the grant is empty"),
             (json!({"grants": "SELECT ON t"}), "invalid type"),
             (json!({"grant": []}), "unknown field `grant`"),
-            (json!(["CREATE ROLE {{name}}"]), "must be a JSON object"),
             (
                 json!({"grants": vec!["x"; 101]}),
                 "exceed the 100 statements",
             ),
         ];
         for (role, want) in cases {
-            let e = RoleDef::parse(&role).unwrap_err();
+            let e = parse(role.clone()).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidInput);
             assert!(e.message().contains(want), "{role}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_schema_has_the_defaults_and_bounds() {
+        let s = arcan_plugin_sdk::json_schema::<RoleDef>();
+        assert_eq!(s["additionalProperties"], false);
+        let p = &s["properties"];
+        assert_eq!(
+            p["creation_statements"]["default"],
+            json!([DEFAULT_CREATION])
+        );
+        assert_eq!(
+            p["revocation_statements"]["default"],
+            json!(DEFAULT_REVOCATION)
+        );
+        assert_eq!(p["renew_statements"]["default"], json!([DEFAULT_RENEW]));
+        assert_eq!(p["grants"]["default"], json!([]));
+        for list in [
+            "creation_statements",
+            "revocation_statements",
+            "renew_statements",
+        ] {
+            assert_eq!(p[list]["minItems"], 1, "{list}");
+            assert_eq!(p[list]["maxItems"], MAX_STATEMENTS, "{list}");
+            assert_eq!(p[list]["items"]["type"], "string", "{list}");
         }
     }
 }
