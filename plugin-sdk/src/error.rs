@@ -195,7 +195,9 @@ impl From<serde_json::Error> for Error {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HostError {
-    /// The capability or the named connection was not granted to this mount.
+    /// The capability or the named connection was not granted to this mount. The host
+    /// records it and fails the whole call with 501, whatever the engine does next: do not
+    /// use a refused connection as a probe and fall back.
     Denied(String),
     /// The argument was refused (too large, malformed).
     Invalid(String),

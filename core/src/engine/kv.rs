@@ -1,13 +1,6 @@
 //! The built-in KV engine: validation of keys and environments, and sealing of values
 //! under the realm's data key before they reach the store.
 
-use std::sync::Arc;
-
-use zeroize::Zeroizing;
-
-use crate::crypto::{CryptoError, Keyring, aad, open, seal};
-use crate::store::{Store, StoreError};
-
 /// Longest key, in bytes.
 pub const MAX_KEY_LEN: usize = 256;
 /// Longest environment name.
@@ -57,58 +50,7 @@ pub fn validate_env(env: &str) -> Result<(), String> {
     }
 }
 
-/// Errors of value sealing.
-#[derive(Debug, thiserror::Error)]
-pub enum SealError {
-    /// The realm has no data key (deleted concurrently).
-    #[error("realm has no data key")]
-    NoKey,
-    /// Store failure.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Crypto failure.
-    #[error(transparent)]
-    Crypto(#[from] CryptoError),
-}
-
-/// The unwrapped data key of a realm.
-pub(crate) async fn dek(
-    store: &dyn Store,
-    keyring: &Keyring,
-    realm_id: &str,
-) -> Result<Arc<Zeroizing<[u8; 32]>>, SealError> {
-    if let Some(d) = keyring.cached(realm_id) {
-        return Ok(d);
-    }
-    let key = store.data_key(realm_id).await?.ok_or(SealError::NoKey)?;
-    Ok(keyring.dek(realm_id, &key.wrapped).await?)
-}
-
-/// Seals a value for (realm, env, key).
-pub async fn seal_value(
-    store: &dyn Store,
-    keyring: &Keyring,
-    realm_id: &str,
-    env: &str,
-    key: &str,
-    value: &[u8],
-) -> Result<Vec<u8>, SealError> {
-    let d = dek(store, keyring, realm_id).await?;
-    Ok(seal(&d, value, &aad(realm_id, env, key))?)
-}
-
-/// Opens a value sealed for (realm, env, key).
-pub async fn open_value(
-    store: &dyn Store,
-    keyring: &Keyring,
-    realm_id: &str,
-    env: &str,
-    key: &str,
-    sealed: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, SealError> {
-    let d = dek(store, keyring, realm_id).await?;
-    Ok(open(&d, sealed, &aad(realm_id, env, key))?)
-}
+pub use arcan_store::sealing::{SealError, open_value, seal_value};
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::EngineError;
 use super::registry::Engines;
-use super::sealing::{open_in_realm, seal_in_realm};
+use super::sealing::{Purpose, open_in_realm, seal_in_realm};
 use crate::plugin::{CallError, CallInfo, ErrorKind};
 use crate::store::{LeaseRecord, MountRecord, lease_state};
 use crate::util::{add_secs_ms, now_ms};
@@ -132,7 +132,7 @@ pub async fn issue(
         store.as_ref(),
         &engines.services.keyring,
         realm_id,
-        "lease",
+        Purpose::Lease,
         &[&id],
         cred.internal.as_bytes(),
     )
@@ -196,7 +196,7 @@ async fn internal_of(engines: &Engines, lease: &LeaseRecord) -> Result<String, E
         engines.services.store.as_ref(),
         &engines.services.keyring,
         &lease.realm_id,
-        "lease",
+        Purpose::Lease,
         &[&lease.id],
         &lease.internal,
     )

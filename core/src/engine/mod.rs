@@ -8,7 +8,8 @@
 pub mod kv;
 pub mod leases;
 pub mod registry;
-pub mod sealing;
+
+pub use crate::store::sealing;
 
 use crate::plugin::{CallError, PluginError};
 use crate::store::StoreError;

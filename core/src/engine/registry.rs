@@ -10,16 +10,13 @@ use super::EngineError;
 use crate::audit::Auditor;
 use crate::config::Config;
 use crate::crypto::Keyring;
-use crate::plugin::connections::{
-    ConnectionSpec, Connections, open_specs, public_view, seal_specs,
-};
+use crate::plugin::connections::{ConnectionSpec, Connections, open_specs};
 use crate::plugin::host::{EnginePre, HostServices, MountScope};
 use crate::plugin::manifest::valid_name;
 use crate::plugin::{
     CallInfo, EngineCall, HostCapability, LoadedPlugin, Manifest, PluginError, Runtime,
 };
 use crate::store::{MountRecord, Store};
-use crate::util::now_ms;
 
 /// The name of the built-in KV engine in listings.
 pub const BUILTIN_KV: &str = "kv";
@@ -250,30 +247,4 @@ impl Engines {
     pub fn call<'a>(&'a self, h: &'a MountHandle, info: CallInfo) -> EngineCall<'a> {
         EngineCall::new(&self.runtime, &h.pre, h.scope.clone(), info)
     }
-}
-
-/// Stores new connection specs for the mount of `scope` (root rotation): sealed, with a
-/// new `updated_at` so every node rebuilds its handle with the new credentials.
-pub async fn store_connections(
-    scope: &MountScope,
-    specs: &BTreeMap<String, ConnectionSpec>,
-) -> Result<(), EngineError> {
-    let sv = &scope.services;
-    let mut record = sv
-        .store
-        .mount_by_id(&scope.realm_id, &scope.mount_id)
-        .await?
-        .ok_or_else(|| EngineError::NotFound(format!("mount `{}` is gone", scope.mount)))?;
-    record.connections_sealed = seal_specs(
-        sv.store.as_ref(),
-        &sv.keyring,
-        &scope.realm_id,
-        &scope.mount_id,
-        specs,
-    )
-    .await?;
-    record.connections = public_view(specs).to_string();
-    record.updated_at = now_ms().max(record.updated_at + 1);
-    sv.store.mount_update(&record).await?;
-    Ok(())
 }

@@ -11,6 +11,7 @@ mod engines;
 mod linking;
 mod model;
 mod postgres;
+pub mod sealing;
 mod sql;
 mod sqlite;
 

@@ -70,6 +70,9 @@ impl Engine for Postgres {
         def: &RoleDef,
         ttl: Duration,
     ) -> Result<Credential<Lease>> {
+        // Stored documents outlive engine versions: check them again on every use.
+        config.validate()?;
+        def.validate()?;
         let role_name = ctx.role.as_deref().unwrap_or_default();
         let username = NAMES.generate(&config.username_prefix, role_name)?;
         let password = random::password(config.password_length)?;
@@ -100,6 +103,9 @@ impl Engine for Postgres {
         lease: &Lease,
         ttl: Duration,
     ) -> Result<Duration> {
+        // Stored documents outlive engine versions: check them again on every use.
+        config.validate()?;
+        def.validate()?;
         let username = lease.username()?;
         let expiration = clock::expiration(ttl)?;
         let statements = def.renewal(&Values {
@@ -125,6 +131,9 @@ impl Engine for Postgres {
         def: &RoleDef,
         lease: &Lease,
     ) -> Result<()> {
+        // Stored documents outlive engine versions: check them again on every use.
+        config.validate()?;
+        def.validate()?;
         let username = lease.username()?;
         // Dropped by hand already: nothing left to revoke.
         if !db::role_exists(&config.connection, username)? {
@@ -146,6 +155,7 @@ impl Engine for Postgres {
     }
 
     fn rotate_root(&self, _: &Context, config: &MountConfig) -> Result<()> {
+        config.validate()?;
         sql::rotate_root(&config.connection)
             .map_err(|e| db::failed("rotating the root credential failed", e, None))?;
         audit::emit("rotate-root", &config.connection, &[]);

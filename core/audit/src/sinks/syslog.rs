@@ -139,12 +139,6 @@ pub(super) struct Syslog {
     tcp: Option<Conn>,
 }
 
-/// RFC 3339 (UTC, milliseconds) of a unix-millisecond timestamp, as RFC 5424 wants it.
-fn rfc3339(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
 fn severity(outcome: &str) -> u8 {
     match outcome {
         "success" => 6,            // informational
@@ -155,7 +149,7 @@ fn severity(outcome: &str) -> u8 {
 
 /// One RFC 5424 message: `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG`.
 pub(super) fn format(config: &SyslogConfig, hostname: &str, row: &AuditRow) -> String {
-    let time = rfc3339(row.time);
+    let time = arcan_util::rfc3339(row.time);
     let pri = u16::from(config.facility) * 8 + u16::from(severity(&row.outcome));
     let msg = delivered_json(row);
     format!(

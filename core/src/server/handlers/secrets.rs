@@ -13,7 +13,7 @@ use super::super::middleware::auth::principal;
 use super::super::middleware::policy::{env_of, resolve_realm};
 use super::super::state::{AppState, state};
 use crate::engine::kv::{self, SealError};
-use crate::engine::sealing::{open_in_realm, seal_in_realm};
+use crate::engine::sealing::{Purpose, open_in_realm, seal_in_realm};
 use crate::rbac::{Capability, Request as Ask, evaluate};
 use crate::store::{SecretMeta, SecretWrite, VersionMeta, WriteOutcome};
 use crate::util::{now_ms, rfc3339};
@@ -293,7 +293,7 @@ const LIST_SCAN_BATCH: i64 = 200;
 /// Store queries one listing page may make while skipping keys the caller may not see.
 const LIST_SCAN_BATCHES: usize = 8;
 /// What a listing cursor is sealed for.
-const CURSOR_PURPOSE: &str = "secrets-cursor";
+const CURSOR_PURPOSE: Purpose = Purpose::SecretsCursor;
 
 async fn seal_cursor(
     st: &AppState,

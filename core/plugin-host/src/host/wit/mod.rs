@@ -5,7 +5,7 @@
 //! an older version's module implements its generated host traits by converting its
 //! values to the newest ones and back (as zed's extension host does with its `since_v*`
 //! modules). Export calls go through [`EnginePre`] and [`EngineInstance`], enums over the
-//! versions whose methods take and return the version-neutral [`model`](crate::plugin::model)
+//! versions whose methods take and return the version-neutral [`model`](crate::model)
 //! types. Adding a version: a new folder in `wit/`, a module here with its bindgen and
 //! conversions, a variant in each enum and in [`ContractVersion`].
 
@@ -15,8 +15,8 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
 use super::HostState;
-use crate::plugin::manifest::HostCapability;
-use crate::plugin::model::{CallContext, ContractVersion, Credential, Descriptor, EngineFailure};
+use crate::manifest::HostCapability;
+use crate::model::{CallContext, ContractVersion, Credential, Descriptor, EngineFailure};
 
 pub mod v0_1;
 pub mod v0_2;
@@ -93,13 +93,28 @@ pub enum EngineInstance {
     V0_2(v0_2::Plugin),
 }
 
+/// Runs `$body` with `$e` bound to the instance's `engine` export, whichever contract
+/// version the instance is of: the generated export types differ per version, the calls and
+/// the conversions to the model (`Into`) read the same.
+macro_rules! each_version {
+    ($instance:expr, $e:ident => $body:expr) => {
+        match $instance {
+            EngineInstance::V0_1(p) => {
+                let $e = p.arcan_plugin_engine();
+                $body
+            }
+            EngineInstance::V0_2(p) => {
+                let $e = p.arcan_plugin_engine();
+                $body
+            }
+        }
+    };
+}
+
 impl EngineInstance {
     /// `describe`.
     pub async fn describe(&self, store: &mut Store<HostState>) -> wasmtime::Result<Descriptor> {
-        Ok(match self {
-            EngineInstance::V0_1(p) => p.arcan_plugin_engine().call_describe(store).await?.into(),
-            EngineInstance::V0_2(p) => p.arcan_plugin_engine().call_describe(store).await?.into(),
-        })
+        Ok(each_version!(self, e => e.call_describe(store).await?.into()))
     }
 
     /// `configure(config)`: the stored form of the configuration.
@@ -109,18 +124,10 @@ impl EngineInstance {
         ctx: &CallContext,
         config: &str,
     ) -> ExportResult<String> {
-        Ok(match self {
-            EngineInstance::V0_1(p) => p
-                .arcan_plugin_engine()
+        Ok(each_version!(self, e => e
                 .call_configure(store, &ctx.into(), config)
                 .await?
-                .map_err(Into::into),
-            EngineInstance::V0_2(p) => p
-                .arcan_plugin_engine()
-                .call_configure(store, &ctx.into(), config)
-                .await?
-                .map_err(Into::into),
-        })
+                .map_err(Into::into)))
     }
 
     /// `validate-role(config, role)`: the stored form of the role.
@@ -131,18 +138,10 @@ impl EngineInstance {
         config: &str,
         role: &str,
     ) -> ExportResult<String> {
-        Ok(match self {
-            EngineInstance::V0_1(p) => p
-                .arcan_plugin_engine()
+        Ok(each_version!(self, e => e
                 .call_validate_role(store, &ctx.into(), config, role)
                 .await?
-                .map_err(Into::into),
-            EngineInstance::V0_2(p) => p
-                .arcan_plugin_engine()
-                .call_validate_role(store, &ctx.into(), config, role)
-                .await?
-                .map_err(Into::into),
-        })
+                .map_err(Into::into)))
     }
 
     /// `issue(config, role, ttl)`.
@@ -154,20 +153,11 @@ impl EngineInstance {
         role: &str,
         ttl_seconds: u64,
     ) -> ExportResult<Credential> {
-        Ok(match self {
-            EngineInstance::V0_1(p) => p
-                .arcan_plugin_engine()
+        Ok(each_version!(self, e => e
                 .call_issue(store, &ctx.into(), config, role, ttl_seconds)
                 .await?
                 .map(Into::into)
-                .map_err(Into::into),
-            EngineInstance::V0_2(p) => p
-                .arcan_plugin_engine()
-                .call_issue(store, &ctx.into(), config, role, ttl_seconds)
-                .await?
-                .map(Into::into)
-                .map_err(Into::into),
-        })
+                .map_err(Into::into)))
     }
 
     /// `renew(config, role, internal, ttl)`: the seconds granted.
@@ -180,18 +170,10 @@ impl EngineInstance {
         internal: &str,
         ttl_seconds: u64,
     ) -> ExportResult<u64> {
-        Ok(match self {
-            EngineInstance::V0_1(p) => p
-                .arcan_plugin_engine()
+        Ok(each_version!(self, e => e
                 .call_renew(store, &ctx.into(), config, role, internal, ttl_seconds)
                 .await?
-                .map_err(Into::into),
-            EngineInstance::V0_2(p) => p
-                .arcan_plugin_engine()
-                .call_renew(store, &ctx.into(), config, role, internal, ttl_seconds)
-                .await?
-                .map_err(Into::into),
-        })
+                .map_err(Into::into)))
     }
 
     /// `revoke(config, role, internal)`.
@@ -203,18 +185,10 @@ impl EngineInstance {
         role: &str,
         internal: &str,
     ) -> ExportResult<()> {
-        Ok(match self {
-            EngineInstance::V0_1(p) => p
-                .arcan_plugin_engine()
+        Ok(each_version!(self, e => e
                 .call_revoke(store, &ctx.into(), config, role, internal)
                 .await?
-                .map_err(Into::into),
-            EngineInstance::V0_2(p) => p
-                .arcan_plugin_engine()
-                .call_revoke(store, &ctx.into(), config, role, internal)
-                .await?
-                .map_err(Into::into),
-        })
+                .map_err(Into::into)))
     }
 
     /// `rotate-root(config)`.
@@ -224,18 +198,10 @@ impl EngineInstance {
         ctx: &CallContext,
         config: &str,
     ) -> ExportResult<()> {
-        Ok(match self {
-            EngineInstance::V0_1(p) => p
-                .arcan_plugin_engine()
+        Ok(each_version!(self, e => e
                 .call_rotate_root(store, &ctx.into(), config)
                 .await?
-                .map_err(Into::into),
-            EngineInstance::V0_2(p) => p
-                .arcan_plugin_engine()
-                .call_rotate_root(store, &ctx.into(), config)
-                .await?
-                .map_err(Into::into),
-        })
+                .map_err(Into::into)))
     }
 }
 

@@ -20,7 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
-use crate::rbac::Capability;
+use arcan_rbac::Capability;
 
 /// A host as connections name it, normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,8 +14,8 @@ use sqlx::{Column, Postgres, Row, TypeInfo, ValueRef};
 
 use super::wit::latest::arcan::plugin::sql::{self, Rows, Statement, Value};
 use super::{HostState, bounded};
-use crate::plugin::connections::sql_error;
-use crate::plugin::model::HostFault;
+use crate::connections::sql_error;
+use crate::model::HostFault;
 
 /// Longest statement.
 pub const MAX_SQL_BYTES: usize = 64 * 1024;
@@ -299,7 +299,7 @@ impl sql::Host for HostState {
             Ok(s) => s,
             Err(m) => return Err(HostFault::Upstream(m)),
         };
-        crate::engine::registry::store_connections(&scope, &specs)
+        super::store_connections(&scope, &specs)
             .await
             .map_err(|e| {
                 tracing::error!(mount = %scope.mount, realm = %scope.realm, connection = %connection,

@@ -14,6 +14,7 @@
 //! explicit development override (`plugins.allow_unsigned`) loads unsigned plugins.
 
 pub mod call;
+pub mod config;
 pub mod connection_policy;
 pub mod connections;
 pub mod host;

@@ -9,17 +9,17 @@ use std::collections::BTreeSet;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::latest;
-use crate::plugin::host::{HostState, truncate};
-use crate::plugin::manifest::HostCapability;
-use crate::plugin::model::{self, HostFault};
+use crate::host::{HostState, truncate};
+use crate::manifest::HostCapability;
+use crate::model::{self, HostFault};
 
 wasmtime::component::bindgen!({
-    path: "../wit/arcan-plugin-0.1.0",
+    path: "../../wit/arcan-plugin-0.1.0",
     world: "plugin",
     imports: { default: async | trappable },
     exports: { default: async },
     trappable_error_type: {
-        "arcan:plugin/types.host-error" => crate::plugin::model::HostFault,
+        "arcan:plugin/types.host-error" => crate::model::HostFault,
     },
 });
 

@@ -4,8 +4,8 @@ use serde_json::{Map, Value};
 
 use super::HostState;
 use super::wit::latest::arcan::plugin::{audit, log};
-use crate::audit::{Actor, Event};
-use crate::util::{new_id, now_ms, rfc3339};
+use arcan_audit::{Actor, Event};
+use arcan_util::{new_id, now_ms, rfc3339};
 
 /// Longest log line kept.
 const MAX_LOG_BYTES: usize = 4096;
@@ -147,7 +147,7 @@ impl HostState {
         target: String,
         outcome: &str,
         mut fields: Map<String, Value>,
-    ) -> Result<(), crate::audit::NotDurable> {
+    ) -> Result<(), arcan_audit::NotDurable> {
         let s = &self.scope;
         // The host's tags win over anything the plugin put in its detail.
         fields.insert("plugin".into(), Value::String(s.plugin.clone()));
@@ -171,7 +171,7 @@ impl HostState {
             detail: Some(Value::Object(fields)),
         })?;
         if let Some(r) = receipt {
-            match crate::store::change::ChangeScope::current() {
+            match arcan_store::change::ChangeScope::current() {
                 Some(scope) => scope.add_receipt(r),
                 // A call outside a request (the reaper's): nothing waits on it.
                 None => drop(r),
@@ -181,7 +181,7 @@ impl HostState {
     }
 }
 
-impl crate::plugin::CallInfo {
+impl crate::CallInfo {
     /// The audit actor of the call.
     pub fn actor(&self) -> Actor {
         Actor {

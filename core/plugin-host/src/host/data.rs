@@ -3,9 +3,9 @@
 
 use super::wit::latest::arcan::plugin::plugin_data;
 use super::{HostState, bounded};
-use crate::engine::sealing::{open_in_realm, seal_in_realm};
-use crate::plugin::model::HostFault;
-use crate::util::now_ms;
+use crate::model::HostFault;
+use arcan_store::sealing::{Purpose, open_in_realm, seal_in_realm};
+use arcan_util::now_ms;
 
 /// Longest key.
 pub const MAX_KEY_BYTES: usize = 256;
@@ -63,7 +63,7 @@ impl HostState {
 /// Whether a mount holding `usage` (keys, bytes) apart from one key may store that key with
 /// `bytes` more: the refusal message when not.
 fn over_mount_quota(
-    quotas: &crate::plugin::runtime::Quotas,
+    quotas: &crate::runtime::Quotas,
     usage: (u64, u64),
     bytes: u64,
 ) -> Option<String> {
@@ -102,7 +102,7 @@ impl plugin_data::Host for HostState {
                 sv.store.as_ref(),
                 &sv.keyring,
                 &s.realm_id,
-                "plugin-data",
+                Purpose::PluginData,
                 &[&s.mount_id, &key],
                 &sealed,
             )
@@ -138,7 +138,7 @@ impl plugin_data::Host for HostState {
                 sv.store.as_ref(),
                 &sv.keyring,
                 &s.realm_id,
-                "plugin-data",
+                Purpose::PluginData,
                 &[&s.mount_id, &key],
                 &value,
             )
@@ -183,7 +183,7 @@ impl plugin_data::Host for HostState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::runtime::Quotas;
+    use crate::runtime::Quotas;
 
     #[test]
     fn mount_quotas() {

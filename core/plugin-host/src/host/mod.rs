@@ -27,9 +27,9 @@ use super::call::CallInfo;
 use super::connections::Connections;
 use super::model::HostFault;
 use super::runtime::CallLimits;
-use crate::audit::Auditor;
-use crate::crypto::Keyring;
-use crate::store::Store;
+use arcan_audit::Auditor;
+use arcan_crypto::Keyring;
+use arcan_store::Store;
 
 /// Bytes of stdout/stderr kept per call (then routed to the log).
 const OUTPUT_CAPACITY: usize = 64 * 1024;
@@ -238,4 +238,44 @@ pub fn observe_output(state: &HostState, stdout: &[u8], stderr: &[u8]) {
             }
         }
     }
+}
+
+/// Why new connection specs could not be stored (root rotation).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreConnectionsError {
+    /// The mount was removed meanwhile.
+    #[error("mount `{0}` is gone")]
+    MountGone(String),
+    /// Sealing the specs failed.
+    #[error(transparent)]
+    Seal(#[from] arcan_store::sealing::SealError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] arcan_store::StoreError),
+}
+
+/// Stores new connection specs for the mount of `scope` (root rotation): sealed, with a
+/// new `updated_at` so every node rebuilds its handle with the new credentials.
+pub async fn store_connections(
+    scope: &MountScope,
+    specs: &std::collections::BTreeMap<String, super::connections::ConnectionSpec>,
+) -> Result<(), StoreConnectionsError> {
+    let sv = &scope.services;
+    let mut record = sv
+        .store
+        .mount_by_id(&scope.realm_id, &scope.mount_id)
+        .await?
+        .ok_or_else(|| StoreConnectionsError::MountGone(scope.mount.clone()))?;
+    record.connections_sealed = super::connections::seal_specs(
+        sv.store.as_ref(),
+        &sv.keyring,
+        &scope.realm_id,
+        &scope.mount_id,
+        specs,
+    )
+    .await?;
+    record.connections = super::connections::public_view(specs).to_string();
+    record.updated_at = arcan_util::now_ms().max(record.updated_at + 1);
+    sv.store.mount_update(&record).await?;
+    Ok(())
 }

@@ -4,9 +4,9 @@
 
 use super::wit::latest::arcan::plugin::http::{self, Request, Response};
 use super::{HostState, bounded};
-use crate::plugin::connections::HttpAuth;
-use crate::plugin::model::HostFault;
-use crate::plugin::sigv4::{delete_key, sign_request};
+use crate::connections::HttpAuth;
+use crate::model::HostFault;
+use crate::sigv4::{delete_key, sign_request};
 
 /// Request header naming the AWS service to sign for; consumed by the host.
 const SERVICE_HEADER: &str = "x-arcan-aws-service";
@@ -171,7 +171,7 @@ impl http::Host for HostState {
         };
         // Store the new key before the old one goes: a failure here leaves both valid,
         // never neither.
-        if let Err(e) = crate::engine::registry::store_connections(&scope, &specs).await {
+        if let Err(e) = super::store_connections(&scope, &specs).await {
             tracing::error!(mount = %scope.mount, realm = %scope.realm, connection = %connection, error = %e,
                 "a new AWS key was created but could not be stored; the old key still works and stays in use");
             return Err(HostFault::Upstream(

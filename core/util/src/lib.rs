@@ -1,4 +1,5 @@
-//! Small helpers shared across modules.
+//! Small helpers shared by Arcan's crates: unix-millisecond time, RFC 3339, sortable ids,
+//! and the `humantime` form of durations in configuration files.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +29,20 @@ pub fn add_secs_ms(now_ms: i64, secs: u64) -> Option<i64> {
 /// A new sortable id.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+/// `#[serde(with = "arcan_util::duration")]`: a duration written as `humantime` text
+/// (`10s`, `5m`, `1h 30m`).
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    /// Parses a `humantime` duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
 }
 
 #[cfg(test)]

@@ -266,7 +266,7 @@ mod tests {
     /// Every released folder in `wit/` is served, and the newest is [`ContractVersion::LATEST`].
     #[test]
     fn every_released_contract_is_served() {
-        let wit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+        let wit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit");
         let mut released: Vec<semver::Version> = std::fs::read_dir(&wit)
             .expect("wit/")
             .filter_map(|e| {

@@ -23,10 +23,10 @@ use super::connection_policy::{Endpoint, Host};
 use super::manifest::{HostCapability, valid_name};
 pub use super::postgres_url::sql_error;
 use super::postgres_url::{self, PgTarget};
-use crate::crypto::Keyring;
-use crate::engine::kv::SealError;
-use crate::engine::sealing::{open_in_realm, seal_in_realm};
-use crate::store::Store;
+use arcan_crypto::Keyring;
+use arcan_store::Store;
+use arcan_store::sealing::SealError;
+use arcan_store::sealing::{Purpose, open_in_realm, seal_in_realm};
 
 /// One connection as configured by the operator (credentials included).
 #[derive(Clone, Serialize, Deserialize)]
@@ -457,7 +457,15 @@ pub async fn seal_specs(
     specs: &BTreeMap<String, ConnectionSpec>,
 ) -> Result<Vec<u8>, SealError> {
     let plain = Zeroizing::new(serde_json::to_vec(specs).unwrap_or_default());
-    seal_in_realm(store, keyring, realm_id, "connections", &[mount_id], &plain).await
+    seal_in_realm(
+        store,
+        keyring,
+        realm_id,
+        Purpose::Connections,
+        &[mount_id],
+        &plain,
+    )
+    .await
 }
 
 /// Opens a mount's sealed connection specs.
@@ -468,7 +476,15 @@ pub async fn open_specs(
     mount_id: &str,
     sealed: &[u8],
 ) -> Result<BTreeMap<String, ConnectionSpec>, SealError> {
-    let plain = open_in_realm(store, keyring, realm_id, "connections", &[mount_id], sealed).await?;
+    let plain = open_in_realm(
+        store,
+        keyring,
+        realm_id,
+        Purpose::Connections,
+        &[mount_id],
+        sealed,
+    )
+    .await?;
     serde_json::from_slice(&plain)
-        .map_err(|_| SealError::Crypto(crate::crypto::CryptoError::Decrypt))
+        .map_err(|_| SealError::Crypto(arcan_crypto::CryptoError::Decrypt))
 }
