@@ -18,6 +18,55 @@ use super::HostState;
 use crate::manifest::HostCapability;
 use crate::model::{CallContext, ContractVersion, Credential, Descriptor, EngineFailure};
 
+/// What reads the same in every version's bindings: turning a [`HostFault`] into the
+/// guest's `host-error` (or a trap), the call context, and an issued credential. Expanded
+/// in each version's module, where `types`, `engine` and `model` name that version's
+/// generated modules and the neutral model.
+///
+/// [`HostFault`]: crate::model::HostFault
+macro_rules! same_in_every_version {
+    () => {
+        impl types::Host for HostState {
+            fn convert_host_error(&mut self, err: HostFault) -> wasmtime::Result<types::HostError> {
+                Ok(match err {
+                    HostFault::Denied(m) => types::HostError::Denied(m),
+                    HostFault::Invalid(m) => types::HostError::Invalid(m),
+                    HostFault::Upstream(m) => types::HostError::Upstream(m),
+                    HostFault::Trap(e) => return Err(e),
+                })
+            }
+        }
+
+        impl From<&model::CallContext> for types::CallContext {
+            fn from(c: &model::CallContext) -> Self {
+                types::CallContext {
+                    request_id: c.request_id.clone(),
+                    user_id: c.user_id.clone(),
+                    token_id: c.token_id.clone(),
+                    realm_id: c.realm_id.clone(),
+                    realm: c.realm.clone(),
+                    mount: c.mount.clone(),
+                    lease_id: c.lease_id.clone(),
+                    role: c.role.clone(),
+                }
+            }
+        }
+
+        impl From<engine::Credential> for model::Credential {
+            fn from(c: engine::Credential) -> Self {
+                model::Credential {
+                    data: c.data,
+                    ttl_seconds: c.ttl_seconds,
+                    renewable: c.renewable,
+                    revocable: c.revocable,
+                    internal: c.internal,
+                }
+            }
+        }
+    };
+}
+use same_in_every_version;
+
 pub mod v0_1;
 pub mod v0_2;
 

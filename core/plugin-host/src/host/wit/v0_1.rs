@@ -26,6 +26,8 @@ wasmtime::component::bindgen!({
 use self::arcan::plugin::{audit, http, log, plugin_data, sql, types};
 use self::exports::arcan::plugin::engine;
 
+super::same_in_every_version!();
+
 /// Links `types`, `log` and the granted interfaces.
 pub fn link(
     linker: &mut Linker<HostState>,
@@ -44,17 +46,6 @@ pub fn link(
         }
     }
     Ok(())
-}
-
-impl types::Host for HostState {
-    fn convert_host_error(&mut self, err: HostFault) -> wasmtime::Result<types::HostError> {
-        Ok(match err {
-            HostFault::Denied(m) => types::HostError::Denied(m),
-            HostFault::Invalid(m) => types::HostError::Invalid(m),
-            HostFault::Upstream(m) => types::HostError::Upstream(m),
-            HostFault::Trap(e) => return Err(e),
-        })
-    }
 }
 
 // Host functions: convert, then run the newest implementation.
@@ -216,21 +207,6 @@ impl http::Host for HostState {
 
 // Engine values: to the version-neutral model.
 
-impl From<&model::CallContext> for types::CallContext {
-    fn from(c: &model::CallContext) -> Self {
-        types::CallContext {
-            request_id: c.request_id.clone(),
-            user_id: c.user_id.clone(),
-            token_id: c.token_id.clone(),
-            realm_id: c.realm_id.clone(),
-            realm: c.realm.clone(),
-            mount: c.mount.clone(),
-            lease_id: c.lease_id.clone(),
-            role: c.role.clone(),
-        }
-    }
-}
-
 impl From<types::EngineError> for model::EngineFailure {
     fn from(e: types::EngineError) -> Self {
         use model::ErrorKind as K;
@@ -280,18 +256,6 @@ impl From<engine::Descriptor> for model::Descriptor {
             name: d.name,
             version: d.version,
             capabilities,
-        }
-    }
-}
-
-impl From<engine::Credential> for model::Credential {
-    fn from(c: engine::Credential) -> Self {
-        model::Credential {
-            data: c.data,
-            ttl_seconds: c.ttl_seconds,
-            renewable: c.renewable,
-            revocable: c.revocable,
-            internal: c.internal,
         }
     }
 }

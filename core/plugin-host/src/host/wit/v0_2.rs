@@ -26,6 +26,8 @@ wasmtime::component::bindgen!({
 use self::arcan::plugin::types;
 use self::exports::arcan::plugin::engine;
 
+super::same_in_every_version!();
+
 /// Links `types`, `log` and the granted interfaces.
 pub fn link(
     linker: &mut Linker<HostState>,
@@ -49,32 +51,6 @@ pub fn link(
         }
     }
     Ok(())
-}
-
-impl types::Host for HostState {
-    fn convert_host_error(&mut self, err: HostFault) -> wasmtime::Result<types::HostError> {
-        Ok(match err {
-            HostFault::Denied(m) => types::HostError::Denied(m),
-            HostFault::Invalid(m) => types::HostError::Invalid(m),
-            HostFault::Upstream(m) => types::HostError::Upstream(m),
-            HostFault::Trap(e) => return Err(e),
-        })
-    }
-}
-
-impl From<&model::CallContext> for types::CallContext {
-    fn from(c: &model::CallContext) -> Self {
-        types::CallContext {
-            request_id: c.request_id.clone(),
-            user_id: c.user_id.clone(),
-            token_id: c.token_id.clone(),
-            realm_id: c.realm_id.clone(),
-            realm: c.realm.clone(),
-            mount: c.mount.clone(),
-            lease_id: c.lease_id.clone(),
-            role: c.role.clone(),
-        }
-    }
 }
 
 impl From<types::EngineError> for model::EngineFailure {
@@ -120,18 +96,6 @@ impl From<engine::Descriptor> for model::Descriptor {
             name: d.name,
             version: d.version,
             capabilities: capabilities.into_iter().collect(),
-        }
-    }
-}
-
-impl From<engine::Credential> for model::Credential {
-    fn from(c: engine::Credential) -> Self {
-        model::Credential {
-            data: c.data,
-            ttl_seconds: c.ttl_seconds,
-            renewable: c.renewable,
-            revocable: c.revocable,
-            internal: c.internal,
         }
     }
 }
