@@ -6,6 +6,8 @@
 //!   [`package::verify`], [`package::unpack_verified`] (safe extraction) and
 //!   [`package::verify_dir`], the check the host runs on an installed plugin before
 //!   anything is compiled.
+//! - [`manifest`]: the one [`Manifest`] type (shared with the plugin host, which adds its own
+//!   contract and capability checks) and its canonical bytes.
 //! - [`keys`]: Ed25519 publisher keys (PKCS#8 PEM private keys, `ed25519:<base64>` public
 //!   keys, fingerprints).
 //! - [`protocol`] and [`client`]: the registry's HTTPS JSON protocol and a client that

@@ -1,4 +1,16 @@
-//! `manifest.json` of a package and its canonical bytes.
+//! `manifest.json` of a plugin: the one manifest type, and its canonical bytes.
+//!
+//! [`Manifest`] is shared by this crate (pack, sign, verify, install) and the plugin host,
+//! which loads the value [`crate::package::verify_dir`] returns. The checks here are the
+//! ones that need no host knowledge: name, semantic version, publisher, and `files`. What
+//! only a host can judge (which `wit` contract versions it serves, which capability names
+//! exist, what an operator may grant) is checked by the host over this same type.
+//!
+//! Two forms, one format: a packed manifest (in a package or an installed plugin
+//! directory, [`Manifest::parse`]) lists the sha256 of every file under `files`, at least
+//! `engine.wasm`; an unpacked one (a plugin directory before `arcan plugin pack`, or an
+//! unsigned development plugin, [`Manifest::parse_unpacked`]) may leave `files` out. An
+//! empty `files` is not written back when a manifest is serialized.
 //!
 //! Canonical bytes: the manifest parsed as a JSON value and written back with object keys
 //! sorted (by their UTF-8 bytes), no whitespace, strings escaped as `serde_json` escapes
@@ -12,7 +24,8 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
-/// The manifest: the plugin manifest the host reads, plus `files`.
+/// A plugin's `manifest.json`: what it is, the contract it targets, the capabilities it
+/// declares, and (once packed) the digests of its files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
@@ -29,17 +42,39 @@ pub struct Manifest {
     pub wit: String,
     /// Declared capabilities: `host:*` and `engine:*`.
     pub capabilities: Vec<String>,
-    /// sha256 (hex) of every other file of the package except `signature`.
-    #[serde(default)]
+    /// sha256 (hex) of every other file of the package except `signature`; covered by the
+    /// signature. Empty (and then not serialized) in an unpacked manifest.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub files: BTreeMap<String, String>,
 }
 
+/// Which form of manifest is being checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// In a package or an installed, signed plugin directory: `files` lists `engine.wasm`.
+    Packed,
+    /// Before packing, or an unsigned development plugin: `files` may be empty.
+    Unpacked,
+}
+
 impl Manifest {
-    /// Parses a manifest and checks name, version, publisher and file names.
+    /// Parses a packed manifest and checks name, version, publisher and `files` (flat file
+    /// names, sha256 digests, `engine.wasm` listed, `manifest.json` and `signature` not).
     pub fn parse(bytes: &[u8]) -> Result<Self> {
+        Self::parse_as(bytes, Form::Packed)
+    }
+
+    /// Parses an unpacked manifest (a plugin directory that was never packed, or an
+    /// unsigned development plugin): the checks of [`Manifest::parse`], except that `files`
+    /// may be absent; the entries it has are still checked.
+    pub fn parse_unpacked(bytes: &[u8]) -> Result<Self> {
+        Self::parse_as(bytes, Form::Unpacked)
+    }
+
+    fn parse_as(bytes: &[u8], form: Form) -> Result<Self> {
         let m: Manifest = serde_json::from_slice(bytes)
             .map_err(|e| Error::Manifest(format!("manifest.json: {e}")))?;
-        m.validate()?;
+        m.validate(form)?;
         Ok(m)
     }
 
@@ -53,7 +88,7 @@ impl Manifest {
         })
     }
 
-    fn validate(&self) -> Result<()> {
+    fn validate(&self, form: Form) -> Result<()> {
         if !valid_name(&self.name) {
             return Err(Error::Manifest(format!(
                 "plugin name `{}` must be 1-64 characters of a-z 0-9 -",
@@ -75,7 +110,7 @@ impl Manifest {
                 )));
             }
         }
-        if !self.files.contains_key(ENGINE) {
+        if form == Form::Packed && !self.files.contains_key(ENGINE) {
             return Err(Error::Manifest(format!("`files` does not list `{ENGINE}`")));
         }
         Ok(())
@@ -89,7 +124,8 @@ pub const SIGNATURE: &str = "signature";
 /// Name of the component.
 pub const ENGINE: &str = "engine.wasm";
 
-/// Plugin names: 1–64 of `[a-z0-9-]`, not starting with `-`.
+/// Plugin names: 1–64 of `[a-z0-9-]`, not starting with `-`. The host uses the same rule for
+/// mount and connection names.
 pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -170,6 +206,47 @@ mod tests {
         let b = br#"{"a":{"y":null,"z":[1,"x"]},"b":1}"#;
         assert_eq!(canonical_bytes(a).expect("a"), b.to_vec());
         assert_eq!(canonical_bytes(b).expect("b"), b.to_vec());
+    }
+
+    fn manifest(files: Option<Value>) -> Vec<u8> {
+        let mut m = serde_json::json!({
+            "name": "pg", "version": "1.0.0", "publisher": "tests",
+            "wit": "arcan:plugin@0.1.0", "capabilities": ["host:sql"],
+        });
+        if let Some(files) = files {
+            m["files"] = files;
+        }
+        m.to_string().into_bytes()
+    }
+
+    #[test]
+    fn packed_needs_files_unpacked_does_not() {
+        let digest = "a".repeat(64);
+        let packed = manifest(Some(serde_json::json!({ "engine.wasm": digest })));
+        for parse in [Manifest::parse, Manifest::parse_unpacked] {
+            assert_eq!(parse(&packed).expect("packed").files.len(), 1);
+        }
+        let bare = manifest(None);
+        let err = Manifest::parse(&bare).expect_err("packed without files");
+        assert!(
+            err.to_string().contains("does not list `engine.wasm`"),
+            "{err}"
+        );
+        let m = Manifest::parse_unpacked(&bare).expect("unpacked without files");
+        assert!(m.files.is_empty());
+        let written = serde_json::to_value(&m).expect("serialize");
+        assert!(written.get("files").is_none(), "{written}");
+        // The entries an unpacked manifest has are checked all the same.
+        for bad in [
+            serde_json::json!({ "engine.wasm": "not hex" }),
+            serde_json::json!({ "signature": digest }),
+            serde_json::json!({ "../engine.wasm": digest }),
+        ] {
+            assert!(
+                Manifest::parse_unpacked(&manifest(Some(bad.clone()))).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

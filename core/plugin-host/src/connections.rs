@@ -6,13 +6,14 @@
 //! connection may point is decided by `connection_policy` before anything connects;
 //! PostgreSQL URLs are turned into options by `postgres_url` (nothing inherited from the
 //! server's environment), and HTTP clients ignore the server's proxy variables.
+//!
+//! What is specific to one kind of external system beyond reaching it (how its root
+//! credential is rotated) is not here but in [`crate::providers`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rand::Rng;
-use rand::distributions::Alphanumeric;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnection, PgPoolOptions};
@@ -262,6 +263,11 @@ impl Connections {
         &self.specs
     }
 
+    /// The deadline of one operation on a connection (a host call's timeout).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The pool of a PostgreSQL connection; `Err` names why it is not available.
     pub fn postgres(&self, name: &str) -> Result<PgPool, String> {
         let Some(ConnectionSpec::Postgres {
@@ -341,84 +347,6 @@ impl Connections {
             }
         }
         Ok(())
-    }
-
-    /// Generates a new password for the root user of a PostgreSQL connection, applies it
-    /// on the server (`ALTER ROLE CURRENT_USER`) and returns the updated specs to store.
-    /// The password never leaves the host.
-    pub async fn rotate_postgres(
-        &self,
-        name: &str,
-    ) -> Result<BTreeMap<String, ConnectionSpec>, String> {
-        let pool = self.postgres(name)?;
-        let Some(ConnectionSpec::Postgres {
-            url,
-            max_connections,
-        }) = self.specs.get(name)
-        else {
-            return Err(format!("connection `{name}` is not a postgres connection"));
-        };
-        let password = Zeroizing::new(
-            rand::rngs::OsRng
-                .sample_iter(&Alphanumeric)
-                .take(40)
-                .map(char::from)
-                .collect::<String>(),
-        );
-        let mut new_url = reqwest::Url::parse(url).map_err(|_| "invalid url".to_owned())?;
-        new_url
-            .set_password(Some(&password))
-            .map_err(|_| "the url cannot carry a password".to_owned())?;
-        // Alphanumeric only: safe inside a literal.
-        let stmt = Zeroizing::new(format!(
-            "ALTER ROLE CURRENT_USER WITH PASSWORD '{}'",
-            *password
-        ));
-        let apply = sqlx::raw_sql(&stmt).execute(&pool);
-        match tokio::time::timeout(self.timeout, apply).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(format!("rotating `{name}`: {}", sql_error(name, &e))),
-            Err(_) => return Err(format!("rotating `{name}`: timed out")),
-        }
-        let mut specs = self.specs.clone();
-        specs.insert(
-            name.to_owned(),
-            ConnectionSpec::Postgres {
-                url: new_url.to_string(),
-                max_connections: *max_connections,
-            },
-        );
-        Ok(specs)
-    }
-}
-
-impl Connections {
-    /// Replaces the root keys of an `aws_sigv4` connection: creates a new access key with
-    /// the current one and returns the updated specs (to be stored), the old key id (to be
-    /// deleted with the new key once stored) and the new keys.
-    pub async fn rotate_aws(
-        &self,
-        name: &str,
-    ) -> Result<
-        (
-            BTreeMap<String, ConnectionSpec>,
-            String,
-            super::sigv4::AwsKeys,
-        ),
-        String,
-    > {
-        let (client, base, auth) = self.http(name)?;
-        let HttpAuth::AwsSigv4(keys) = auth else {
-            return Err(format!(
-                "connection `{name}` has no rotatable root credential (only aws_sigv4 connections rotate)"
-            ));
-        };
-        let new = super::sigv4::create_key(&client, &base, &keys).await?;
-        let mut specs = self.specs.clone();
-        if let Some(ConnectionSpec::Http { auth, .. }) = specs.get_mut(name) {
-            *auth = HttpAuth::AwsSigv4(new.clone());
-        }
-        Ok((specs, keys.access_key_id, new))
     }
 }
 

@@ -12,6 +12,11 @@
 //! The first step verifies the package signature (`arcan-registry-client`) against the
 //! configured trusted publisher keys before anything is parsed further or compiled; only an
 //! explicit development override (`plugins.allow_unsigned`) loads unsigned plugins.
+//!
+//! The manifest type is the registry client's ([`Manifest`]); [`manifest`] adds the checks
+//! only this host can make. Named connections are in [`connections`]; what the host knows
+//! of one kind of external system beyond reaching it (how its root credential is rotated)
+//! is in [`providers`].
 
 pub mod call;
 pub mod config;
@@ -21,6 +26,7 @@ pub mod host;
 pub mod manifest;
 pub mod model;
 pub mod postgres_url;
+pub mod providers;
 pub mod runtime;
 pub mod sigv4;
 

@@ -1,4 +1,12 @@
-//! The plugin manifest: what a plugin says it is and which capabilities it needs.
+//! The host's side of the plugin manifest: the capability names it knows and the checks
+//! only a host can make.
+//!
+//! The manifest type itself is the registry client's [`Manifest`] (re-exported here), the
+//! one type every reader of `manifest.json` shares, with the checks that need no host
+//! knowledge (name, version, publisher, `files`). This module adds functions over it: which
+//! contract versions this host serves ([`wit_compatible`], [`check_for_host`]), which capability
+//! names exist ([`HostCapability`], [`check_for_host`]) and which host capabilities a manifest
+//! declares ([`host_capabilities`]).
 //!
 //! The first key of the two-key rule: a component may import only the host interfaces its
 //! manifest declares, and the operator grants (a subset of) them when mounting.
@@ -7,7 +15,9 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+pub use arcan_registry_client::Manifest;
+/// Mount, plugin and connection names: 1–64 of `[a-z0-9-]`, starting with a letter or digit.
+pub use arcan_registry_client::manifest::valid_name;
 
 use super::PluginError;
 use super::model::{ContractVersion, EngineCapability};
@@ -78,87 +88,39 @@ impl FromStr for HostCapability {
     }
 }
 
-/// `manifest.json` of an installed plugin.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Manifest {
-    /// `[a-z0-9-]`, 1–64 characters.
-    pub name: String,
-    /// Semantic version.
-    pub version: String,
-    /// Who publishes it.
-    pub publisher: String,
-    /// One line for listings.
-    #[serde(default)]
-    pub description: String,
-    /// The WIT package it was built against, e.g. `arcan:plugin@0.1.0`.
-    pub wit: String,
-    /// Declared capabilities: `host:*` and `engine:*`.
-    pub capabilities: Vec<String>,
-    /// sha256 of every other file of a signed package (`engine.wasm`, …); covered by the
-    /// signature, checked at load.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub files: Option<std::collections::BTreeMap<String, String>>,
+/// The host's checks of a manifest, after the structural ones of [`Manifest::parse`] (or
+/// [`parse_unsigned`]): it targets a contract version this host serves, and every
+/// capability it declares is one this host knows (`host:*` a [`HostCapability`], `engine:*`
+/// an [`EngineCapability`]). Returns that contract version.
+pub fn check_for_host(manifest: &Manifest) -> Result<ContractVersion, PluginError> {
+    let contract = wit_compatible(&manifest.wit)?;
+    for c in &manifest.capabilities {
+        if c.starts_with("host:") {
+            c.parse::<HostCapability>().map_err(PluginError::Manifest)?;
+        } else if EngineCapability::parse(c).is_none() {
+            return Err(PluginError::Manifest(format!("unknown capability `{c}`")));
+        }
+    }
+    Ok(contract)
 }
 
-impl Manifest {
-    /// Parses and validates a manifest.
-    pub fn parse(bytes: &[u8]) -> Result<Self, PluginError> {
-        let m: Manifest = serde_json::from_slice(bytes)
-            .map_err(|e| PluginError::Manifest(format!("manifest.json: {e}")))?;
-        m.validate()?;
-        Ok(m)
-    }
-
-    fn validate(&self) -> Result<(), PluginError> {
-        let bad = |m: String| Err(PluginError::Manifest(m));
-        if !valid_name(&self.name) {
-            return bad(format!(
-                "plugin name `{}` must be 1-64 characters of a-z 0-9 -",
-                self.name
-            ));
-        }
-        if semver::Version::parse(&self.version).is_err() {
-            return bad(format!(
-                "version `{}` is not a semantic version",
-                self.version
-            ));
-        }
-        if self.publisher.trim().is_empty() {
-            return bad("publisher is empty".into());
-        }
-        wit_compatible(&self.wit)?;
-        for c in &self.capabilities {
-            if c.starts_with("host:") {
-                c.parse::<HostCapability>().map_err(PluginError::Manifest)?;
-            } else if EngineCapability::parse(c).is_none() {
-                return bad(format!("unknown capability `{c}`"));
-            }
-        }
-        Ok(())
-    }
-
-    /// The contract version it was built against (checked when it was parsed).
-    pub fn contract(&self) -> Result<ContractVersion, PluginError> {
-        wit_compatible(&self.wit)
-    }
-
-    /// The host capabilities it declares.
-    pub fn host_capabilities(&self) -> BTreeSet<HostCapability> {
-        self.capabilities
-            .iter()
-            .filter_map(|c| c.parse().ok())
-            .collect()
-    }
+/// Parses the manifest of an unsigned plugin directory (loaded only under
+/// `plugins.allow_unsigned`): the registry client's checks of an unpacked manifest, whose
+/// `files` may be absent because no signature covers them. Run [`check_for_host`] on the result.
+pub fn parse_unsigned(bytes: &[u8]) -> Result<Manifest, PluginError> {
+    Manifest::parse_unpacked(bytes).map_err(|e| match e {
+        arcan_registry_client::Error::Manifest(m) => PluginError::Manifest(m),
+        other => PluginError::Manifest(other.to_string()),
+    })
 }
 
-/// Mount, plugin and connection names: 1–64 of `[a-z0-9-]`, starting with a letter or digit.
-pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && !s.starts_with('-')
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+/// The host capabilities a manifest declares (the first key of the two-key rule).
+pub fn host_capabilities(manifest: &Manifest) -> BTreeSet<HostCapability> {
+    manifest
+        .capabilities
+        .iter()
+        .filter_map(|c| c.parse().ok())
+        .collect()
 }
 
 /// The served contract version an `arcan:plugin@X.Y.Z` reference resolves to (see
@@ -186,19 +148,38 @@ mod tests {
         .to_string()
     }
 
+    fn parse_and_check(json: &str) -> Result<Manifest, PluginError> {
+        let m = parse_unsigned(json.as_bytes())?;
+        check_for_host(&m)?;
+        Ok(m)
+    }
+
     #[test]
     fn parses_and_refuses() {
-        let m = Manifest::parse(manifest(&["host:sql", "engine:root_rotation"]).as_bytes())
-            .expect("valid");
+        let m = parse_and_check(&manifest(&["host:sql", "engine:root_rotation"])).expect("valid");
         assert_eq!(
-            m.host_capabilities().into_iter().collect::<Vec<_>>(),
+            host_capabilities(&m).into_iter().collect::<Vec<_>>(),
             vec![HostCapability::Sql]
         );
-        for bad in [&["host:fs"][..], &["engine:everything"][..]] {
-            assert!(Manifest::parse(manifest(bad).as_bytes()).is_err());
+        for (bad, why) in [
+            (&["host:fs"][..], "unknown host capability `host:fs`"),
+            (
+                &["engine:everything"][..],
+                "unknown capability `engine:everything`",
+            ),
+        ] {
+            let err = parse_and_check(&manifest(bad)).expect_err(why);
+            assert!(err.to_string().contains(why), "{err}");
         }
         let extra = r#"{"name":"a","version":"1.0.0","publisher":"p","wit":"arcan:plugin@0.1.0","capabilities":[],"exec":"x"}"#;
-        assert!(Manifest::parse(extra.as_bytes()).is_err());
+        assert!(parse_and_check(extra).is_err());
+        // The registry client's checks, reported as the host's manifest errors.
+        let unnamed = r#"{"name":"A","version":"1.0.0","publisher":"p","wit":"arcan:plugin@0.1.0","capabilities":[]}"#;
+        let err = parse_and_check(unnamed).expect_err("bad name");
+        assert_eq!(
+            err.to_string(),
+            "invalid plugin manifest: plugin name `A` must be 1-64 characters of a-z 0-9 -"
+        );
     }
 
     #[test]

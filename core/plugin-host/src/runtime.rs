@@ -13,9 +13,12 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use super::PluginError;
 use super::host::EnginePre;
-use super::manifest::{HostCapability, Manifest};
+use super::manifest::{
+    HostCapability, Manifest, check_for_host, host_capabilities, parse_unsigned,
+};
 use super::model::ContractVersion;
 use crate::config::PluginsConfig;
+use arcan_registry_client::manifest::{ENGINE, MANIFEST};
 
 /// How often the epoch advances: guest code yields to the async runtime (and checks its
 /// deadline) once per tick.
@@ -203,24 +206,25 @@ impl Runtime {
     pub fn load(&self, dir: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
         // 1. Verify: the signature by a trusted publisher over the manifest, and through the
         // manifest's digests every file; the bytes compiled are the bytes verified.
-        let (manifest_bytes, wasm) =
-            match arcan_registry_client::package::verify_dir(dir, &self.trusted) {
-                Ok(v) => {
-                    let manifest = v.files.get("manifest.json").cloned().unwrap_or_default();
-                    (manifest, v.engine_wasm().to_vec())
-                }
-                Err(arcan_registry_client::Error::Unsigned) if self.allow_unsigned => {
-                    tracing::warn!(dir = %dir.display(),
+        // The verified manifest is the one the registry client parsed; an unsigned one is
+        // parsed here with the same type and checks (minus `files`, which nothing signs).
+        let (manifest, wasm) = match arcan_registry_client::package::verify_dir(dir, &self.trusted)
+        {
+            Ok(mut v) => {
+                let wasm = v.files.remove(ENGINE).unwrap_or_default();
+                (v.manifest, wasm)
+            }
+            Err(arcan_registry_client::Error::Unsigned) if self.allow_unsigned => {
+                tracing::warn!(dir = %dir.display(),
                     "loading an UNSIGNED plugin (plugins.allow_unsigned is on; development only)");
-                    (
-                        read_bounded(&dir.join("manifest.json"), MAX_MANIFEST_BYTES)?,
-                        read_bounded(&dir.join("engine.wasm"), MAX_COMPONENT_BYTES)?,
-                    )
-                }
-                Err(e) => return Err(PluginError::Signature(e.to_string())),
-            };
-        let manifest = Manifest::parse(&manifest_bytes)?;
-        let contract = manifest.contract()?;
+                let manifest_bytes = read_bounded(&dir.join(MANIFEST), MAX_MANIFEST_BYTES)?;
+                let wasm = read_bounded(&dir.join(ENGINE), MAX_COMPONENT_BYTES)?;
+                (parse_unsigned(&manifest_bytes)?, wasm)
+            }
+            Err(e) => return Err(PluginError::Signature(e.to_string())),
+        };
+        // The checks only this host can make: a served contract version, known capabilities.
+        let contract = check_for_host(&manifest)?;
         let digest = hex::encode(Sha256::digest(&wasm));
         // 2. Inspect, before any code is compiled.
         let imports = inspect_imports(&manifest, contract, &wasm)?;
@@ -382,7 +386,7 @@ pub fn inspect_imports(
             "engine.wasm is not a WebAssembly component (build with --target wasm32-wasip2)".into(),
         ));
     }
-    let declared = manifest.host_capabilities();
+    let declared = host_capabilities(manifest);
     let mut out = Vec::new();
     let mut engine_exports = Vec::new();
     let mut depth = 0usize;

@@ -1,6 +1,7 @@
 //! AWS Signature Version 4 for `aws_sigv4` HTTP connections (the `aws-sigv4` crate, the
-//! signer of the official AWS SDK), and the host-side root key rotation of such a
-//! connection: the plugin triggers it and never sees either key.
+//! signer of the official AWS SDK): the root keys a connection holds and the signing of
+//! each request the host sends with them. The root key rotation of such a connection lives
+//! with the other connection providers, in [`crate::providers::aws`].
 
 use std::time::SystemTime;
 
@@ -8,7 +9,6 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
 /// The root keys of an AWS connection.
 #[derive(Clone, Serialize, Deserialize)]
@@ -93,118 +93,9 @@ pub fn sign_request(
     Ok(())
 }
 
-/// The text of the first `<tag>` element in an AWS XML response.
-pub fn xml_text(body: &[u8], tag: &str) -> Option<String> {
-    use quick_xml::Reader;
-    use quick_xml::events::Event;
-    let mut reader = Reader::from_reader(body);
-    let mut inside = false;
-    let mut buf = Vec::new();
-    loop {
-        match reader.read_event_into(&mut buf) {
-            Ok(Event::Start(e)) => inside = e.local_name().as_ref() == tag.as_bytes(),
-            Ok(Event::Text(t)) if inside => {
-                return t.decode().ok().map(|s| s.trim().to_owned());
-            }
-            Ok(Event::End(_)) => inside = false,
-            Ok(Event::Eof) | Err(_) => return None,
-            _ => {}
-        }
-        buf.clear();
-    }
-}
-
-/// Sends a signed IAM query-API call.
-pub async fn iam_call(
-    client: &reqwest::Client,
-    base: &str,
-    keys: &AwsKeys,
-    form: &str,
-) -> Result<Vec<u8>, String> {
-    let url = format!("{}/", keys.base_for("iam", base).trim_end_matches('/'));
-    let mut req = client
-        .post(&url)
-        .header(
-            "content-type",
-            "application/x-www-form-urlencoded; charset=utf-8",
-        )
-        .body(form.to_owned())
-        .build()
-        .map_err(|e| format!("building the IAM request: {e}"))?;
-    sign_request(&mut req, keys, "iam")?;
-    let resp = client
-        .execute(req)
-        .await
-        .map_err(|_| "cannot reach the AWS endpoint".to_owned())?;
-    let status = resp.status();
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|_| "reading the IAM response failed".to_owned())?;
-    if !status.is_success() {
-        let code = xml_text(&body, "Code").unwrap_or_else(|| status.to_string());
-        let message = xml_text(&body, "Message").unwrap_or_default();
-        return Err(format!("IAM refused: {code} {message}"));
-    }
-    Ok(body.to_vec())
-}
-
-/// Creates a new access key for the connection's own IAM user with the current key, and
-/// returns the new keys. The caller stores them, then calls [`delete_key`].
-pub async fn create_key(
-    client: &reqwest::Client,
-    base: &str,
-    keys: &AwsKeys,
-) -> Result<AwsKeys, String> {
-    let body = iam_call(
-        client,
-        base,
-        keys,
-        "Action=CreateAccessKey&Version=2010-05-08",
-    )
-    .await?;
-    let id = xml_text(&body, "AccessKeyId");
-    let secret = xml_text(&body, "SecretAccessKey").map(Zeroizing::new);
-    match (id, secret) {
-        (Some(access_key_id), Some(secret)) => Ok(AwsKeys {
-            access_key_id,
-            secret_access_key: secret.to_string(),
-            region: keys.region.clone(),
-            session_token: None,
-            endpoints: keys.endpoints.clone(),
-        }),
-        _ => Err("IAM CreateAccessKey answered without a key".into()),
-    }
-}
-
-/// Deletes the access key `old_id` of the connection's user, signing with `keys`.
-pub async fn delete_key(
-    client: &reqwest::Client,
-    base: &str,
-    keys: &AwsKeys,
-    old_id: &str,
-) -> Result<(), String> {
-    let form = format!("Action=DeleteAccessKey&Version=2010-05-08&AccessKeyId={old_id}");
-    if !old_id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err("the old access key id is malformed".into());
-    }
-    iam_call(client, base, keys, &form).await.map(|_| ())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn xml() {
-        let body = br#"<CreateAccessKeyResponse><CreateAccessKeyResult><AccessKey>
-            <UserName>root</UserName><AccessKeyId>AKIA1</AccessKeyId>
-            <SecretAccessKey>s3cr3t</SecretAccessKey></AccessKey></CreateAccessKeyResult>
-            </CreateAccessKeyResponse>"#;
-        assert_eq!(xml_text(body, "AccessKeyId").as_deref(), Some("AKIA1"));
-        assert_eq!(xml_text(body, "SecretAccessKey").as_deref(), Some("s3cr3t"));
-        assert_eq!(xml_text(body, "Missing"), None);
-    }
 
     #[test]
     fn signs_with_the_scope() {

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::plugin::connections::{ConnectionSpec, Connections, open_specs};
 use crate::plugin::host::{EnginePre, HostServices, MountScope};
-use crate::plugin::manifest::valid_name;
+use crate::plugin::manifest::{host_capabilities, valid_name};
 use crate::plugin::{
     CallInfo, EngineCall, HostCapability, LoadedPlugin, Manifest, PluginError, Runtime,
 };
@@ -66,7 +66,7 @@ pub fn parse_grants(
     manifest: &Manifest,
     grants: &[String],
 ) -> Result<BTreeSet<HostCapability>, EngineError> {
-    let declared = manifest.host_capabilities();
+    let declared = host_capabilities(manifest);
     let mut out = BTreeSet::new();
     for g in grants {
         let cap: HostCapability = g.parse().map_err(EngineError::Invalid)?;

@@ -1,12 +1,13 @@
 //! `http`: requests through a named endpoint. The plugin gives a path; the host joins it
 //! to the endpoint's base URL (the host part cannot change), adds authentication, refuses
-//! redirects and bounds both bodies.
+//! redirects and bounds both bodies. `rotate-root` checks that the connection is an HTTP
+//! one of this mount and hands it to its provider (`super::rotate`).
 
 use super::wit::latest::arcan::plugin::http::{self, Request, Response};
 use super::{HostState, bounded};
 use crate::connections::HttpAuth;
 use crate::model::HostFault;
-use crate::sigv4::{delete_key, sign_request};
+use crate::sigv4::sign_request;
 
 /// Request header naming the AWS service to sign for; consumed by the host.
 const SERVICE_HEADER: &str = "x-arcan-aws-service";
@@ -159,41 +160,10 @@ impl http::Host for HostState {
     }
 
     async fn rotate_root(&mut self, connection: String) -> Result<(), HostFault> {
-        let found = self.scope.connections.http(&connection);
-        let (client, base, _) = match found {
-            Ok(c) => c,
-            Err(m) => return Err(self.deny(m)),
-        };
+        if let Err(m) = self.scope.connections.http(&connection) {
+            return Err(self.deny(m));
+        }
         let scope = self.scope.clone();
-        let (specs, old_id, new_keys) = match scope.connections.rotate_aws(&connection).await {
-            Ok(r) => r,
-            Err(m) => return Err(HostFault::Upstream(m)),
-        };
-        // Store the new key before the old one goes: a failure here leaves both valid,
-        // never neither.
-        if let Err(e) = super::store_connections(&scope, &specs).await {
-            tracing::error!(mount = %scope.mount, realm = %scope.realm, connection = %connection, error = %e,
-                "a new AWS key was created but could not be stored; the old key still works and stays in use");
-            return Err(HostFault::Upstream(
-                "the new root key could not be stored".into(),
-            ));
-        }
-        // IAM is eventually consistent: a fresh key may need a moment before it signs.
-        let mut last = String::new();
-        for attempt in 0..5u32 {
-            if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)))
-                    .await;
-            }
-            match delete_key(&client, &base, &new_keys, &old_id).await {
-                Ok(()) => return Ok(()),
-                Err(e) => last = e,
-            }
-        }
-        tracing::error!(mount = %scope.mount, realm = %scope.realm, connection = %connection, error = %last,
-            "rotated to a new AWS key, but the old key could not be deleted; delete it by hand");
-        Err(HostFault::Upstream(format!(
-            "the new root key is in use, but deleting the old one failed: {last}"
-        )))
+        super::rotate::rotate_root(&scope, &connection).await
     }
 }

@@ -1,7 +1,8 @@
 //! The host side of the WIT contract: the state of one call, the bindings of every served
 //! contract version ([`wit`]: the linker that exposes only granted interfaces, the typed
 //! engine handle), and the host functions (`sql`, `http`, `plugin-data`, `audit`, `log`),
-//! written once against the newest bindings.
+//! written once against the newest bindings; `rotate-root` of `sql` and `http` goes to the
+//! connection's provider ([`crate::providers`]).
 //!
 //! Host functions never trust the guest: every argument is bounded, every connection name
 //! is looked up in the mount's own connections, and every external call has a timeout. A
@@ -11,6 +12,7 @@
 mod data;
 mod http;
 mod observe;
+mod rotate;
 mod sql;
 pub mod wit;
 

@@ -295,16 +295,6 @@ impl sql::Host for HostState {
     async fn rotate_root(&mut self, connection: String) -> Result<(), HostFault> {
         self.pool(&connection)?;
         let scope = self.scope.clone();
-        let specs = match scope.connections.rotate_postgres(&connection).await {
-            Ok(s) => s,
-            Err(m) => return Err(HostFault::Upstream(m)),
-        };
-        super::store_connections(&scope, &specs)
-            .await
-            .map_err(|e| {
-                tracing::error!(mount = %scope.mount, realm = %scope.realm, connection = %connection,
-                    error = %e, "root password changed on the server but not stored; the connection must be re-entered");
-                HostFault::Upstream("the new root credential could not be stored".into())
-            })
+        super::rotate::rotate_root(&scope, &connection).await
     }
 }

@@ -8,7 +8,7 @@ fn manifest(wit: &str, caps: &[&str]) -> Manifest {
         "name": "crafted", "version": "1.0.0", "publisher": "tests",
         "wit": wit, "capabilities": caps,
     });
-    Manifest::parse(json.to_string().as_bytes()).expect("manifest")
+    parse_unsigned(json.to_string().as_bytes()).expect("manifest")
 }
 
 /// A component with these top-level imports and exports (each an empty instance).
@@ -28,7 +28,7 @@ fn component(imports: &[&str], exports: &[&str]) -> Vec<u8> {
 
 fn inspect(wit: &str, caps: &[&str], wasm: &[u8]) -> Result<Vec<String>, String> {
     let m = manifest(wit, caps);
-    let contract = m.contract().map_err(|e| e.to_string())?;
+    let contract = check_for_host(&m).map_err(|e| e.to_string())?;
     inspect_imports(&m, contract, wasm)
         .map(|imports| imports.into_iter().map(|(name, _)| name).collect())
         .map_err(|e| e.to_string())
