@@ -75,18 +75,6 @@ impl SinkConfig {
             SinkConfig::Syslog(s) => s.validate(),
         }
     }
-
-    /// What may be shown (no secret).
-    pub fn public(&self) -> Value {
-        match self {
-            SinkConfig::Webhook(w) => {
-                serde_json::json!({"kind": "webhook", "url": w.url, "ca_cert": w.ca_cert})
-            }
-            SinkConfig::Syslog(s) => {
-                serde_json::json!({"kind": "syslog", "address": s.address, "protocol": s.protocol, "facility": s.facility, "app_name": s.app_name, "tls": s.tls, "ca_cert": s.ca_cert})
-            }
-        }
-    }
 }
 
 const SINK_AAD: &[u8] = b"arcan:audit-sink:v1";

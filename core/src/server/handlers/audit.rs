@@ -1,4 +1,7 @@
-//! Audit API: realm-scoped queries and verification, and the global sink administration.
+//! Audit API: realm-scoped queries and verification, and the global sink administration
+//! (the sink response bodies are in [`sinks`]).
+
+pub mod sinks;
 
 use std::sync::atomic::Ordering;
 
@@ -18,6 +21,7 @@ use crate::audit::verify::{Verification, verify_chain};
 
 use crate::store::{AuditFilter, SinkRow};
 use crate::util::now_ms;
+use sinks::{AddedSink, ListedSink};
 
 /// A page of events.
 #[derive(Debug, Serialize, ToSchema)]
@@ -239,8 +243,7 @@ pub async fn hash(body: Body<HashBody>, depot: &mut Depot) -> ApiResult<Json<Has
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SinkList {
     /// Sinks by name.
-    #[salvo(schema(value_type = Vec<Object>))]
-    pub items: Vec<Value>,
+    pub items: Vec<ListedSink>,
 }
 
 /// Lists sinks.
@@ -250,22 +253,27 @@ pub async fn list_sinks(depot: &mut Depot) -> ApiResult<Json<SinkList>> {
     let mut items = Vec::new();
     for row in st.store.sinks().await? {
         let config = open_config(&st.keyring, &row.config)?;
-        let mut v = config.public();
-        v["name"] = row.name.into();
-        v["cursor"] = row.cursor.into();
-        items.push(v);
+        items.push(ListedSink {
+            name: row.name,
+            cursor: row.cursor,
+            settings: (&config).into(),
+        });
     }
     Ok(Json(SinkList { items }))
 }
 
 /// Adds (or replaces) a sink and starts it from the beginning of the log (new) or its
 /// cursor (replaced).
-#[endpoint(tags("audit"), status_codes(201, 400))]
+#[endpoint(
+    tags("audit"),
+    status_codes(201, 400),
+    responses((status_code = 201, body = AddedSink, description = "The sink added (secrets omitted)"))
+)]
 pub async fn add_sink(
     body: Body<Value>,
     depot: &mut Depot,
     res: &mut Response,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AddedSink>> {
     let st = state(depot).clone();
     let sink: NamedSink = serde_json::from_value(body.0)
         .map_err(|e| ApiError::bad_request(format!("invalid sink: {e}")))?;
@@ -282,9 +290,10 @@ pub async fn add_sink(
     sink.config.validate().map_err(ApiError::bad_request)?;
     install_sink(&st, &sink).await?;
     res.status_code(StatusCode::CREATED);
-    let mut v = sink.config.public();
-    v["name"] = sink.name.into();
-    Ok(Json(v))
+    Ok(Json(AddedSink {
+        settings: (&sink.config).into(),
+        name: sink.name,
+    }))
 }
 
 /// Stores a sink (sealed) and (re)starts it from its stored cursor.
@@ -312,7 +321,11 @@ pub async fn install_sink(st: &super::super::state::AppState, sink: &NamedSink) 
 }
 
 /// Removes a sink.
-#[endpoint(tags("audit"), status_codes(204, 404))]
+#[endpoint(
+    tags("audit"),
+    status_codes(204, 404),
+    responses((status_code = 204, description = "The sink is removed"))
+)]
 pub async fn remove_sink(
     name: PathParam<String>,
     depot: &mut Depot,

@@ -71,7 +71,11 @@ fn normalize_email(email: &str) -> ApiResult<String> {
 
 /// Registers a user. Open when `auth.open_registration` is on (dev mode); otherwise a
 /// superuser token is required.
-#[endpoint(tags("auth"), status_codes(201, 400, 401, 403, 409))]
+#[endpoint(
+    tags("auth"),
+    status_codes(201, 400, 401, 403, 409),
+    responses((status_code = 201, body = UserInfo, description = "The user registered"))
+)]
 pub async fn register(
     body: Body<Credentials>,
     req: &mut Request,

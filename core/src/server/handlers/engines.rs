@@ -1,5 +1,7 @@
 //! Engine mounts: `/api/v1/realms/{slug}/engines[/{mount}[/roles/{role}|/creds/{role}|/rotate-root]]`
-//! and the installed plugins at `/api/v1/plugins`.
+//! and the installed plugins at `/api/v1/plugins`. The response bodies are in [`responses`].
+
+pub mod responses;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,7 +28,11 @@ use crate::plugin::connections::{parse_specs, public_view, seal_specs};
 use crate::plugin::manifest::valid_name;
 use crate::rbac::Capability;
 use crate::store::{EngineRoleRecord, MountRecord};
-use crate::util::{new_id, now_ms, rfc3339};
+use crate::util::{new_id, now_ms};
+use responses::{
+    BuiltinMount, DescribedMount, EngineRole, EngineRoleList, IssuedCredential, Mount, MountDetail,
+    MountEntry, MountList, PluginList, RootRotated, Unmounted,
+};
 
 /// Body of a mount.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -98,25 +104,8 @@ pub fn call_info(req: &Request, depot: &Depot) -> CallInfo {
     }
 }
 
-/// The built-in KV engine as listed among the mounts.
-fn builtin_kv() -> Value {
-    json!({"name": BUILTIN_KV, "plugin": "builtin:kv", "builtin": true})
-}
-
 fn realm_of(ctx: &RealmCtx) -> (&str, &str) {
     (&ctx.realm.id, &ctx.realm.slug)
-}
-
-fn mount_json(m: &MountRecord) -> Value {
-    json!({
-        "name": m.name, "plugin": m.plugin, "version": m.plugin_version, "digest": m.digest,
-        "builtin": false,
-        "config": serde_json::from_str::<Value>(&m.config).unwrap_or(Value::Null),
-        "grants": m.grants,
-        "connections": serde_json::from_str::<Value>(&m.connections).unwrap_or(Value::Null),
-        "created_at": rfc3339(m.created_at), "created_by": m.created_by,
-        "updated_at": rfc3339(m.updated_at),
-    })
 }
 
 async fn mount_record(st: &AppState, ctx: &RealmCtx, mount: &str) -> ApiResult<MountRecord> {
@@ -133,14 +122,18 @@ async fn mount_handle(st: &AppState, ctx: &RealmCtx, mount: &str) -> ApiResult<A
 }
 
 /// Mounts an engine in the realm.
-#[endpoint(tags("engines"))]
+#[endpoint(
+    tags("engines"),
+    status_codes(201, 400, 401, 403, 404, 413, 429),
+    responses((status_code = 201, body = Mount, description = "The mount created"))
+)]
 pub async fn enable(
     slug: PathParam<String>,
     body: Body<MountBody>,
     req: &mut Request,
     depot: &mut Depot,
     res: &mut Response,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Mount>> {
     let _ = slug;
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
@@ -235,18 +228,23 @@ pub async fn enable(
         other => other.into(),
     })?;
     res.status_code(StatusCode::CREATED);
-    Ok(Json(mount_json(&record)))
+    Ok(Json(Mount::from(&record)))
 }
 
 /// Lists the realm's engines (the built-in `kv` first).
 #[endpoint(tags("engines"))]
-pub async fn list(slug: PathParam<String>, depot: &mut Depot) -> ApiResult<Json<Value>> {
+pub async fn list(slug: PathParam<String>, depot: &mut Depot) -> ApiResult<Json<MountList>> {
     let _ = slug;
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
-    let mut items = vec![builtin_kv()];
-    items.extend(st.store.mounts(&ctx.realm.id).await?.iter().map(mount_json));
-    Ok(Json(json!({"items": items})))
+    let mut items = vec![MountEntry::Builtin(BuiltinMount::kv())];
+    let mounts = st.store.mounts(&ctx.realm.id).await?;
+    items.extend(
+        mounts
+            .iter()
+            .map(|m| MountEntry::Mounted(Box::new(m.into()))),
+    );
+    Ok(Json(MountList { items }))
 }
 
 /// Reads one mount, with what its engine describes about itself.
@@ -256,12 +254,12 @@ pub async fn read(
     mount: PathParam<String>,
     req: &mut Request,
     depot: &mut Depot,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<MountDetail>> {
     let _ = slug;
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
     if mount.as_str() == BUILTIN_KV {
-        return Ok(Json(builtin_kv()));
+        return Ok(Json(MountDetail::Builtin(BuiltinMount::kv())));
     }
     let h = mount_handle(&st, &ctx, &mount).await?;
     let described = st
@@ -270,10 +268,11 @@ pub async fn read(
         .describe()
         .await
         .map_err(EngineError::from)?;
-    let mut out = mount_json(&h.record);
-    out["describe"] = serde_json::to_value(described).unwrap_or(Value::Null);
-    out["contract"] = Value::String(h.pre.contract().package().into());
-    Ok(Json(out))
+    Ok(Json(MountDetail::Mounted(Box::new(DescribedMount {
+        mount: Mount::from(&h.record),
+        describe: described.into(),
+        contract: h.pre.contract().package().into(),
+    }))))
 }
 
 /// Unmounts an engine after revoking its leases (`?force=true` reports unrevocable ones
@@ -285,7 +284,7 @@ pub async fn disable(
     force: QueryParam<bool, false>,
     req: &mut Request,
     depot: &mut Depot,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Unmounted>> {
     let _ = slug;
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
@@ -303,9 +302,9 @@ pub async fn disable(
         call_info(req, depot),
     )
     .await?;
-    let out = serde_json::to_value(&report).unwrap_or(Value::Null);
-    audit_detail(depot, json!({"mount": mount.as_str(), "leases": out}));
-    Ok(Json(out))
+    let leases = serde_json::to_value(&report).unwrap_or(Value::Null);
+    audit_detail(depot, json!({"mount": mount.as_str(), "leases": leases}));
+    Ok(Json(report.into()))
 }
 
 /// Creates or replaces a role (validated by the engine).
@@ -317,7 +316,7 @@ pub async fn put_role(
     body: Body<RoleBody>,
     req: &mut Request,
     depot: &mut Depot,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EngineRole>> {
     let _ = slug;
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
@@ -377,11 +376,7 @@ pub async fn put_role(
             },
         )
         .await?;
-    Ok(Json(role_json(&role, &stored)))
-}
-
-fn role_json(name: &str, r: &StoredRole) -> Value {
-    json!({"name": name, "default_ttl": r.default_ttl, "max_ttl": r.max_ttl, "definition": r.definition})
+    Ok(Json(EngineRole::new(&role, stored)))
 }
 
 /// Lists a mount's roles.
@@ -390,16 +385,16 @@ pub async fn roles(
     slug: PathParam<String>,
     mount: PathParam<String>,
     depot: &mut Depot,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EngineRoleList>> {
     let _ = slug;
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
     let record = mount_record(&st, &ctx, &mount).await?;
     let mut items = Vec::new();
     for r in st.store.engine_roles(&ctx.realm.id, &record.id).await? {
-        items.push(role_json(&r.name, &StoredRole::parse(&r.definition)?));
+        items.push(EngineRole::new(&r.name, StoredRole::parse(&r.definition)?));
     }
-    Ok(Json(json!({"items": items})))
+    Ok(Json(EngineRoleList { items }))
 }
 
 /// Reads a role.
@@ -409,7 +404,7 @@ pub async fn get_role(
     mount: PathParam<String>,
     role: PathParam<String>,
     depot: &mut Depot,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EngineRole>> {
     let _ = slug;
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
@@ -419,11 +414,18 @@ pub async fn get_role(
         .engine_role_get(&ctx.realm.id, &record.id, &role)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("role `{}` does not exist", role.as_str())))?;
-    Ok(Json(role_json(&r.name, &StoredRole::parse(&r.definition)?)))
+    Ok(Json(EngineRole::new(
+        &r.name,
+        StoredRole::parse(&r.definition)?,
+    )))
 }
 
 /// Deletes a role (its leases stay valid and revocable).
-#[endpoint(tags("engines"))]
+#[endpoint(
+    tags("engines"),
+    status_codes(204, 400, 401, 403, 404, 413, 429),
+    responses((status_code = 204, description = "The role is deleted"))
+)]
 pub async fn delete_role(
     slug: PathParam<String>,
     mount: PathParam<String>,
@@ -457,7 +459,7 @@ pub async fn creds(
     role: PathParam<String>,
     req: &mut Request,
     depot: &mut Depot,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<IssuedCredential>> {
     let _ = slug;
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
@@ -501,11 +503,7 @@ pub async fn creds(
             "ttl": (l.expires_at - l.issued_at) / 1000,
         }),
     );
-    Ok(Json(json!({
-        "lease_id": l.id, "lease_duration": (l.expires_at - l.issued_at) / 1000,
-        "expires_at": rfc3339(l.expires_at), "renewable": l.renewable, "revocable": l.revocable,
-        "data": issued.data,
-    })))
+    Ok(Json(issued.into()))
 }
 
 /// Rotates the engine's root credential through the host; nothing is returned.
@@ -515,7 +513,7 @@ pub async fn rotate_root(
     mount: PathParam<String>,
     req: &mut Request,
     depot: &mut Depot,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RootRotated>> {
     let _ = slug;
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
@@ -526,16 +524,18 @@ pub async fn rotate_root(
         .rotate_root(h.record.config.clone())
         .await
         .map_err(EngineError::from)?;
-    Ok(Json(json!({"rotated": true})))
+    Ok(Json(RootRotated { rotated: true }))
 }
 
 /// Installed plugins, each run through the load pipeline.
 #[endpoint(tags("engines"))]
-pub async fn plugins(depot: &mut Depot) -> ApiResult<Json<Value>> {
+pub async fn plugins(depot: &mut Depot) -> ApiResult<Json<PluginList>> {
     let st = state(depot).clone();
     let engines = st.engines.clone();
     let items = tokio::task::spawn_blocking(move || engines.installed())
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(json!({"items": items})))
+    Ok(Json(PluginList {
+        items: items.into_iter().map(Into::into).collect(),
+    }))
 }

@@ -4,8 +4,8 @@
 use salvo::oapi::ToSchema;
 use salvo::oapi::extract::{PathParam, QueryParam};
 use salvo::prelude::*;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::super::error::{ApiError, ApiResult};
 use super::super::extract::{Body, page_limit};
@@ -37,14 +37,86 @@ pub struct PrefixBody {
 }
 
 /// The public view of a lease (no engine state).
-pub fn lease_json(l: &LeaseRecord) -> Value {
-    json!({
-        "id": l.id, "mount": l.mount, "role": l.role, "plugin": l.plugin, "state": l.state,
-        "issued_at": rfc3339(l.issued_at), "expires_at": rfc3339(l.expires_at),
-        "max_expires_at": rfc3339(l.max_expires_at), "renewable": l.renewable,
-        "revocable": l.revocable, "issued_by": l.issued_by, "attempts": l.attempts,
-        "last_error": l.last_error, "revoked_at": l.revoked_at.map(rfc3339),
-    })
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Lease {
+    /// `<mount>/<role>/<uuid>`.
+    pub id: String,
+    /// Mount name at issue.
+    pub mount: String,
+    /// Role name.
+    pub role: String,
+    /// Plugin name.
+    pub plugin: String,
+    /// `active`, `revoked`, `expired` or `irrevocable`.
+    pub state: String,
+    /// Issue time (RFC 3339).
+    pub issued_at: String,
+    /// Expiry (RFC 3339).
+    pub expires_at: String,
+    /// Renewals never go past this (RFC 3339).
+    pub max_expires_at: String,
+    /// Renew is allowed.
+    pub renewable: bool,
+    /// Revoke has work to do (otherwise it simply expires).
+    pub revocable: bool,
+    /// Id of the issuing user.
+    pub issued_by: Option<String>,
+    /// Failed revocation attempts.
+    pub attempts: i32,
+    /// The last revocation error.
+    pub last_error: Option<String>,
+    /// When it was revoked (RFC 3339).
+    pub revoked_at: Option<String>,
+}
+
+impl From<&LeaseRecord> for Lease {
+    fn from(l: &LeaseRecord) -> Self {
+        Self {
+            id: l.id.clone(),
+            mount: l.mount.clone(),
+            role: l.role.clone(),
+            plugin: l.plugin.clone(),
+            state: l.state.clone(),
+            issued_at: rfc3339(l.issued_at),
+            expires_at: rfc3339(l.expires_at),
+            max_expires_at: rfc3339(l.max_expires_at),
+            renewable: l.renewable,
+            revocable: l.revocable,
+            issued_by: l.issued_by.clone(),
+            attempts: l.attempts,
+            last_error: l.last_error.clone(),
+            revoked_at: l.revoked_at.map(rfc3339),
+        }
+    }
+}
+
+/// A page of leases.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeasePage {
+    /// Leases in id order.
+    pub items: Vec<Lease>,
+    /// Pass as `?cursor=` for the next page.
+    pub next_cursor: Option<String>,
+    /// More leases follow.
+    pub has_more: bool,
+}
+
+/// A lease a revoke by prefix could not revoke.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokeFailure {
+    /// The lease id.
+    pub lease_id: String,
+    /// Why its engine did not revoke it.
+    pub error: String,
+}
+
+/// What a revoke by prefix did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PrefixRevocation {
+    /// Ids of the leases revoked.
+    pub revoked: Vec<String>,
+    /// The leases that stay active, with why.
+    pub failed: Vec<RevokeFailure>,
 }
 
 /// Lists leases (`?prefix=`, `?state=`, cursor pagination).
@@ -56,7 +128,7 @@ pub async fn list(
     limit: QueryParam<i64, false>,
     req: &mut Request,
     depot: &mut Depot,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<LeasePage>> {
     let _ = slug;
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
@@ -90,11 +162,15 @@ pub async fn list(
         .await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    Ok(Json(json!({
-        "items": rows.iter().map(lease_json).collect::<Vec<_>>(),
-        "next_cursor": if has_more { rows.last().map(|l| l.id.clone()) } else { None },
-        "has_more": has_more,
-    })))
+    Ok(Json(LeasePage {
+        items: rows.iter().map(Lease::from).collect(),
+        next_cursor: if has_more {
+            rows.last().map(|l| l.id.clone())
+        } else {
+            None
+        },
+        has_more,
+    }))
 }
 
 /// Reads one lease.
@@ -103,7 +179,7 @@ pub async fn get(
     slug: PathParam<String>,
     id: PathParam<String>,
     depot: &mut Depot,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Lease>> {
     let _ = slug;
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
@@ -112,7 +188,7 @@ pub async fn get(
         .lease_get(&ctx.realm.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("lease not found"))?;
-    Ok(Json(lease_json(&l)))
+    Ok(Json(Lease::from(&l)))
 }
 
 /// Renews a lease through its engine, bounded by its max ttl.
@@ -122,7 +198,7 @@ pub async fn renew(
     body: Body<LeaseBody>,
     req: &mut Request,
     depot: &mut Depot,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Lease>> {
     let _ = slug;
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
@@ -142,7 +218,7 @@ pub async fn renew(
     )
     .await?;
     audit_detail(depot, json!({"lease_id": l.id, "expires_at": l.expires_at}));
-    Ok(Json(lease_json(&l)))
+    Ok(Json(Lease::from(&l)))
 }
 
 /// Revokes a lease through its engine.
@@ -152,7 +228,7 @@ pub async fn revoke(
     body: Body<LeaseBody>,
     req: &mut Request,
     depot: &mut Depot,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Lease>> {
     let _ = slug;
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
@@ -168,7 +244,7 @@ pub async fn revoke(
         call_info(req, depot),
     )
     .await?;
-    Ok(Json(lease_json(&l)))
+    Ok(Json(Lease::from(&l)))
 }
 
 /// Revokes every active lease whose id starts with a prefix.
@@ -178,7 +254,7 @@ pub async fn revoke_prefix(
     body: Body<PrefixBody>,
     req: &mut Request,
     depot: &mut Depot,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PrefixRevocation>> {
     let _ = slug;
     let st = state(depot).clone();
     let ctx = resolve_realm(depot)?;
@@ -215,7 +291,10 @@ pub async fn revoke_prefix(
             .await
             {
                 Ok(_) => revoked.push(l.id),
-                Err(e) => failed.push(json!({"lease_id": l.id, "error": e.to_string()})),
+                Err(e) => failed.push(RevokeFailure {
+                    lease_id: l.id,
+                    error: e.to_string(),
+                }),
             }
         }
     }
@@ -223,5 +302,5 @@ pub async fn revoke_prefix(
         depot,
         json!({"prefix": prefix, "revoked": revoked.len(), "failed": failed.len()}),
     );
-    Ok(Json(json!({"revoked": revoked, "failed": failed})))
+    Ok(Json(PrefixRevocation { revoked, failed }))
 }

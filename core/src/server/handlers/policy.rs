@@ -186,7 +186,11 @@ pub async fn roles(slug: PathParam<String>, depot: &mut Depot) -> ApiResult<Json
 }
 
 /// Creates or replaces a custom role.
-#[endpoint(tags("policy"), status_codes(201, 400, 403, 404))]
+#[endpoint(
+    tags("policy"),
+    status_codes(201, 400, 403, 404),
+    responses((status_code = 201, body = RoleBody, description = "The role as stored"))
+)]
 pub async fn put_role(
     slug: PathParam<String>,
     body: Body<RoleBody>,
@@ -253,7 +257,11 @@ pub async fn put_role(
 }
 
 /// Deletes a custom role and its bindings.
-#[endpoint(tags("policy"), status_codes(204, 400, 404))]
+#[endpoint(
+    tags("policy"),
+    status_codes(204, 400, 404),
+    responses((status_code = 204, description = "The role is deleted"))
+)]
 pub async fn delete_role(
     slug: PathParam<String>,
     name: PathParam<String>,
@@ -297,7 +305,11 @@ pub async fn bindings(slug: PathParam<String>, depot: &mut Depot) -> ApiResult<J
 }
 
 /// Binds a user or token to a role.
-#[endpoint(tags("policy"), status_codes(201, 400, 404, 409))]
+#[endpoint(
+    tags("policy"),
+    status_codes(201, 400, 404, 409),
+    responses((status_code = 201, body = BindingInfo, description = "The binding created"))
+)]
 pub async fn bind(
     slug: PathParam<String>,
     body: Body<CreateBinding>,
@@ -362,7 +374,11 @@ pub async fn bind(
 }
 
 /// Removes a binding.
-#[endpoint(tags("policy"), status_codes(204, 404))]
+#[endpoint(
+    tags("policy"),
+    status_codes(204, 404),
+    responses((status_code = 204, description = "The binding is removed"))
+)]
 pub async fn unbind(
     slug: PathParam<String>,
     id: PathParam<String>,

@@ -70,7 +70,11 @@ fn validate_slug(slug: &str) -> Result<(), String> {
 }
 
 /// Creates a realm; the creator becomes its admin.
-#[endpoint(tags("realms"), status_codes(201, 400, 403, 409))]
+#[endpoint(
+    tags("realms"),
+    status_codes(201, 400, 403, 409),
+    responses((status_code = 201, body = RealmInfo, description = "The realm created"))
+)]
 pub async fn create(
     body: Body<CreateRealm>,
     depot: &mut Depot,
@@ -145,7 +149,11 @@ pub async fn get(slug: PathParam<String>, depot: &mut Depot) -> ApiResult<Json<R
 }
 
 /// Deletes a realm and everything in it. Needs `realms:manage` and `policy:manage` there.
-#[endpoint(tags("realms"), status_codes(204, 403, 404))]
+#[endpoint(
+    tags("realms"),
+    status_codes(204, 403, 404),
+    responses((status_code = 204, description = "The realm is deleted"))
+)]
 pub async fn delete(
     slug: PathParam<String>,
     depot: &mut Depot,

@@ -263,7 +263,12 @@ pub async fn get(
 }
 
 /// Deletes a secret (history kept; a later write continues the version numbers).
-#[endpoint(tags("secrets"), status_codes(204, 404), parameters(("env" = Option<String>, Query, description = "Environment")))]
+#[endpoint(
+    tags("secrets"),
+    status_codes(204, 404),
+    responses((status_code = 204, description = "The secret is deleted")),
+    parameters(("env" = Option<String>, Query, description = "Environment"))
+)]
 pub async fn delete(
     slug: PathParam<String>,
     key: PathParam<String>,

@@ -145,7 +145,11 @@ async fn issuer_holds(
 }
 
 /// Creates a token narrower than (or equal to) the caller's.
-#[endpoint(tags("tokens"), status_codes(201, 400, 403, 404))]
+#[endpoint(
+    tags("tokens"),
+    status_codes(201, 400, 403, 404),
+    responses((status_code = 201, body = CreatedToken, description = "The token created"))
+)]
 pub async fn create(
     body: Body<CreateToken>,
     depot: &mut Depot,
@@ -359,7 +363,11 @@ pub async fn lookup_self(depot: &mut Depot) -> ApiResult<Json<SelfInfo>> {
 /// Revokes a token and all of its descendants. Allowed on the calling token and its
 /// descendants, on any token of the caller's user from a full token, and on any token
 /// with the global `tokens:manage`; anything else is "not found".
-#[endpoint(tags("tokens"), status_codes(204, 404))]
+#[endpoint(
+    tags("tokens"),
+    status_codes(204, 404),
+    responses((status_code = 204, description = "The token and its descendants are revoked"))
+)]
 pub async fn revoke(id: PathParam<String>, depot: &mut Depot, res: &mut Response) -> ApiResult<()> {
     let st = state(depot).clone();
     let who = principal(depot)?;
