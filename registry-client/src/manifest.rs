@@ -66,7 +66,8 @@ impl Manifest {
 
     /// Parses an unpacked manifest (a plugin directory that was never packed, or an
     /// unsigned development plugin): the checks of [`Manifest::parse`], except that `files`
-    /// may be absent; the entries it has are still checked.
+    /// may be absent; the names and digest format of the entries it has are still checked
+    /// (not the files they name).
     pub fn parse_unpacked(bytes: &[u8]) -> Result<Self> {
         Self::parse_as(bytes, Form::Unpacked)
     }

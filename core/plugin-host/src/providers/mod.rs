@@ -2,7 +2,7 @@
 //! reaching it. Today that is root rotation (`sql.rotate-root`, `http.rotate-root`): how a
 //! connection's root credential is replaced on the system it belongs to.
 //!
-//! - [`postgres`]: a new password for the connection's own role (`ALTER ROLE CURRENT_USER`).
+//! - [`postgres`]: a new password for the connection's own role (`ALTER ROLE SESSION_USER`).
 //! - [`aws`]: a new IAM access key for the connection's own user (`CreateAccessKey`), the
 //!   old one deleted with the new one (`DeleteAccessKey`).
 //!
@@ -10,10 +10,14 @@
 //! [`Provider::for_connection`], hands it a [`SpecStore`] (the mount's sealed connection
 //! record) and turns a [`RotationError`] into the guest's error and the operator's log
 //! line. Each provider decides the order of its steps, because only it knows which
-//! credential still works after each one; the rule they follow is that the stored spec
-//! never names a credential that was already retired.
+//! credential still works after each one; the rule they follow is that a rotation stores
+//! the new credential before it retires the old one. Not yet guarded: two rotations of the
+//! same connection at once (or an operator's edit meanwhile) each write back the whole
+//! record they read, so the later write wins even if it names a retired key; and a step
+//! that times out after the remote system applied it is reported as a plain failure.
 //!
-//! Neither credential ever reaches the plugin, the API or the log.
+//! Neither credential is handed to the plugin, the API or the log (a plugin holding
+//! `host:sql` on the root connection can still set a password of its own).
 
 pub mod aws;
 pub mod postgres;

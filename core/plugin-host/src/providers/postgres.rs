@@ -1,5 +1,5 @@
 //! PostgreSQL root rotation: a new random password for the connection's own role, set on
-//! the server with `ALTER ROLE CURRENT_USER` and then stored. The password never leaves the
+//! the server with `ALTER ROLE SESSION_USER` and then stored. The password never leaves the
 //! host.
 //!
 //! The role is changed in place, so there is no old credential to retire, and no order
@@ -74,9 +74,11 @@ impl RootRotation for PostgresRoot {
         new_url
             .set_password(Some(&password))
             .map_err(|_| failed("the url cannot carry a password"))?;
-        // Alphanumeric only: safe inside a literal.
+        // Alphanumeric only: safe inside a literal. SESSION_USER, not CURRENT_USER: the
+        // role the connection logged in as, even if a plugin left a pooled connection
+        // under `SET ROLE`.
         let stmt = Zeroizing::new(format!(
-            "ALTER ROLE CURRENT_USER WITH PASSWORD '{}'",
+            "ALTER ROLE SESSION_USER WITH PASSWORD '{}'",
             *password
         ));
         let apply = sqlx::raw_sql(&stmt).execute(&self.pool);
