@@ -289,9 +289,10 @@ pub struct PluginInfo {
     pub wit: String,
     /// Declared capabilities: `host:*` and `engine:*`.
     pub capabilities: Vec<String>,
-    /// sha256 of every other file of a signed package, by file name (absent when unsigned).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub files: Option<BTreeMap<String, String>>,
+    /// sha256 of every other file of a signed package, by file name (absent when the
+    /// manifest lists none, as an unsigned development plugin's may).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
     /// sha256 of its component, when it loaded.
     pub digest: Option<String>,
     /// Why it did not load.
