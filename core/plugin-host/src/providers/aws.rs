@@ -129,8 +129,11 @@ pub async fn iam_call(
         .map_err(|_| "reading the IAM response failed".to_owned())?;
     if !status.is_success() {
         let code = xml_text(&body, "Code").unwrap_or_else(|| status.to_string());
+        // The message can name access key ids: it goes to the operator's log, and only the
+        // error code to the plugin.
         let message = xml_text(&body, "Message").unwrap_or_default();
-        return Err(format!("IAM refused: {code} {message}"));
+        tracing::warn!(%code, %message, "IAM refused a root-rotation call");
+        return Err(format!("IAM refused: {code}"));
     }
     Ok(body.to_vec())
 }
