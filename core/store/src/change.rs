@@ -194,7 +194,7 @@ impl Drop for Claim {
 /// The facts of an issued lease for its request's event.
 pub(super) fn lease_facts(l: &LeaseRecord) -> [(&'static str, Value); 4] {
     [
-        ("lease_id", l.id.clone().into()),
+        ("lease_id", l.id.as_str().into()),
         ("plugin", l.plugin.clone().into()),
         ("expires_at", l.expires_at.into()),
         ("ttl", ((l.expires_at - l.issued_at) / 1000).into()),
@@ -226,7 +226,7 @@ mod tests {
                 time: 1,
                 realm_id: Some("r".into()),
                 action: "secrets.write".into(),
-                outcome: "success".into(),
+                outcome: crate::Outcome::Success,
                 actor: None,
                 body: format!(
                     "{}|{}",

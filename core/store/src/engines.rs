@@ -7,6 +7,7 @@
 use async_trait::async_trait;
 
 use super::StoreResult;
+use crate::ids::{LeaseId, LeaseState, RealmId, TokenId};
 
 /// An engine mounted in a realm.
 #[derive(Debug, Clone)]
@@ -14,7 +15,7 @@ pub struct MountRecord {
     /// Stable id (plugin data and leases refer to it).
     pub id: String,
     /// Owning realm.
-    pub realm_id: String,
+    pub realm_id: RealmId,
     /// Mount name, unique in the realm.
     pub name: String,
     /// Plugin name.
@@ -52,25 +53,13 @@ pub struct EngineRoleRecord {
     pub updated_at: i64,
 }
 
-/// Lease states.
-pub mod lease_state {
-    /// Live; the reaper revokes it after expiry.
-    pub const ACTIVE: &str = "active";
-    /// Revoked through its engine.
-    pub const REVOKED: &str = "revoked";
-    /// Expired by itself (not revocable), nothing to do.
-    pub const EXPIRED: &str = "expired";
-    /// Revocation kept failing; reported for an operator.
-    pub const IRREVOCABLE: &str = "irrevocable";
-}
-
 /// A lease on an issued credential.
 #[derive(Debug, Clone)]
 pub struct LeaseRecord {
     /// `<mount>/<role>/<uuid>`.
-    pub id: String,
+    pub id: LeaseId,
     /// Owning realm.
-    pub realm_id: String,
+    pub realm_id: RealmId,
     /// The mount that issued it (kept after unmount).
     pub mount_id: String,
     /// Mount name at issue.
@@ -93,12 +82,12 @@ pub struct LeaseRecord {
     pub renewable: bool,
     /// Revoke has work to do (otherwise it simply expires).
     pub revocable: bool,
-    /// See [`lease_state`].
-    pub state: String,
+    /// Where the lease is in its life.
+    pub state: LeaseState,
     /// Issuing user.
     pub issued_by: Option<String>,
     /// Issuing token.
-    pub token_id: Option<String>,
+    pub token_id: Option<TokenId>,
     /// Failed revocation attempts.
     pub attempts: i32,
     /// Earliest next attempt after a failure.
@@ -117,7 +106,7 @@ pub struct LeaseFilter {
     /// Only ids starting with this.
     pub prefix: Option<String>,
     /// Only this state.
-    pub state: Option<String>,
+    pub state: Option<LeaseState>,
     /// Ids after this (cursor).
     pub after: Option<String>,
     /// Page size.
@@ -130,40 +119,40 @@ pub trait EngineStore: Send + Sync {
     /// Creates a mount; [`super::StoreError::Conflict`] when the name is taken.
     async fn mount_create(&self, m: &MountRecord) -> StoreResult<()>;
     /// A mount by name.
-    async fn mount_get(&self, realm_id: &str, name: &str) -> StoreResult<Option<MountRecord>>;
+    async fn mount_get(&self, realm_id: &RealmId, name: &str) -> StoreResult<Option<MountRecord>>;
     /// A mount by id.
-    async fn mount_by_id(&self, realm_id: &str, id: &str) -> StoreResult<Option<MountRecord>>;
+    async fn mount_by_id(&self, realm_id: &RealmId, id: &str) -> StoreResult<Option<MountRecord>>;
     /// The realm's mounts, by name.
-    async fn mounts(&self, realm_id: &str) -> StoreResult<Vec<MountRecord>>;
+    async fn mounts(&self, realm_id: &RealmId) -> StoreResult<Vec<MountRecord>>;
     /// Replaces a mount's configuration and connections.
     async fn mount_update(&self, m: &MountRecord) -> StoreResult<bool>;
     /// Removes a mount with its roles and plugin data.
-    async fn mount_delete(&self, realm_id: &str, id: &str) -> StoreResult<bool>;
+    async fn mount_delete(&self, realm_id: &RealmId, id: &str) -> StoreResult<bool>;
 
     /// Creates or replaces a role.
     async fn engine_role_put(
         &self,
-        realm_id: &str,
+        realm_id: &RealmId,
         mount_id: &str,
         role: &EngineRoleRecord,
     ) -> StoreResult<()>;
     /// A role.
     async fn engine_role_get(
         &self,
-        realm_id: &str,
+        realm_id: &RealmId,
         mount_id: &str,
         name: &str,
     ) -> StoreResult<Option<EngineRoleRecord>>;
     /// The mount's roles, by name.
     async fn engine_roles(
         &self,
-        realm_id: &str,
+        realm_id: &RealmId,
         mount_id: &str,
     ) -> StoreResult<Vec<EngineRoleRecord>>;
     /// Removes a role.
     async fn engine_role_delete(
         &self,
-        realm_id: &str,
+        realm_id: &RealmId,
         mount_id: &str,
         name: &str,
     ) -> StoreResult<bool>;
@@ -171,14 +160,14 @@ pub trait EngineStore: Send + Sync {
     /// A plugin data value (sealed).
     async fn plugin_data_get(
         &self,
-        realm_id: &str,
+        realm_id: &RealmId,
         mount_id: &str,
         key: &str,
     ) -> StoreResult<Option<Vec<u8>>>;
     /// Stores a plugin data value (sealed).
     async fn plugin_data_put(
         &self,
-        realm_id: &str,
+        realm_id: &RealmId,
         mount_id: &str,
         key: &str,
         value: &[u8],
@@ -187,7 +176,7 @@ pub trait EngineStore: Send + Sync {
     /// Removes a plugin data value.
     async fn plugin_data_delete(
         &self,
-        realm_id: &str,
+        realm_id: &RealmId,
         mount_id: &str,
         key: &str,
     ) -> StoreResult<bool>;
@@ -195,14 +184,14 @@ pub trait EngineStore: Send + Sync {
     /// and sealed values).
     async fn plugin_data_usage(
         &self,
-        realm_id: &str,
+        realm_id: &RealmId,
         mount_id: &str,
         except_key: &str,
     ) -> StoreResult<(u64, u64)>;
     /// Plugin data keys with a prefix, sorted.
     async fn plugin_data_keys(
         &self,
-        realm_id: &str,
+        realm_id: &RealmId,
         mount_id: &str,
         prefix: &str,
         limit: i64,
@@ -211,16 +200,22 @@ pub trait EngineStore: Send + Sync {
     /// Records a new lease.
     async fn lease_create(&self, l: &LeaseRecord) -> StoreResult<()>;
     /// A lease.
-    async fn lease_get(&self, realm_id: &str, id: &str) -> StoreResult<Option<LeaseRecord>>;
+    async fn lease_get(&self, realm_id: &RealmId, id: &LeaseId)
+    -> StoreResult<Option<LeaseRecord>>;
     /// A page of the realm's leases, by id.
-    async fn leases(&self, realm_id: &str, f: &LeaseFilter) -> StoreResult<Vec<LeaseRecord>>;
+    async fn leases(&self, realm_id: &RealmId, f: &LeaseFilter) -> StoreResult<Vec<LeaseRecord>>;
     /// Moves an active lease's expiry; false when it is not active.
-    async fn lease_extend(&self, realm_id: &str, id: &str, expires_at: i64) -> StoreResult<bool>;
+    async fn lease_extend(
+        &self,
+        realm_id: &RealmId,
+        id: &LeaseId,
+        expires_at: i64,
+    ) -> StoreResult<bool>;
     /// Claims one active, unclaimed lease for revocation until `until`.
     async fn lease_claim(
         &self,
-        realm_id: &str,
-        id: &str,
+        realm_id: &RealmId,
+        id: &LeaseId,
         now: i64,
         until: i64,
     ) -> StoreResult<Option<LeaseRecord>>;
@@ -235,27 +230,27 @@ pub trait EngineStore: Send + Sync {
     /// Active leases of a mount.
     async fn leases_of_mount(
         &self,
-        realm_id: &str,
+        realm_id: &RealmId,
         mount_id: &str,
     ) -> StoreResult<Vec<LeaseRecord>>;
     /// Ends a claimed lease in `state` (revoked, expired, irrevocable).
     async fn lease_finish(
         &self,
-        realm_id: &str,
-        id: &str,
-        state: &str,
+        realm_id: &RealmId,
+        id: &LeaseId,
+        state: LeaseState,
         at: i64,
         error: Option<&str>,
     ) -> StoreResult<()>;
     /// Records a failed revocation and releases the claim until `next_attempt_at`.
     async fn lease_failed(
         &self,
-        realm_id: &str,
-        id: &str,
+        realm_id: &RealmId,
+        id: &LeaseId,
         attempts: i32,
         next_attempt_at: i64,
         error: &str,
     ) -> StoreResult<()>;
     /// Counts leases in a state, across realms (for metrics and status).
-    async fn leases_count(&self, state: &str) -> StoreResult<i64>;
+    async fn leases_count(&self, state: LeaseState) -> StoreResult<i64>;
 }

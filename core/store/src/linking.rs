@@ -2,7 +2,7 @@
 //! runs (both accept `$n` placeholders), and how events are linked into their chains (each
 //! link an HMAC of the previous hash and the body, each chain's head signed).
 //!
-//! The async SQL stores (`sql.rs`) and the SQLite writer thread (`sqlite_writer.rs`) run
+//! The async SQL store (`sql/`) and the SQLite writer thread (`sqlite/writer.rs`) run
 //! these same statements; only the driver differs.
 
 use std::collections::{HashMap, HashSet};
@@ -215,7 +215,7 @@ pub(super) fn stored_rows(linked: Vec<Linked<'_>>, gseqs: Vec<i64>) -> StoreResu
             time: l.event.time,
             realm_id: l.event.realm_id.clone(),
             action: l.event.action.clone(),
-            outcome: l.event.outcome.clone(),
+            outcome: l.event.outcome,
             actor: l.event.actor.clone(),
             body: l.event.body.clone(),
             prev_hash: l.prev_hash,

@@ -2,11 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{BindingId, Outcome, RealmId, TokenId, UserId};
+
 /// A human account.
 #[derive(Debug, Clone)]
 pub struct User {
     /// Stable id.
-    pub id: String,
+    pub id: UserId,
     /// Login name, lower-cased.
     pub email: String,
     /// argon2id PHC string.
@@ -23,19 +25,19 @@ pub struct User {
 #[derive(Debug, Clone)]
 pub struct TokenRecord {
     /// Public id (safe to log).
-    pub id: String,
+    pub id: TokenId,
     /// Hex SHA-256 of the token secret.
     pub hash: String,
     /// The user the token acts for.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The token that issued this one, if any.
-    pub parent_id: Option<String>,
+    pub parent_id: Option<TokenId>,
     /// Human label.
     pub name: String,
     /// Capability ceiling; `None` inherits all of the user's rights.
     pub capabilities: Option<Vec<String>>,
     /// Realm restriction.
-    pub realm_id: Option<String>,
+    pub realm_id: Option<RealmId>,
     /// Environment restriction.
     pub env: Option<String>,
     /// Key glob restriction.
@@ -52,7 +54,7 @@ pub struct TokenRecord {
 #[derive(Debug, Clone, Serialize)]
 pub struct Realm {
     /// Internal id.
-    pub id: String,
+    pub id: RealmId,
     /// URL name.
     pub slug: String,
     /// Display name.
@@ -67,7 +69,7 @@ pub struct Realm {
 #[derive(Debug, Clone)]
 pub struct DataKey {
     /// Owning realm.
-    pub realm_id: String,
+    pub realm_id: RealmId,
     /// Id of the master key that wrapped it.
     pub master_key_id: String,
     /// Wrapped key bytes.
@@ -96,9 +98,9 @@ pub struct Role {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Subject {
     /// A user, by id.
-    User(String),
+    User(UserId),
     /// A token, by id.
-    Token(String),
+    Token(TokenId),
 }
 
 impl Subject {
@@ -112,7 +114,8 @@ impl Subject {
     /// The subject's id.
     pub fn id(&self) -> &str {
         match self {
-            Subject::User(id) | Subject::Token(id) => id,
+            Subject::User(id) => id.as_str(),
+            Subject::Token(id) => id.as_str(),
         }
     }
 }
@@ -121,9 +124,9 @@ impl Subject {
 #[derive(Debug, Clone)]
 pub struct Binding {
     /// Binding id.
-    pub id: String,
+    pub id: BindingId,
     /// Realm the binding lives in.
-    pub realm_id: String,
+    pub realm_id: RealmId,
     /// The bound user or token.
     pub subject: Subject,
     /// Role name (built-in or custom).
@@ -209,11 +212,11 @@ pub struct NewAuditEvent {
     /// Event time.
     pub time: i64,
     /// Realm, for filtering.
-    pub realm_id: Option<String>,
+    pub realm_id: Option<RealmId>,
     /// Action, for filtering.
     pub action: String,
     /// Outcome, for filtering.
-    pub outcome: String,
+    pub outcome: Outcome,
     /// Actor (user id), for filtering.
     pub actor: Option<String>,
     /// The canonical JSON of the event; what the hash covers.
@@ -234,11 +237,11 @@ pub struct AuditRow {
     /// Event time.
     pub time: i64,
     /// Realm.
-    pub realm_id: Option<String>,
+    pub realm_id: Option<RealmId>,
     /// Action.
     pub action: String,
     /// Outcome.
-    pub outcome: String,
+    pub outcome: Outcome,
     /// Actor.
     pub actor: Option<String>,
     /// Canonical JSON.
@@ -253,7 +256,7 @@ pub struct AuditRow {
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     /// Realm (required: the API never lists across realms); its chain is queried.
-    pub realm_id: String,
+    pub realm_id: RealmId,
     /// From this time (inclusive).
     pub since: Option<i64>,
     /// Until this time (exclusive).
@@ -263,7 +266,7 @@ pub struct AuditFilter {
     /// Only this action.
     pub action: Option<String>,
     /// Only this outcome.
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     /// After this chain sequence number (cursor).
     pub after: Option<i64>,
     /// Page size.

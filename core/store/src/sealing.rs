@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use crate::{Store, StoreError};
+use crate::prelude::*;
+use crate::{RealmId, StoreError};
 use arcan_crypto::{CryptoError, Keyring, aad as kv_aad, open, seal};
 
 /// Errors of value sealing.
@@ -30,7 +31,7 @@ pub enum SealError {
 pub(crate) async fn dek(
     store: &dyn Store,
     keyring: &Keyring,
-    realm_id: &str,
+    realm_id: &RealmId,
 ) -> Result<Arc<Zeroizing<[u8; 32]>>, SealError> {
     if let Some(d) = keyring.cached(realm_id) {
         return Ok(d);
@@ -65,7 +66,7 @@ impl Purpose {
     }
 }
 
-fn aad(realm_id: &str, purpose: Purpose, parts: &[&str]) -> Vec<u8> {
+fn aad(realm_id: &RealmId, purpose: Purpose, parts: &[&str]) -> Vec<u8> {
     let mut out = format!("arcan:{}:v1\0{realm_id}", purpose.as_str());
     for p in parts {
         out.push('\0');
@@ -78,7 +79,7 @@ fn aad(realm_id: &str, purpose: Purpose, parts: &[&str]) -> Vec<u8> {
 pub async fn seal_in_realm(
     store: &dyn Store,
     keyring: &Keyring,
-    realm_id: &str,
+    realm_id: &RealmId,
     purpose: Purpose,
     parts: &[&str],
     value: &[u8],
@@ -91,7 +92,7 @@ pub async fn seal_in_realm(
 pub async fn open_in_realm(
     store: &dyn Store,
     keyring: &Keyring,
-    realm_id: &str,
+    realm_id: &RealmId,
     purpose: Purpose,
     parts: &[&str],
     sealed: &[u8],
@@ -104,7 +105,7 @@ pub async fn open_in_realm(
 pub async fn seal_value(
     store: &dyn Store,
     keyring: &Keyring,
-    realm_id: &str,
+    realm_id: &RealmId,
     env: &str,
     key: &str,
     value: &[u8],
@@ -117,7 +118,7 @@ pub async fn seal_value(
 pub async fn open_value(
     store: &dyn Store,
     keyring: &Keyring,
-    realm_id: &str,
+    realm_id: &RealmId,
     env: &str,
     key: &str,
     sealed: &[u8],

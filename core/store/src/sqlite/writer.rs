@@ -22,8 +22,8 @@ use super::ReadCache;
 use crate::change::{self, Claim};
 use crate::linking::{self, Heads};
 use crate::{
-    AuditRow, LeaseRecord, NewAuditEvent, SYSTEM_CHAIN, SecretMeta, SecretWrite, StoreError,
-    StoreResult, WriteOutcome,
+    AuditRow, LeaseRecord, NewAuditEvent, RealmId, SYSTEM_CHAIN, SecretMeta, SecretWrite,
+    StoreError, StoreResult, WriteOutcome,
 };
 use arcan_crypto::{ChainHead, ChainKey};
 
@@ -38,7 +38,7 @@ const STATEMENT_CACHE: usize = 64;
 #[derive(Debug)]
 pub(super) enum WriteJob {
     Kv {
-        realm_id: String,
+        realm_id: RealmId,
         write: SecretWrite,
         cas: Option<i64>,
         claim: Option<Claim>,
@@ -157,7 +157,7 @@ impl WriteJob {
         match self {
             WriteJob::Kv {
                 realm_id, write, ..
-            } => Some((realm_id, &write.env, &write.key)),
+            } => Some((realm_id.as_str(), &write.env, &write.key)),
             WriteJob::Audit { .. } | WriteJob::Lease { .. } => None,
         }
     }
@@ -358,7 +358,7 @@ fn execute(tx: &Transaction<'_>, sql: &str, values: &[&dyn ToSql]) -> StoreResul
 /// One KV write (see the async stores' `put_in_tx`). A CAS mismatch changes nothing.
 fn put_secret(
     tx: &Transaction<'_>,
-    realm_id: &str,
+    realm_id: &RealmId,
     w: &SecretWrite,
     cas: Option<i64>,
 ) -> StoreResult<WriteOutcome> {

@@ -1,19 +1,37 @@
-//! The SQL of [`EngineStore`](super::EngineStore), shared by both backends like
-//! [`impl_sql_store!`](super::sql): `$skip_locked` is `FOR UPDATE SKIP LOCKED` on
-//! PostgreSQL (several reapers) and empty on SQLite (one writer).
+//! The query code of [`EngineStore`](crate::EngineStore), written once and expanded per
+//! backend like `impl_sql_store!` (see [the module docs](super)).
 
+/// Expands `EngineStore` for `SqlStore<$backend>`, using only
+/// [`SqlBackend`](super::SqlBackend) items of `$backend` (and, in the same module, the
+/// transaction helpers `impl_sql_store!` expanded there).
 macro_rules! impl_engine_store {
-    ($store:ident, $db:ty, $row:ty, $skip_locked:literal) => {
-        pub(super) mod engine_store {
+    ($backend:ty) => {
+        mod engine_store {
             use async_trait::async_trait;
             use sqlx::Row as _;
 
-            use super::super::engines::*;
-            use super::super::sql::{json_list, like_prefix, map_unique};
-            use super::super::{StoreError, StoreResult};
-            use super::$store;
+            use crate::change::ChangeKind;
+            use crate::sql::{SqlBackend, SqlStore, json_list, like_prefix, list_json, map_unique};
+            use crate::{EngineRoleRecord, EngineStore, LeaseFilter, LeaseId, LeaseRecord, LeaseState};
+            use crate::{MountRecord, RealmId, StoreError, StoreResult};
 
-            fn mount_row(r: &$row) -> StoreResult<MountRecord> {
+            type Backend = $backend;
+            type DbRow = <<Backend as SqlBackend>::Db as sqlx::Database>::Row;
+
+            /// The reaper's claim: expired active leases, across realms, each claimed once
+            /// (with several nodes, rows another node is claiming are skipped).
+            static CLAIM_DUE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+                format!(
+                    "UPDATE leases SET claimed_until = $1 WHERE id IN (SELECT id FROM leases \
+                     WHERE state = 'active' AND expires_at <= $2 \
+                     AND (next_attempt_at IS NULL OR next_attempt_at <= $2) \
+                     AND (claimed_until IS NULL OR claimed_until < $2) \
+                     ORDER BY expires_at LIMIT $3{}) RETURNING *",
+                    Backend::SKIP_LOCKED
+                )
+            });
+
+            fn mount_row(r: &DbRow) -> StoreResult<MountRecord> {
                 Ok(MountRecord {
                     id: r.try_get("id")?,
                     realm_id: r.try_get("realm_id")?,
@@ -31,7 +49,7 @@ macro_rules! impl_engine_store {
                 })
             }
 
-            fn role_row(r: &$row) -> StoreResult<EngineRoleRecord> {
+            fn role_row(r: &DbRow) -> StoreResult<EngineRoleRecord> {
                 Ok(EngineRoleRecord {
                     name: r.try_get("name")?,
                     definition: r.try_get("definition")?,
@@ -40,7 +58,7 @@ macro_rules! impl_engine_store {
                 })
             }
 
-            fn lease_row(r: &$row) -> StoreResult<LeaseRecord> {
+            fn lease_row(r: &DbRow) -> StoreResult<LeaseRecord> {
                 Ok(LeaseRecord {
                     id: r.try_get("id")?,
                     realm_id: r.try_get("realm_id")?,
@@ -66,14 +84,11 @@ macro_rules! impl_engine_store {
                 })
             }
 
-            fn grants_json(grants: &[String]) -> StoreResult<String> {
-                serde_json::to_string(grants).map_err(|e| StoreError::Corrupt(e.to_string()))
-            }
 
             #[async_trait]
-            impl EngineStore for $store {
+            impl EngineStore for SqlStore<Backend> {
                 async fn mount_create(&self, m: &MountRecord) -> StoreResult<()> {
-                    let _write = self.write_guard().await;
+                    let _write = self.write_lock().await;
                     let mut tx = self.begin_write().await?;
                     sqlx::query(
                         "INSERT INTO engine_mounts (id, realm_id, name, plugin, plugin_version, \
@@ -88,7 +103,7 @@ macro_rules! impl_engine_store {
                     .bind(&m.plugin_version)
                     .bind(&m.digest)
                     .bind(&m.config)
-                    .bind(grants_json(&m.grants)?)
+                    .bind(list_json(&m.grants)?)
                     .bind(&m.connections)
                     .bind(&m.connections_sealed)
                     .bind(m.created_at)
@@ -97,18 +112,18 @@ macro_rules! impl_engine_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_unique)?;
-                    self.commit_change(tx, crate::change::ChangeKind::Mount, &[]).await
+                    self.commit_change(tx, ChangeKind::Mount, &[]).await
                 }
 
                 async fn mount_get(
                     &self,
-                    realm_id: &str,
+                    realm_id: &RealmId,
                     name: &str,
                 ) -> StoreResult<Option<MountRecord>> {
                     sqlx::query("SELECT * FROM engine_mounts WHERE realm_id = $1 AND name = $2")
                         .bind(realm_id)
                         .bind(name)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(self.backend.pool())
                         .await?
                         .map(|r| mount_row(&r))
                         .transpose()
@@ -116,22 +131,22 @@ macro_rules! impl_engine_store {
 
                 async fn mount_by_id(
                     &self,
-                    realm_id: &str,
+                    realm_id: &RealmId,
                     id: &str,
                 ) -> StoreResult<Option<MountRecord>> {
                     sqlx::query("SELECT * FROM engine_mounts WHERE realm_id = $1 AND id = $2")
                         .bind(realm_id)
                         .bind(id)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(self.backend.pool())
                         .await?
                         .map(|r| mount_row(&r))
                         .transpose()
                 }
 
-                async fn mounts(&self, realm_id: &str) -> StoreResult<Vec<MountRecord>> {
+                async fn mounts(&self, realm_id: &RealmId) -> StoreResult<Vec<MountRecord>> {
                     sqlx::query("SELECT * FROM engine_mounts WHERE realm_id = $1 ORDER BY name")
                         .bind(realm_id)
-                        .fetch_all(&self.pool)
+                        .fetch_all(self.backend.pool())
                         .await?
                         .iter()
                         .map(mount_row)
@@ -139,7 +154,7 @@ macro_rules! impl_engine_store {
                 }
 
                 async fn mount_update(&self, m: &MountRecord) -> StoreResult<bool> {
-                    let _write = self.write_guard().await;
+                    let _write = self.write_lock().await;
                     let mut tx = self.begin_write().await?;
                     let done = sqlx::query(
                         "UPDATE engine_mounts SET config = $1, grants = $2, connections = $3, \
@@ -147,7 +162,7 @@ macro_rules! impl_engine_store {
                          plugin_version = $7 WHERE realm_id = $8 AND id = $9",
                     )
                     .bind(&m.config)
-                    .bind(grants_json(&m.grants)?)
+                    .bind(list_json(&m.grants)?)
                     .bind(&m.connections)
                     .bind(&m.connections_sealed)
                     .bind(m.updated_at)
@@ -160,12 +175,12 @@ macro_rules! impl_engine_store {
                     if done.rows_affected() == 0 {
                         return Ok(false);
                     }
-                    self.commit_change(tx, crate::change::ChangeKind::Mount, &[]).await?;
+                    self.commit_change(tx, ChangeKind::Mount, &[]).await?;
                     Ok(true)
                 }
 
-                async fn mount_delete(&self, realm_id: &str, id: &str) -> StoreResult<bool> {
-                    let _write = self.write_guard().await;
+                async fn mount_delete(&self, realm_id: &RealmId, id: &str) -> StoreResult<bool> {
+                    let _write = self.write_lock().await;
                     let mut tx = self.begin_write().await?;
                     let done =
                         sqlx::query("DELETE FROM engine_mounts WHERE realm_id = $1 AND id = $2")
@@ -176,17 +191,17 @@ macro_rules! impl_engine_store {
                     if done.rows_affected() == 0 {
                         return Ok(false);
                     }
-                    self.commit_change(tx, crate::change::ChangeKind::Mount, &[]).await?;
+                    self.commit_change(tx, ChangeKind::Mount, &[]).await?;
                     Ok(true)
                 }
 
                 async fn engine_role_put(
                     &self,
-                    realm_id: &str,
+                    realm_id: &RealmId,
                     mount_id: &str,
                     role: &EngineRoleRecord,
                 ) -> StoreResult<()> {
-                    let _write = self.write_guard().await;
+                    let _write = self.write_lock().await;
                     let mut tx = self.begin_write().await?;
                     sqlx::query(
                         "INSERT INTO engine_roles (mount_id, realm_id, name, definition, \
@@ -202,12 +217,12 @@ macro_rules! impl_engine_store {
                     .bind(role.updated_at)
                     .execute(&mut *tx)
                     .await?;
-                    self.commit_change(tx, crate::change::ChangeKind::EngineRole, &[]).await
+                    self.commit_change(tx, ChangeKind::EngineRole, &[]).await
                 }
 
                 async fn engine_role_get(
                     &self,
-                    realm_id: &str,
+                    realm_id: &RealmId,
                     mount_id: &str,
                     name: &str,
                 ) -> StoreResult<Option<EngineRoleRecord>> {
@@ -218,7 +233,7 @@ macro_rules! impl_engine_store {
                     .bind(realm_id)
                     .bind(mount_id)
                     .bind(name)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.backend.pool())
                     .await?
                     .map(|r| role_row(&r))
                     .transpose()
@@ -226,7 +241,7 @@ macro_rules! impl_engine_store {
 
                 async fn engine_roles(
                     &self,
-                    realm_id: &str,
+                    realm_id: &RealmId,
                     mount_id: &str,
                 ) -> StoreResult<Vec<EngineRoleRecord>> {
                     sqlx::query(
@@ -235,7 +250,7 @@ macro_rules! impl_engine_store {
                     )
                     .bind(realm_id)
                     .bind(mount_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.backend.pool())
                     .await?
                     .iter()
                     .map(role_row)
@@ -244,11 +259,11 @@ macro_rules! impl_engine_store {
 
                 async fn engine_role_delete(
                     &self,
-                    realm_id: &str,
+                    realm_id: &RealmId,
                     mount_id: &str,
                     name: &str,
                 ) -> StoreResult<bool> {
-                    let _write = self.write_guard().await;
+                    let _write = self.write_lock().await;
                     let mut tx = self.begin_write().await?;
                     let done = sqlx::query(
                         "DELETE FROM engine_roles WHERE realm_id = $1 AND mount_id = $2 \
@@ -262,13 +277,13 @@ macro_rules! impl_engine_store {
                     if done.rows_affected() == 0 {
                         return Ok(false);
                     }
-                    self.commit_change(tx, crate::change::ChangeKind::EngineRole, &[]).await?;
+                    self.commit_change(tx, ChangeKind::EngineRole, &[]).await?;
                     Ok(true)
                 }
 
                 async fn plugin_data_get(
                     &self,
-                    realm_id: &str,
+                    realm_id: &RealmId,
                     mount_id: &str,
                     key: &str,
                 ) -> StoreResult<Option<Vec<u8>>> {
@@ -279,20 +294,20 @@ macro_rules! impl_engine_store {
                     .bind(realm_id)
                     .bind(mount_id)
                     .bind(key)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.backend.pool())
                     .await?;
                     Ok(row.map(|r| r.try_get("value")).transpose()?)
                 }
 
                 async fn plugin_data_put(
                     &self,
-                    realm_id: &str,
+                    realm_id: &RealmId,
                     mount_id: &str,
                     key: &str,
                     value: &[u8],
                     at: i64,
                 ) -> StoreResult<()> {
-                    let _write = self.write_guard().await;
+                    let _write = self.write_lock().await;
                     sqlx::query(
                         "INSERT INTO plugin_data (mount_id, realm_id, key, value, updated_at) \
                          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (mount_id, key) DO UPDATE SET \
@@ -303,32 +318,32 @@ macro_rules! impl_engine_store {
                     .bind(key)
                     .bind(value)
                     .bind(at)
-                    .execute(&self.pool)
+                    .execute(self.backend.pool())
                     .await?;
                     Ok(())
                 }
 
                 async fn plugin_data_delete(
                     &self,
-                    realm_id: &str,
+                    realm_id: &RealmId,
                     mount_id: &str,
                     key: &str,
                 ) -> StoreResult<bool> {
-                    let _write = self.write_guard().await;
+                    let _write = self.write_lock().await;
                     let done = sqlx::query(
                         "DELETE FROM plugin_data WHERE realm_id = $1 AND mount_id = $2 AND key = $3",
                     )
                     .bind(realm_id)
                     .bind(mount_id)
                     .bind(key)
-                    .execute(&self.pool)
+                    .execute(self.backend.pool())
                     .await?;
                     Ok(done.rows_affected() > 0)
                 }
 
                 async fn plugin_data_usage(
                     &self,
-                    realm_id: &str,
+                    realm_id: &RealmId,
                     mount_id: &str,
                     except_key: &str,
                 ) -> StoreResult<(u64, u64)> {
@@ -340,7 +355,7 @@ macro_rules! impl_engine_store {
                     .bind(realm_id)
                     .bind(mount_id)
                     .bind(except_key)
-                    .fetch_one(&self.pool)
+                    .fetch_one(self.backend.pool())
                     .await?;
                     let n: i64 = row.try_get("n")?;
                     let bytes: i64 = row.try_get("bytes")?;
@@ -349,7 +364,7 @@ macro_rules! impl_engine_store {
 
                 async fn plugin_data_keys(
                     &self,
-                    realm_id: &str,
+                    realm_id: &RealmId,
                     mount_id: &str,
                     prefix: &str,
                     limit: i64,
@@ -362,7 +377,7 @@ macro_rules! impl_engine_store {
                     .bind(mount_id)
                     .bind(like_prefix(prefix))
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.backend.pool())
                     .await?;
                     rows.iter()
                         .map(|r| r.try_get("key").map_err(StoreError::from))
@@ -370,18 +385,21 @@ macro_rules! impl_engine_store {
                 }
 
                 async fn lease_create(&self, l: &LeaseRecord) -> StoreResult<()> {
-                    self.put_lease(l).await
+                    match self.backend.single_writer() {
+                        Some(writer) => writer.put_lease(l).await,
+                        None => self.lease_in_own_tx(l).await,
+                    }
                 }
 
                 async fn lease_get(
                     &self,
-                    realm_id: &str,
-                    id: &str,
+                    realm_id: &RealmId,
+                    id: &LeaseId,
                 ) -> StoreResult<Option<LeaseRecord>> {
                     sqlx::query("SELECT * FROM leases WHERE realm_id = $1 AND id = $2")
                         .bind(realm_id)
                         .bind(id)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(self.backend.pool())
                         .await?
                         .map(|r| lease_row(&r))
                         .transpose()
@@ -389,7 +407,7 @@ macro_rules! impl_engine_store {
 
                 async fn leases(
                     &self,
-                    realm_id: &str,
+                    realm_id: &RealmId,
                     f: &LeaseFilter,
                 ) -> StoreResult<Vec<LeaseRecord>> {
                     sqlx::query(
@@ -403,7 +421,7 @@ macro_rules! impl_engine_store {
                     .bind(&f.state)
                     .bind(&f.after)
                     .bind(f.limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.backend.pool())
                     .await?
                     .iter()
                     .map(lease_row)
@@ -412,11 +430,11 @@ macro_rules! impl_engine_store {
 
                 async fn lease_extend(
                     &self,
-                    realm_id: &str,
-                    id: &str,
+                    realm_id: &RealmId,
+                    id: &LeaseId,
                     expires_at: i64,
                 ) -> StoreResult<bool> {
-                    let _write = self.write_guard().await;
+                    let _write = self.write_lock().await;
                     let mut tx = self.begin_write().await?;
                     let done = sqlx::query(
                         "UPDATE leases SET expires_at = $1 WHERE realm_id = $2 AND id = $3 \
@@ -430,18 +448,18 @@ macro_rules! impl_engine_store {
                     if done.rows_affected() == 0 {
                         return Ok(false);
                     }
-                    self.commit_change(tx, crate::change::ChangeKind::Lease, &[("expires_at", expires_at.into())]).await?;
+                    self.commit_change(tx, ChangeKind::Lease, &[("expires_at", expires_at.into())]).await?;
                     Ok(true)
                 }
 
                 async fn lease_claim(
                     &self,
-                    realm_id: &str,
-                    id: &str,
+                    realm_id: &RealmId,
+                    id: &LeaseId,
                     now: i64,
                     until: i64,
                 ) -> StoreResult<Option<LeaseRecord>> {
-                    let _write = self.write_guard().await;
+                    let _write = self.write_lock().await;
                     sqlx::query(
                         "UPDATE leases SET claimed_until = $1 WHERE realm_id = $2 AND id = $3 \
                          AND state = 'active' AND (claimed_until IS NULL OR claimed_until < $4) \
@@ -451,7 +469,7 @@ macro_rules! impl_engine_store {
                     .bind(realm_id)
                     .bind(id)
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.backend.pool())
                     .await?
                     .map(|r| lease_row(&r))
                     .transpose()
@@ -463,20 +481,12 @@ macro_rules! impl_engine_store {
                     until: i64,
                     limit: i64,
                 ) -> StoreResult<Vec<LeaseRecord>> {
-                    let _write = self.write_guard().await;
-                    sqlx::query(concat!(
-                        "UPDATE leases SET claimed_until = $1 WHERE id IN (SELECT id FROM leases \
-                         WHERE state = 'active' AND expires_at <= $2 \
-                         AND (next_attempt_at IS NULL OR next_attempt_at <= $2) \
-                         AND (claimed_until IS NULL OR claimed_until < $2) \
-                         ORDER BY expires_at LIMIT $3",
-                        $skip_locked,
-                        ") RETURNING *"
-                    ))
+                    let _write = self.write_lock().await;
+                    sqlx::query(CLAIM_DUE.as_str())
                     .bind(until)
                     .bind(now)
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.backend.pool())
                     .await?
                     .iter()
                     .map(lease_row)
@@ -485,7 +495,7 @@ macro_rules! impl_engine_store {
 
                 async fn leases_of_mount(
                     &self,
-                    realm_id: &str,
+                    realm_id: &RealmId,
                     mount_id: &str,
                 ) -> StoreResult<Vec<LeaseRecord>> {
                     sqlx::query(
@@ -494,7 +504,7 @@ macro_rules! impl_engine_store {
                     )
                     .bind(realm_id)
                     .bind(mount_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.backend.pool())
                     .await?
                     .iter()
                     .map(lease_row)
@@ -503,13 +513,13 @@ macro_rules! impl_engine_store {
 
                 async fn lease_finish(
                     &self,
-                    realm_id: &str,
-                    id: &str,
-                    state: &str,
+                    realm_id: &RealmId,
+                    id: &LeaseId,
+                    state: LeaseState,
                     at: i64,
                     error: Option<&str>,
                 ) -> StoreResult<()> {
-                    let _write = self.write_guard().await;
+                    let _write = self.write_lock().await;
                     let mut tx = self.begin_write().await?;
                     sqlx::query(
                         "UPDATE leases SET state = $1, revoked_at = $2, claimed_until = NULL, \
@@ -522,18 +532,18 @@ macro_rules! impl_engine_store {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                    self.commit_change(tx, crate::change::ChangeKind::Lease, &[]).await
+                    self.commit_change(tx, ChangeKind::Lease, &[]).await
                 }
 
                 async fn lease_failed(
                     &self,
-                    realm_id: &str,
-                    id: &str,
+                    realm_id: &RealmId,
+                    id: &LeaseId,
                     attempts: i32,
                     next_attempt_at: i64,
                     error: &str,
                 ) -> StoreResult<()> {
-                    let _write = self.write_guard().await;
+                    let _write = self.write_lock().await;
                     sqlx::query(
                         "UPDATE leases SET attempts = $1, next_attempt_at = $2, last_error = $3, \
                          claimed_until = NULL WHERE realm_id = $4 AND id = $5",
@@ -543,15 +553,15 @@ macro_rules! impl_engine_store {
                     .bind(error)
                     .bind(realm_id)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(self.backend.pool())
                     .await?;
                     Ok(())
                 }
 
-                async fn leases_count(&self, state: &str) -> StoreResult<i64> {
+                async fn leases_count(&self, state: LeaseState) -> StoreResult<i64> {
                     let row = sqlx::query("SELECT COUNT(*) AS n FROM leases WHERE state = $1")
                         .bind(state)
-                        .fetch_one(&self.pool)
+                        .fetch_one(self.backend.pool())
                         .await?;
                     Ok(row.try_get("n")?)
                 }

@@ -1,47 +1,22 @@
-//! The SQL shared by both backends.
-//!
-//! SQLite and PostgreSQL accept the same statements here (`$n` placeholders, `ON CONFLICT`,
-//! `RETURNING`), so the query code is written once and expanded for each sqlx driver by
-//! [`impl_sql_store!`]: each backend gets its own statically typed implementation on its
-//! native driver, while backend-specific work (connecting, pragmas, migrations) lives in
-//! `sqlite.rs` and `postgres.rs`.
+//! The query code of the identity, realm, secret and audit stores, written once and expanded
+//! per backend (see [the module docs](super) for why a macro, and for its contract).
 
-/// Maps a unique-constraint violation to [`StoreError::Conflict`](super::StoreError).
-pub(super) fn map_unique(e: sqlx::Error) -> super::StoreError {
-    match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => super::StoreError::Conflict,
-        _ => super::StoreError::Database(e),
-    }
-}
-
-/// Decodes a JSON string list column.
-pub(super) fn json_list(s: &str) -> super::StoreResult<Vec<String>> {
-    serde_json::from_str(s).map_err(|e| super::StoreError::Corrupt(e.to_string()))
-}
-
-/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` prefix match.
-pub(super) fn like_prefix(prefix: &str) -> String {
-    let mut out = String::with_capacity(prefix.len() + 1);
-    for c in prefix.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
-/// Expands the [`Store`](super::Store) implementation for one sqlx backend.
+/// Expands `IdentityStore`, `RealmStore`, `SecretStore`, `AuditStore` and `Store` for
+/// `SqlStore<$backend>`, using only [`SqlBackend`](super::SqlBackend) items of `$backend`.
 macro_rules! impl_sql_store {
-    ($store:ident, $db:ty, $row:ty, $backend:literal, $append_lock:expr, $begin:literal) => {
+    ($backend:ty) => {
         use async_trait::async_trait;
         use sqlx::Row as _;
 
-        use super::sql::{json_list, like_prefix, map_unique};
-        use super::*;
+        use crate::change::ChangeKind;
+        use crate::sql::{SqlBackend, SqlStore, json_list, like_prefix, list_json, map_unique};
+        use crate::*;
 
-        fn user_row(r: &$row) -> StoreResult<User> {
+        type Backend = $backend;
+        type Db = <Backend as SqlBackend>::Db;
+        type DbRow = <Db as sqlx::Database>::Row;
+
+        fn user_row(r: &DbRow) -> StoreResult<User> {
             Ok(User {
                 id: r.try_get("id")?,
                 email: r.try_get("email")?,
@@ -52,7 +27,7 @@ macro_rules! impl_sql_store {
             })
         }
 
-        fn token_row(r: &$row) -> StoreResult<TokenRecord> {
+        fn token_row(r: &DbRow) -> StoreResult<TokenRecord> {
             let caps: Option<String> = r.try_get("capabilities")?;
             Ok(TokenRecord {
                 id: r.try_get("id")?,
@@ -70,7 +45,7 @@ macro_rules! impl_sql_store {
             })
         }
 
-        fn realm_row(r: &$row) -> StoreResult<Realm> {
+        fn realm_row(r: &DbRow) -> StoreResult<Realm> {
             Ok(Realm {
                 id: r.try_get("id")?,
                 slug: r.try_get("slug")?,
@@ -80,7 +55,7 @@ macro_rules! impl_sql_store {
             })
         }
 
-        fn key_row(r: &$row) -> StoreResult<DataKey> {
+        fn key_row(r: &DbRow) -> StoreResult<DataKey> {
             Ok(DataKey {
                 realm_id: r.try_get("realm_id")?,
                 master_key_id: r.try_get("master_key_id")?,
@@ -89,7 +64,7 @@ macro_rules! impl_sql_store {
             })
         }
 
-        fn role_row(r: &$row) -> StoreResult<Role> {
+        fn role_row(r: &DbRow) -> StoreResult<Role> {
             Ok(Role {
                 name: r.try_get("name")?,
                 capabilities: json_list(&r.try_get::<String, _>("capabilities")?)?,
@@ -99,12 +74,12 @@ macro_rules! impl_sql_store {
             })
         }
 
-        fn binding_row(r: &$row) -> StoreResult<Binding> {
+        fn binding_row(r: &DbRow) -> StoreResult<Binding> {
             let kind: String = r.try_get("subject_kind")?;
             let id: String = r.try_get("subject_id")?;
             let subject = match kind.as_str() {
-                "user" => Subject::User(id),
-                "token" => Subject::Token(id),
+                "user" => Subject::User(id.into()),
+                "token" => Subject::Token(id.into()),
                 other => return Err(StoreError::Corrupt(format!("subject kind {other}"))),
             };
             Ok(Binding {
@@ -117,7 +92,7 @@ macro_rules! impl_sql_store {
             })
         }
 
-        fn meta_row(r: &$row) -> StoreResult<SecretMeta> {
+        fn meta_row(r: &DbRow) -> StoreResult<SecretMeta> {
             Ok(SecretMeta {
                 env: r.try_get("env")?,
                 key: r.try_get("key")?,
@@ -129,7 +104,7 @@ macro_rules! impl_sql_store {
             })
         }
 
-        fn audit_row(r: &$row) -> StoreResult<AuditRow> {
+        fn audit_row(r: &DbRow) -> StoreResult<AuditRow> {
             Ok(AuditRow {
                 gseq: r.try_get("gseq")?,
                 id: r.try_get("id")?,
@@ -151,33 +126,26 @@ macro_rules! impl_sql_store {
 
         const TOKEN_COLS: &str = "id, hash, user_id, parent_id, name, capabilities, realm_id, \
                                   env, key_glob, expires_at, created_at, revoked_at";
-        use super::linking::META_COLS;
+        use crate::linking::META_COLS;
 
-        impl $store {
+        impl SqlStore<Backend> {
             /// Begins a write transaction (SQLite: takes the write lock at once).
-            pub(super) async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, $db>> {
-                Ok(self.pool.begin_with($begin).await?)
-            }
-
-            /// The chain key, once [`Store::set_chain_key`] ran.
-            pub(super) fn chain_key(&self) -> StoreResult<&arcan_crypto::ChainKey> {
-                self.chain_key
-                    .get()
-                    .ok_or_else(|| StoreError::Corrupt("the audit chain key is not loaded".into()))
+            async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Db>> {
+                Ok(self.backend.pool().begin_with(Backend::BEGIN_WRITE).await?)
             }
 
             /// Commits a change with the request's event, when the change carries it (see
-            /// [`change`](super::change)): the event is appended in `tx`, so both commit or
+            /// [`change`](crate::change)): the event is appended in `tx`, so both commit or
             /// neither does. `facts` are what only the store knew (a new version number).
-            pub(super) async fn commit_change(
+            pub(in crate::sql) async fn commit_change(
                 &self,
-                mut tx: sqlx::Transaction<'_, $db>,
-                kind: super::change::ChangeKind,
+                mut tx: sqlx::Transaction<'_, Db>,
+                kind: ChangeKind,
                 facts: &[(&'static str, serde_json::Value)],
             ) -> StoreResult<()> {
-                let claim = super::change::claim(kind);
+                let claim = crate::change::claim(kind);
                 let rows = match &claim {
-                    Some(c) => audit_in_tx(&mut tx, self.chain_key()?, &[c.event(facts)]).await?,
+                    Some(c) => audit_in_tx(&mut tx, self.loaded_chain_key()?, &[c.event(facts)]).await?,
                     None => Vec::new(),
                 };
                 tx.commit().await?;
@@ -187,38 +155,45 @@ macro_rules! impl_sql_store {
                 }
                 Ok(())
             }
+
+            /// A lease in its own transaction (no single writer).
+            pub(in crate::sql) async fn lease_in_own_tx(&self, lease: &LeaseRecord) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                lease_insert(&mut tx, lease).await?;
+                let facts = crate::change::lease_facts(lease);
+                self.commit_change(tx, ChangeKind::Lease, &facts).await
+            }
         }
 
         #[async_trait]
-        impl Store for $store {
+        impl Store for SqlStore<Backend> {
             fn backend(&self) -> &'static str {
-                $backend
+                Backend::NAME
             }
 
             async fn ping(&self) -> StoreResult<()> {
-                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                sqlx::query("SELECT 1").execute(self.backend.pool()).await?;
                 Ok(())
             }
 
             async fn close(&self) {
-                self.stop_writer().await;
-                self.pool.close().await;
+                self.shut_down().await;
             }
 
             async fn meta_get(&self, name: &str) -> StoreResult<Option<String>> {
                 let row = sqlx::query("SELECT value FROM meta WHERE name = $1")
                     .bind(name)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.backend.pool())
                     .await?;
                 Ok(row.map(|r| r.try_get("value")).transpose()?)
             }
 
             async fn meta_init(&self, name: &str, value: &str) -> StoreResult<String> {
-                let _write = self.write_guard().await;
+                let _write = self.write_lock().await;
                 sqlx::query("INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
                     .bind(name)
                     .bind(value)
-                    .execute(&self.pool)
+                    .execute(self.backend.pool())
                     .await?;
                 self.meta_get(name)
                     .await?
@@ -226,19 +201,21 @@ macro_rules! impl_sql_store {
             }
 
             async fn meta_set(&self, name: &str, value: &str) -> StoreResult<()> {
-                let _write = self.write_guard().await;
+                let _write = self.write_lock().await;
                 sqlx::query("INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
                     .bind(name)
                     .bind(value)
-                    .execute(&self.pool)
+                    .execute(self.backend.pool())
                     .await?;
                 Ok(())
             }
+        }
 
+        #[async_trait]
+        impl IdentityStore for SqlStore<Backend> {
             async fn user_create(&self, u: &User) -> StoreResult<()> {
-                let _write = self.write_guard().await;
-                let caps = serde_json::to_string(&u.global_capabilities)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let _write = self.write_lock().await;
+                let caps = list_json(&u.global_capabilities)?;
                 let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO users (id, email, password_hash, superuser, global_capabilities, created_at) \
@@ -253,23 +230,23 @@ macro_rules! impl_sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_unique)?;
-                self.commit_change(tx, super::change::ChangeKind::User, &[]).await
+                self.commit_change(tx, ChangeKind::User, &[]).await
             }
 
             async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
                 sqlx::query("SELECT * FROM users WHERE email = $1")
                     .bind(email)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.backend.pool())
                     .await?
                     .as_ref()
                     .map(user_row)
                     .transpose()
             }
 
-            async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+            async fn user_by_id(&self, id: &UserId) -> StoreResult<Option<User>> {
                 sqlx::query("SELECT * FROM users WHERE id = $1")
                     .bind(id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.backend.pool())
                     .await?
                     .as_ref()
                     .map(user_row)
@@ -277,7 +254,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn token_create(&self, t: &TokenRecord) -> StoreResult<()> {
-                let _write = self.write_guard().await;
+                let _write = self.write_lock().await;
                 let caps = t
                     .capabilities
                     .as_ref()
@@ -311,42 +288,42 @@ macro_rules! impl_sql_store {
                 if done.rows_affected() == 0 {
                     return Err(StoreError::Conflict);
                 }
-                self.commit_change(tx, super::change::ChangeKind::Token, &[]).await
+                self.commit_change(tx, ChangeKind::Token, &[]).await
             }
 
             async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
                 sqlx::query(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE hash = $1"))
                     .bind(hash)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.backend.pool())
                     .await?
                     .as_ref()
                     .map(token_row)
                     .transpose()
             }
 
-            async fn token_by_id(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
+            async fn token_by_id(&self, id: &TokenId) -> StoreResult<Option<TokenRecord>> {
                 sqlx::query(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = $1"))
                     .bind(id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.backend.pool())
                     .await?
                     .as_ref()
                     .map(token_row)
                     .transpose()
             }
 
-            async fn tokens_of_user(&self, user_id: &str) -> StoreResult<Vec<TokenRecord>> {
+            async fn tokens_of_user(&self, user_id: &UserId) -> StoreResult<Vec<TokenRecord>> {
                 sqlx::query(&format!(
                     "SELECT {TOKEN_COLS} FROM tokens WHERE user_id = $1 ORDER BY created_at DESC, id"
                 ))
                 .bind(user_id)
-                .fetch_all(&self.pool)
+                .fetch_all(self.backend.pool())
                 .await?
                 .iter()
                 .map(token_row)
                 .collect()
             }
 
-            async fn token_lineage_broken(&self, id: &str) -> StoreResult<bool> {
+            async fn token_lineage_broken(&self, id: &TokenId) -> StoreResult<bool> {
                 let row = sqlx::query(
                     "WITH RECURSIVE up(id, parent_id, revoked_at) AS ( \
                        SELECT id, parent_id, revoked_at FROM tokens WHERE id = $1 \
@@ -358,7 +335,7 @@ macro_rules! impl_sql_store {
                        AS broken",
                 )
                 .bind(id)
-                .fetch_one(&self.pool)
+                .fetch_one(self.backend.pool())
                 .await?;
                 Ok(row.try_get::<i64, _>("broken")? > 0)
             }
@@ -368,15 +345,15 @@ macro_rules! impl_sql_store {
                     "SELECT {TOKEN_COLS} FROM tokens ORDER BY created_at DESC, id LIMIT $1"
                 ))
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(self.backend.pool())
                 .await?
                 .iter()
                 .map(token_row)
                 .collect()
             }
 
-            async fn token_revoke(&self, id: &str, at: i64) -> StoreResult<Vec<String>> {
-                let _write = self.write_guard().await;
+            async fn token_revoke(&self, id: &TokenId, at: i64) -> StoreResult<Vec<String>> {
+                let _write = self.write_lock().await;
                 // One statement: the token and every descendant, atomically.
                 let mut tx = self.begin_write().await?;
                 let rows = sqlx::query(
@@ -392,13 +369,16 @@ macro_rules! impl_sql_store {
                 .fetch_all(&mut *tx)
                 .await?;
                 let hashes = rows.iter().map(|r| r.try_get("hash")).collect::<Result<Vec<String>, _>>()?;
-                self.commit_change(tx, super::change::ChangeKind::Token, &[("revoked", hashes.len().into())]).await?;
+                self.commit_change(tx, ChangeKind::Token, &[("revoked", hashes.len().into())]).await?;
                 Ok(hashes)
             }
+        }
 
+        #[async_trait]
+        impl RealmStore for SqlStore<Backend> {
             async fn realm_create(&self, r: &Realm, k: &DataKey, b: &Binding) -> StoreResult<()> {
-                let _write = self.write_guard().await;
-                let mut tx = self.pool.begin_with($begin).await?;
+                let _write = self.write_lock().await;
+                let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO realms (id, slug, name, created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
                 )
@@ -420,13 +400,13 @@ macro_rules! impl_sql_store {
                 .execute(&mut *tx)
                 .await?;
                 insert_binding(&mut *tx, b).await?;
-                self.commit_change(tx, super::change::ChangeKind::Realm, &[]).await
+                self.commit_change(tx, ChangeKind::Realm, &[]).await
             }
 
             async fn realm_by_slug(&self, slug: &str) -> StoreResult<Option<Realm>> {
                 sqlx::query("SELECT * FROM realms WHERE slug = $1")
                     .bind(slug)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.backend.pool())
                     .await?
                     .as_ref()
                     .map(realm_row)
@@ -435,16 +415,16 @@ macro_rules! impl_sql_store {
 
             async fn realms_all(&self) -> StoreResult<Vec<Realm>> {
                 sqlx::query("SELECT * FROM realms ORDER BY slug")
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.backend.pool())
                     .await?
                     .iter()
                     .map(realm_row)
                     .collect()
             }
 
-            async fn realm_delete(&self, realm_id: &str) -> StoreResult<bool> {
-                let _write = self.write_guard().await;
-                let mut tx = self.pool.begin_with($begin).await?;
+            async fn realm_delete(&self, realm_id: &RealmId) -> StoreResult<bool> {
+                let _write = self.write_lock().await;
+                let mut tx = self.begin_write().await?;
                 for table in [
                     "secret_versions",
                     "secrets",
@@ -462,15 +442,15 @@ macro_rules! impl_sql_store {
                     .bind(realm_id)
                     .execute(&mut *tx)
                     .await?;
-                self.commit_change(tx, super::change::ChangeKind::Realm, &[]).await?;
-                self.invalidate_realm(realm_id);
+                self.commit_change(tx, ChangeKind::Realm, &[]).await?;
+                self.evict_all();
                 Ok(done.rows_affected() > 0)
             }
 
-            async fn data_key(&self, realm_id: &str) -> StoreResult<Option<DataKey>> {
+            async fn data_key(&self, realm_id: &RealmId) -> StoreResult<Option<DataKey>> {
                 sqlx::query("SELECT * FROM data_keys WHERE realm_id = $1")
                     .bind(realm_id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.backend.pool())
                     .await?
                     .as_ref()
                     .map(key_row)
@@ -479,7 +459,7 @@ macro_rules! impl_sql_store {
 
             async fn data_keys_all(&self) -> StoreResult<Vec<DataKey>> {
                 sqlx::query("SELECT * FROM data_keys ORDER BY realm_id")
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.backend.pool())
                     .await?
                     .iter()
                     .map(key_row)
@@ -487,8 +467,8 @@ macro_rules! impl_sql_store {
             }
 
             async fn data_keys_replace(&self, keys: &[DataKey], meta: &[(String, String)]) -> StoreResult<()> {
-                let _write = self.write_guard().await;
-                let mut tx = self.pool.begin_with($begin).await?;
+                let _write = self.write_lock().await;
+                let mut tx = self.begin_write().await?;
                 for (name, value) in meta {
                     sqlx::query("UPDATE meta SET value = $2 WHERE name = $1")
                         .bind(name)
@@ -506,13 +486,12 @@ macro_rules! impl_sql_store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                self.commit_change(tx, super::change::ChangeKind::MasterKey, &[]).await
+                self.commit_change(tx, ChangeKind::MasterKey, &[]).await
             }
 
-            async fn role_put(&self, realm_id: &str, role: &Role) -> StoreResult<()> {
-                let _write = self.write_guard().await;
-                let caps = serde_json::to_string(&role.capabilities)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            async fn role_put(&self, realm_id: &RealmId, role: &Role) -> StoreResult<()> {
+                let _write = self.write_lock().await;
+                let caps = list_json(&role.capabilities)?;
                 let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO roles (realm_id, name, capabilities, env, key_glob, created_at) \
@@ -527,33 +506,33 @@ macro_rules! impl_sql_store {
                 .bind(role.created_at)
                 .execute(&mut *tx)
                 .await?;
-                self.commit_change(tx, super::change::ChangeKind::Policy, &[]).await
+                self.commit_change(tx, ChangeKind::Policy, &[]).await
             }
 
-            async fn role_get(&self, realm_id: &str, name: &str) -> StoreResult<Option<Role>> {
+            async fn role_get(&self, realm_id: &RealmId, name: &str) -> StoreResult<Option<Role>> {
                 sqlx::query("SELECT * FROM roles WHERE realm_id = $1 AND name = $2")
                     .bind(realm_id)
                     .bind(name)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.backend.pool())
                     .await?
                     .as_ref()
                     .map(role_row)
                     .transpose()
             }
 
-            async fn roles(&self, realm_id: &str) -> StoreResult<Vec<Role>> {
+            async fn roles(&self, realm_id: &RealmId) -> StoreResult<Vec<Role>> {
                 sqlx::query("SELECT * FROM roles WHERE realm_id = $1 ORDER BY name")
                     .bind(realm_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.backend.pool())
                     .await?
                     .iter()
                     .map(role_row)
                     .collect()
             }
 
-            async fn role_delete(&self, realm_id: &str, name: &str) -> StoreResult<bool> {
-                let _write = self.write_guard().await;
-                let mut tx = self.pool.begin_with($begin).await?;
+            async fn role_delete(&self, realm_id: &RealmId, name: &str) -> StoreResult<bool> {
+                let _write = self.write_lock().await;
+                let mut tx = self.begin_write().await?;
                 sqlx::query("DELETE FROM bindings WHERE realm_id = $1 AND role = $2")
                     .bind(realm_id)
                     .bind(name)
@@ -567,21 +546,21 @@ macro_rules! impl_sql_store {
                 if done.rows_affected() == 0 {
                     return Ok(false);
                 }
-                self.commit_change(tx, super::change::ChangeKind::Policy, &[]).await?;
+                self.commit_change(tx, ChangeKind::Policy, &[]).await?;
                 Ok(done.rows_affected() > 0)
             }
 
             async fn binding_create(&self, b: &Binding) -> StoreResult<()> {
-                let _write = self.write_guard().await;
+                let _write = self.write_lock().await;
                 let mut tx = self.begin_write().await?;
                 insert_binding(&mut *tx, b).await?;
-                self.commit_change(tx, super::change::ChangeKind::Policy, &[]).await
+                self.commit_change(tx, ChangeKind::Policy, &[]).await
             }
 
-            async fn bindings(&self, realm_id: &str) -> StoreResult<Vec<Binding>> {
+            async fn bindings(&self, realm_id: &RealmId) -> StoreResult<Vec<Binding>> {
                 sqlx::query("SELECT * FROM bindings WHERE realm_id = $1 ORDER BY created_at, id")
                     .bind(realm_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.backend.pool())
                     .await?
                     .iter()
                     .map(binding_row)
@@ -590,9 +569,9 @@ macro_rules! impl_sql_store {
 
             async fn bindings_for(
                 &self,
-                realm_id: &str,
-                user_id: &str,
-                token_id: &str,
+                realm_id: &RealmId,
+                user_id: &UserId,
+                token_id: &TokenId,
             ) -> StoreResult<Vec<Binding>> {
                 sqlx::query(
                     "SELECT * FROM bindings WHERE realm_id = $1 AND \
@@ -602,21 +581,21 @@ macro_rules! impl_sql_store {
                 .bind(realm_id)
                 .bind(user_id)
                 .bind(token_id)
-                .fetch_all(&self.pool)
+                .fetch_all(self.backend.pool())
                 .await?
                 .iter()
                 .map(binding_row)
                 .collect()
             }
 
-            async fn realms_bound(&self, user_id: &str, token_id: &str) -> StoreResult<Vec<String>> {
+            async fn realms_bound(&self, user_id: &UserId, token_id: &TokenId) -> StoreResult<Vec<RealmId>> {
                 let rows = sqlx::query(
                     "SELECT DISTINCT realm_id FROM bindings WHERE \
                      (subject_kind = 'user' AND subject_id = $1) OR (subject_kind = 'token' AND subject_id = $2)",
                 )
                 .bind(user_id)
                 .bind(token_id)
-                .fetch_all(&self.pool)
+                .fetch_all(self.backend.pool())
                 .await?;
                 Ok(rows
                     .iter()
@@ -624,8 +603,8 @@ macro_rules! impl_sql_store {
                     .collect::<Result<_, _>>()?)
             }
 
-            async fn binding_delete(&self, realm_id: &str, id: &str) -> StoreResult<bool> {
-                let _write = self.write_guard().await;
+            async fn binding_delete(&self, realm_id: &RealmId, id: &BindingId) -> StoreResult<bool> {
+                let _write = self.write_lock().await;
                 let mut tx = self.begin_write().await?;
                 let done = sqlx::query("DELETE FROM bindings WHERE realm_id = $1 AND id = $2")
                     .bind(realm_id)
@@ -635,32 +614,50 @@ macro_rules! impl_sql_store {
                 if done.rows_affected() == 0 {
                     return Ok(false);
                 }
-                self.commit_change(tx, super::change::ChangeKind::Policy, &[]).await?;
+                self.commit_change(tx, ChangeKind::Policy, &[]).await?;
                 Ok(true)
             }
 
+        }
+
+        #[async_trait]
+        impl SecretStore for SqlStore<Backend> {
             async fn secret_put(
                 &self,
-                realm_id: &str,
+                realm_id: &RealmId,
                 w: &SecretWrite,
                 cas: Option<i64>,
             ) -> StoreResult<WriteOutcome> {
-                self.put_secret(realm_id, w, cas).await
+                if let Some(writer) = self.backend.single_writer() {
+                    return writer.put_secret(realm_id, w, cas).await;
+                }
+                // Its own transaction; PostgreSQL groups concurrent commits itself.
+                let mut tx = self.begin_write().await?;
+                let out = put_in_tx(&mut tx, realm_id, w, cas).await?;
+                match &out {
+                    WriteOutcome::Written(meta) => {
+                        self.commit_change(tx, ChangeKind::Secret, &[("version", meta.version.into())])
+                            .await?
+                    }
+                    WriteOutcome::CasMismatch { .. } => tx.rollback().await?,
+                }
+                Ok(out)
             }
 
             async fn secret_get(
                 &self,
-                realm_id: &str,
+                realm_id: &RealmId,
                 env: &str,
                 key: &str,
                 version: Option<i64>,
             ) -> StoreResult<Option<SecretVersion>> {
-                self.get_secret(realm_id, env, key, version).await
+                let fetch = fetch_secret(self.backend.pool(), realm_id, env, key, version);
+                self.read_secret(realm_id, env, key, version.is_none(), fetch).await
             }
 
             async fn secret_history(
                 &self,
-                realm_id: &str,
+                realm_id: &RealmId,
                 env: &str,
                 key: &str,
             ) -> StoreResult<Option<(SecretMeta, Vec<VersionMeta>)>> {
@@ -670,7 +667,7 @@ macro_rules! impl_sql_store {
                 .bind(realm_id)
                 .bind(env)
                 .bind(key)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.backend.pool())
                 .await?;
                 let Some(meta) = meta else { return Ok(None) };
                 let versions = sqlx::query(
@@ -680,7 +677,7 @@ macro_rules! impl_sql_store {
                 .bind(realm_id)
                 .bind(env)
                 .bind(key)
-                .fetch_all(&self.pool)
+                .fetch_all(self.backend.pool())
                 .await?
                 .iter()
                 .map(|r| {
@@ -696,7 +693,7 @@ macro_rules! impl_sql_store {
 
             async fn secret_list(
                 &self,
-                realm_id: &str,
+                realm_id: &RealmId,
                 env: &str,
                 prefix: &str,
                 after: Option<&str>,
@@ -711,7 +708,7 @@ macro_rules! impl_sql_store {
                 .bind(like_prefix(prefix))
                 .bind(after)
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(self.backend.pool())
                 .await?
                 .iter()
                 .map(meta_row)
@@ -720,13 +717,13 @@ macro_rules! impl_sql_store {
 
             async fn secret_delete(
                 &self,
-                realm_id: &str,
+                realm_id: &RealmId,
                 env: &str,
                 key: &str,
                 by: &str,
                 at: i64,
             ) -> StoreResult<bool> {
-                let _write = self.write_guard().await;
+                let _write = self.write_lock().await;
                 let mut tx = self.begin_write().await?;
                 let done = sqlx::query(
                     "UPDATE secrets SET deleted = TRUE, updated_at = $4, updated_by = $5 \
@@ -742,34 +739,45 @@ macro_rules! impl_sql_store {
                 if done.rows_affected() == 0 {
                     return Ok(false);
                 }
-                self.invalidate(realm_id, env, key);
-                let out = self.commit_change(tx, super::change::ChangeKind::Secret, &[]).await;
-                self.invalidate(realm_id, env, key);
+                self.evict(realm_id, env, key);
+                let out = self.commit_change(tx, ChangeKind::Secret, &[]).await;
+                self.evict(realm_id, env, key);
                 out?;
                 Ok(true)
             }
+        }
+
+        #[async_trait]
+        impl AuditStore for SqlStore<Backend> {
             fn single_writer(&self) -> bool {
-                $backend == "sqlite"
+                self.backend.single_writer().is_some()
             }
 
             fn set_chain_key(&self, key: arcan_crypto::ChainKey) {
-                let _ = self.chain_key.set(key);
+                self.put_chain_key(key);
             }
 
             fn audit_feed(&self) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<Vec<AuditRow>>>> {
-                self.feed()
+                self.live_feed()
             }
 
             async fn audit_signed_head(&self, chain: &str) -> StoreResult<Option<(arcan_crypto::ChainHead, String)>> {
                 let row = sqlx::query("SELECT * FROM audit_heads WHERE chain = $1")
                     .bind(chain)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.backend.pool())
                     .await?;
                 row.map(|r| head_row(chain, &r)).transpose()
             }
 
             async fn audit_append(&self, events: &[NewAuditEvent]) -> StoreResult<Vec<AuditRow>> {
-                self.append_audit(events).await
+                if let Some(writer) = self.backend.single_writer() {
+                    return writer.append_audit(events).await;
+                }
+                // Its own transaction; several nodes may append.
+                let mut tx = self.begin_write().await?;
+                let rows = audit_in_tx(&mut tx, self.loaded_chain_key()?, events).await?;
+                tx.commit().await?;
+                Ok(rows)
             }
 
             async fn audit_list(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRow>> {
@@ -788,7 +796,7 @@ macro_rules! impl_sql_store {
                 .bind(&f.outcome)
                 .bind(f.after)
                 .bind(f.limit)
-                .fetch_all(&self.pool)
+                .fetch_all(self.backend.pool())
                 .await?
                 .iter()
                 .map(audit_row)
@@ -800,7 +808,7 @@ macro_rules! impl_sql_store {
                     .bind(chain)
                     .bind(after_seq)
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.backend.pool())
                     .await?
                     .iter()
                     .map(audit_row)
@@ -810,7 +818,7 @@ macro_rules! impl_sql_store {
             async fn audit_checkpoint(&self, chain: &str) -> StoreResult<Option<(i64, String)>> {
                 let row = sqlx::query("SELECT seq, hash FROM audit_checkpoints WHERE chain = $1")
                     .bind(chain)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.backend.pool())
                     .await?;
                 Ok(row.map(|r| Ok::<_, sqlx::Error>((r.try_get("seq")?, r.try_get("hash")?))).transpose()?)
             }
@@ -819,7 +827,7 @@ macro_rules! impl_sql_store {
                 sqlx::query("SELECT * FROM audit_events WHERE gseq > $1 ORDER BY gseq LIMIT $2")
                     .bind(gseq)
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.backend.pool())
                     .await?
                     .iter()
                     .map(audit_row)
@@ -828,15 +836,15 @@ macro_rules! impl_sql_store {
 
             async fn audit_head(&self) -> StoreResult<i64> {
                 let row = sqlx::query("SELECT COALESCE(MAX(gseq), 0) AS head FROM audit_events")
-                    .fetch_one(&self.pool)
+                    .fetch_one(self.backend.pool())
                     .await?;
                 Ok(row.try_get("head")?)
             }
 
             async fn audit_prune(&self, before: i64) -> StoreResult<u64> {
-                let _write = self.write_guard().await;
-                let mut tx = self.pool.begin_with($begin).await?;
-                if let Some(lock) = $append_lock {
+                let _write = self.write_lock().await;
+                let mut tx = self.begin_write().await?;
+                if let Some(lock) = Backend::APPEND_LOCK {
                     sqlx::query(lock).execute(&mut *tx).await?;
                 }
                 let chains = sqlx::query(
@@ -845,7 +853,7 @@ macro_rules! impl_sql_store {
                 .bind(before)
                 .fetch_all(&mut *tx)
                 .await?;
-                let key = self.chain_key()?;
+                let key = self.loaded_chain_key()?;
                 let mut deleted = 0;
                 for c in &chains {
                     let chain: String = c.try_get("chain")?;
@@ -892,7 +900,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn sink_put(&self, sink: &SinkRow) -> StoreResult<()> {
-                let _write = self.write_guard().await;
+                let _write = self.write_lock().await;
                 let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO audit_sinks (name, kind, config, cursor, created_at) VALUES ($1, $2, $3, $4, $5) \
@@ -905,11 +913,11 @@ macro_rules! impl_sql_store {
                 .bind(sink.created_at)
                 .execute(&mut *tx)
                 .await?;
-                self.commit_change(tx, super::change::ChangeKind::Sink, &[]).await
+                self.commit_change(tx, ChangeKind::Sink, &[]).await
             }
 
             async fn sinks(&self) -> StoreResult<Vec<SinkRow>> {
-                let rows = sqlx::query("SELECT * FROM audit_sinks ORDER BY name").fetch_all(&self.pool).await?;
+                let rows = sqlx::query("SELECT * FROM audit_sinks ORDER BY name").fetch_all(self.backend.pool()).await?;
                 rows.iter()
                     .map(|r| {
                         Ok(SinkRow {
@@ -924,22 +932,22 @@ macro_rules! impl_sql_store {
             }
 
             async fn sink_delete(&self, name: &str) -> StoreResult<bool> {
-                let _write = self.write_guard().await;
+                let _write = self.write_lock().await;
                 let mut tx = self.begin_write().await?;
                 let done = sqlx::query("DELETE FROM audit_sinks WHERE name = $1").bind(name).execute(&mut *tx).await?;
                 if done.rows_affected() == 0 {
                     return Ok(false);
                 }
-                self.commit_change(tx, super::change::ChangeKind::Sink, &[]).await?;
+                self.commit_change(tx, ChangeKind::Sink, &[]).await?;
                 Ok(true)
             }
 
             async fn sink_advance(&self, name: &str, cursor: i64) -> StoreResult<()> {
-                let _write = self.write_guard().await;
+                let _write = self.write_lock().await;
                 sqlx::query("UPDATE audit_sinks SET cursor = $2 WHERE name = $1 AND cursor < $2")
                     .bind(name)
                     .bind(cursor)
-                    .execute(&self.pool)
+                    .execute(self.backend.pool())
                     .await?;
                 Ok(())
             }
@@ -947,8 +955,8 @@ macro_rules! impl_sql_store {
 
         /// Reads the current (or a given) version of a live secret.
         async fn fetch_secret(
-            pool: &sqlx::Pool<$db>,
-            realm_id: &str,
+            pool: &sqlx::Pool<Db>,
+            realm_id: &RealmId,
             env: &str,
             key: &str,
             version: Option<i64>,
@@ -978,7 +986,7 @@ macro_rules! impl_sql_store {
         }
 
         /// A stored head and its signature.
-        fn head_row(chain: &str, r: &$row) -> StoreResult<(arcan_crypto::ChainHead, String)> {
+        fn head_row(chain: &str, r: &DbRow) -> StoreResult<(arcan_crypto::ChainHead, String)> {
             Ok((
                 arcan_crypto::ChainHead {
                     chain: chain.to_owned(),
@@ -993,11 +1001,11 @@ macro_rules! impl_sql_store {
 
         /// Writes a chain's head, signed.
         async fn put_head_in_tx(
-            tx: &mut sqlx::Transaction<'_, $db>,
+            tx: &mut sqlx::Transaction<'_, Db>,
             key: &arcan_crypto::ChainKey,
             head: &arcan_crypto::ChainHead,
         ) -> StoreResult<()> {
-            sqlx::query(super::linking::HEAD_UPSERT)
+            sqlx::query(crate::linking::HEAD_UPSERT)
                 .bind(&head.chain)
                 .bind(head.seq)
                 .bind(&head.hash)
@@ -1009,33 +1017,33 @@ macro_rules! impl_sql_store {
             Ok(())
         }
 
-        /// The head a chain's next event links to (see [`super::linking::unsigned_head`]
+        /// The head a chain's next event links to (see [`crate::linking::unsigned_head`]
         /// for a chain without a signed head).
         async fn chain_head_in_tx(
-            tx: &mut sqlx::Transaction<'_, $db>,
+            tx: &mut sqlx::Transaction<'_, Db>,
             key: &arcan_crypto::ChainKey,
             chain: &str,
         ) -> StoreResult<arcan_crypto::ChainHead> {
-            let signed = sqlx::query(super::linking::HEAD_SELECT)
+            let signed = sqlx::query(crate::linking::HEAD_SELECT)
                 .bind(chain)
                 .fetch_optional(&mut **tx)
                 .await?;
             if let Some(r) = signed {
                 let (head, mac) = head_row(chain, &r)?;
-                return super::linking::verified_head(key, head, &mac);
+                return crate::linking::verified_head(key, head, &mac);
             }
-            let checkpoint = sqlx::query(super::linking::CHECKPOINT_SELECT)
+            let checkpoint = sqlx::query(crate::linking::CHECKPOINT_SELECT)
                 .bind(chain)
                 .fetch_optional(&mut **tx)
                 .await?
                 .map(|r| Ok::<_, sqlx::Error>((r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?)))
                 .transpose()?;
-            let later = sqlx::query(super::linking::LATER_EVENT)
+            let later = sqlx::query(crate::linking::LATER_EVENT)
                 .bind(chain)
                 .bind(checkpoint.as_ref().map_or(0, |c| c.0))
                 .fetch_optional(&mut **tx)
                 .await?;
-            super::linking::unsigned_head(chain, checkpoint, later.is_some())
+            crate::linking::unsigned_head(chain, checkpoint, later.is_some())
         }
 
         /// Chains and inserts audit events inside a transaction, and re-signs the head of
@@ -1043,7 +1051,7 @@ macro_rules! impl_sql_store {
         /// has events after its checkpoint but no head, or whose head's signature is wrong,
         /// was tampered with: nothing is appended to it.
         async fn audit_in_tx(
-            tx: &mut sqlx::Transaction<'_, $db>,
+            tx: &mut sqlx::Transaction<'_, Db>,
             key: &arcan_crypto::ChainKey,
             events: &[NewAuditEvent],
         ) -> StoreResult<Vec<AuditRow>> {
@@ -1054,18 +1062,18 @@ macro_rules! impl_sql_store {
             // committed in order, so a sink reading after its cursor never skips a row
             // committed late. Appends come last in their transaction, so the lock is held
             // only until the commit.
-            if let Some(lock) = $append_lock {
+            if let Some(lock) = Backend::APPEND_LOCK {
                 sqlx::query(lock).execute(&mut **tx).await?;
             }
             let events: Vec<&NewAuditEvent> = events.iter().collect();
-            let mut heads = super::linking::Heads::default();
-            for chain in super::linking::Heads::wanted(&events) {
+            let mut heads = crate::linking::Heads::default();
+            for chain in crate::linking::Heads::wanted(&events) {
                 let head = chain_head_in_tx(tx, key, chain).await;
                 heads.loaded(chain, head)?;
             }
             if heads.need_system() {
-                let head = chain_head_in_tx(tx, key, super::SYSTEM_CHAIN).await;
-                heads.loaded(super::SYSTEM_CHAIN, head)?;
+                let head = chain_head_in_tx(tx, key, crate::SYSTEM_CHAIN).await;
+                heads.loaded(crate::SYSTEM_CHAIN, head)?;
             }
             let linked = heads.link(key, &events)?;
             // Multi-row inserts: one statement per chunk instead of one per event. Chunks come in
@@ -1076,7 +1084,7 @@ macro_rules! impl_sql_store {
                 let size = AUDIT_INSERT_SIZES.iter().copied().find(|&n| n <= rest.len()).unwrap_or(1);
                 let (chunk, tail) = rest.split_at(size);
                 rest = tail;
-                let mut q = sqlx::QueryBuilder::<$db>::new(super::linking::EVENT_INSERT);
+                let mut q = sqlx::QueryBuilder::<Db>::new(crate::linking::EVENT_INSERT);
                 q.push_values(chunk, |mut b, l| {
                     let e = l.event;
                     b.push_bind(&e.id)
@@ -1104,12 +1112,81 @@ macro_rules! impl_sql_store {
                 .map(|l| ids.get(&(l.chain.to_owned(), l.seq)).copied())
                 .collect::<Option<Vec<i64>>>()
                 .ok_or_else(|| StoreError::Corrupt("insert returned no gseq".into()))?;
-            super::linking::stored_rows(linked, gseqs)
+            crate::linking::stored_rows(linked, gseqs)
+        }
+
+        /// One KV write inside a transaction. The first statement writes, so the transaction
+        /// takes the write lock at once (no read-then-upgrade deadlock on SQLite, a row lock
+        /// on PostgreSQL). A CAS mismatch changes nothing. (The SQLite writer runs the same
+        /// statements, see [`crate::linking`].)
+        async fn put_in_tx(
+            tx: &mut sqlx::Transaction<'_, Db>,
+            realm_id: &RealmId,
+            w: &SecretWrite,
+            cas: Option<i64>,
+        ) -> StoreResult<WriteOutcome> {
+            let row = sqlx::query(&crate::linking::secret_upsert(cas))
+                .bind(realm_id)
+                .bind(&w.env)
+                .bind(&w.key)
+                .bind(w.at)
+                .bind(&w.by)
+                .fetch_optional(&mut **tx)
+                .await?;
+            let Some(row) = row else {
+                let current = sqlx::query(crate::linking::CURRENT_VERSION)
+                    .bind(realm_id)
+                    .bind(&w.env)
+                    .bind(&w.key)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .map(|r| r.try_get("current_version"))
+                    .transpose()?
+                    .unwrap_or(0);
+                return Ok(WriteOutcome::CasMismatch { current });
+            };
+            let meta = meta_row(&row)?;
+            sqlx::query(crate::linking::VERSION_INSERT)
+                .bind(realm_id)
+                .bind(&w.env)
+                .bind(&w.key)
+                .bind(meta.version)
+                .bind(&w.sealed)
+                .bind(w.at)
+                .bind(&w.by)
+                .execute(&mut **tx)
+                .await?;
+            Ok(WriteOutcome::Written(meta))
+        }
+
+        /// Inserts a lease inside a transaction.
+        async fn lease_insert(tx: &mut sqlx::Transaction<'_, Db>, l: &LeaseRecord) -> StoreResult<()> {
+            sqlx::query(crate::linking::LEASE_INSERT)
+                .bind(&l.id)
+                .bind(&l.realm_id)
+                .bind(&l.mount_id)
+                .bind(&l.mount)
+                .bind(&l.role)
+                .bind(&l.plugin)
+                .bind(&l.role_definition)
+                .bind(&l.internal)
+                .bind(l.issued_at)
+                .bind(l.expires_at)
+                .bind(l.max_expires_at)
+                .bind(l.renewable)
+                .bind(l.revocable)
+                .bind(l.state)
+                .bind(&l.issued_by)
+                .bind(&l.token_id)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_unique)?;
+            Ok(())
         }
 
         async fn insert_binding<'e, E>(exec: E, b: &Binding) -> StoreResult<()>
         where
-            E: sqlx::Executor<'e, Database = $db>,
+            E: sqlx::Executor<'e, Database = Db>,
         {
             sqlx::query(
                 "INSERT INTO bindings (id, realm_id, subject_kind, subject_id, role, created_at, created_by) \
