@@ -5,6 +5,7 @@
 //! `cargo run --release -p arcan --example plugin_dispatch -- PLUGINS_DIR [CALLS]`
 //! (`PLUGINS_DIR` from `scripts/build-plugins`).
 
+use arcan_store::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

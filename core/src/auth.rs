@@ -5,17 +5,18 @@
 //! evicts at once.
 
 use crate::rbac::{Access, Capability, Ceiling, Decision, Request, Scope, evaluate};
-use crate::store::{Store, StoreError, TokenRecord, User};
+use crate::store::{RealmId, StoreError, TokenId, TokenRecord, User, UserId};
+use arcan_store::prelude::*;
 
 /// The authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Principal {
     /// User id.
-    pub user_id: String,
+    pub user_id: UserId,
     /// User email.
     pub email: String,
     /// Token id (safe to log).
-    pub token_id: String,
+    pub token_id: TokenId,
     /// Token hash (cache key).
     pub token_hash: String,
     /// Superuser (the bootstrap root).
@@ -25,7 +26,7 @@ pub struct Principal {
     /// Token ceiling.
     pub ceiling: Ceiling,
     /// Realm the token is restricted to.
-    pub realm_id: Option<String>,
+    pub realm_id: Option<RealmId>,
     /// Token expiry (unix ms).
     pub expires_at: i64,
     /// Minted from another token through the API (not a login or bootstrap token).

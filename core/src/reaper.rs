@@ -22,8 +22,9 @@ use crate::engine::leases::{claim_ms, revoke_claimed};
 use crate::engine::registry::Engines;
 use crate::lifecycle::{Lifecycle, Stage};
 use crate::plugin::CallInfo;
-use crate::store::{LeaseRecord, lease_state};
+use crate::store::{LeaseRecord, LeaseState, Outcome, RealmId};
 use crate::util::{new_id, now_ms, rfc3339};
+use arcan_store::prelude::*;
 
 /// Revocations running at once.
 const PARALLEL: usize = 4;
@@ -82,7 +83,7 @@ pub async fn run_once(
     if due.is_empty() {
         return Ok(0);
     }
-    let slugs: HashMap<String, String> = store
+    let slugs: HashMap<RealmId, String> = store
         .realms_all()
         .await?
         .into_iter()
@@ -151,7 +152,7 @@ async fn reap(engines: &Arc<Engines>, cfg: &ReaperConfig, realm: &str, lease: Le
                 &lease,
                 &info,
                 "lease.revoke",
-                "success",
+                Outcome::Success,
                 None,
             )
             .await;
@@ -171,7 +172,7 @@ async fn reap(engines: &Arc<Engines>, cfg: &ReaperConfig, realm: &str, lease: Le
                     &lease,
                     &info,
                     "lease.irrevocable",
-                    "error",
+                    Outcome::Error,
                     Some(&why),
                 )
                 .await;
@@ -179,7 +180,7 @@ async fn reap(engines: &Arc<Engines>, cfg: &ReaperConfig, realm: &str, lease: Le
                     .lease_finish(
                         &lease.realm_id,
                         &lease.id,
-                        lease_state::IRREVOCABLE,
+                        LeaseState::Irrevocable,
                         now_ms(),
                         Some(&why),
                     )
@@ -203,7 +204,7 @@ async fn reap(engines: &Arc<Engines>, cfg: &ReaperConfig, realm: &str, lease: Le
                     &lease,
                     &info,
                     "lease.revoke",
-                    "failure",
+                    Outcome::Failure,
                     Some(&why),
                 )
                 .await;
@@ -233,7 +234,7 @@ async fn emit(
     lease: &LeaseRecord,
     info: &CallInfo,
     action: &str,
-    outcome: &str,
+    outcome: Outcome,
     error: Option<&str>,
 ) {
     let sv = &engines.services;
@@ -253,11 +254,11 @@ async fn emit(
                 user_id: Some("system:reaper".into()),
                 ..Actor::default()
             },
-            realm_id: Some(lease.realm_id.clone()),
+            realm_id: Some(lease.realm_id.to_string()),
             realm: Some(realm.to_owned()),
             action: action.into(),
-            target: lease.id.clone(),
-            outcome: outcome.into(),
+            target: lease.id.to_string(),
+            outcome,
             status: None,
             detail: Some(serde_json::json!({
                 "mount": lease.mount, "role": lease.role, "plugin": lease.plugin,

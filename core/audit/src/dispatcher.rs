@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Event, SYSTEM_CHAIN};
 use arcan_lifecycle::{Lifecycle, Stage};
-use arcan_store::{NewAuditEvent, Store};
+use arcan_store::prelude::*;
+use arcan_store::{NewAuditEvent, RealmId};
 
 /// When a request is acknowledged relative to its audit event.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -307,9 +308,9 @@ pub fn to_row(e: &Event) -> NewAuditEvent {
             .clone()
             .unwrap_or_else(|| SYSTEM_CHAIN.to_owned()),
         time: e.time_ms,
-        realm_id: e.realm_id.clone(),
+        realm_id: e.realm_id.clone().map(RealmId::from),
         action: e.action.clone(),
-        outcome: e.outcome.clone(),
+        outcome: e.outcome,
         actor: e.actor.user_id.clone(),
         body: serde_json::to_string(e).unwrap_or_default(),
     }

@@ -23,7 +23,7 @@ pub use dispatcher::{AuditMode, AuditStats, Auditor, NotDurable, Receipt, to_row
 
 use arcan_crypto::{CryptoError, Keyring, hmac_hex};
 
-pub use arcan_store::SYSTEM_CHAIN;
+pub use arcan_store::{Outcome, SYSTEM_CHAIN};
 
 /// Who acted.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -60,7 +60,7 @@ pub struct Event {
     /// On what, e.g. the request path.
     pub target: String,
     /// `success`, `denied`, `failure` or `error`.
-    pub outcome: String,
+    pub outcome: Outcome,
     /// HTTP status, when the event comes from a request.
     pub status: Option<u16>,
     /// Action-specific facts (never secret values; HMACs where correlation is needed).
@@ -68,13 +68,8 @@ pub struct Event {
 }
 
 /// The outcome class of an HTTP status.
-pub fn outcome_of(status: u16) -> &'static str {
-    match status {
-        s if s < 400 => "success",
-        401 | 403 | 404 | 429 => "denied",
-        s if s < 500 => "failure",
-        _ => "error",
-    }
+pub fn outcome_of(status: u16) -> Outcome {
+    Outcome::of_status(status)
 }
 
 /// HMAC-SHA256 of a value under the deployment's audit key (derived from the system key),

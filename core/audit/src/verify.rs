@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use super::Event;
 use arcan_crypto::{CHAIN_GENESIS, ChainKey};
-use arcan_store::{Store, StoreError};
+use arcan_store::StoreError;
+use arcan_store::prelude::*;
 
 /// The result of verifying one chain.
 #[derive(Debug, Clone, Serialize)]
@@ -87,7 +88,7 @@ pub async fn verify_chain(
             }
             let consistent = serde_json::from_str::<Event>(&r.body).is_ok_and(|b| {
                 b.id == r.id
-                    && b.realm_id == r.realm_id
+                    && b.realm_id.as_deref() == r.realm_id.as_deref()
                     && b.action == r.action
                     && b.outcome == r.outcome
                     && b.time_ms == r.time

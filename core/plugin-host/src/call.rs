@@ -326,7 +326,7 @@ impl<'r> EngineCall<'r> {
             request_id: info.request_id.clone(),
             user_id: info.user_id.clone(),
             token_id: info.token_id.clone(),
-            realm_id: scope.realm_id.clone(),
+            realm_id: scope.realm_id.to_string(),
             realm: scope.realm.clone(),
             mount: scope.mount.clone(),
             lease_id: info.lease_id.clone(),

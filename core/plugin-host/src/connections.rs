@@ -25,7 +25,8 @@ use super::manifest::{HostCapability, valid_name};
 pub use super::postgres_url::sql_error;
 use super::postgres_url::{self, PgTarget};
 use arcan_crypto::Keyring;
-use arcan_store::Store;
+use arcan_store::RealmId;
+use arcan_store::prelude::*;
 use arcan_store::sealing::SealError;
 use arcan_store::sealing::{Purpose, open_in_realm, seal_in_realm};
 
@@ -380,7 +381,7 @@ pub fn parse_specs(v: Value) -> Result<BTreeMap<String, ConnectionSpec>, String>
 pub async fn seal_specs(
     store: &dyn Store,
     keyring: &Keyring,
-    realm_id: &str,
+    realm_id: &RealmId,
     mount_id: &str,
     specs: &BTreeMap<String, ConnectionSpec>,
 ) -> Result<Vec<u8>, SealError> {
@@ -400,7 +401,7 @@ pub async fn seal_specs(
 pub async fn open_specs(
     store: &dyn Store,
     keyring: &Keyring,
-    realm_id: &str,
+    realm_id: &RealmId,
     mount_id: &str,
     sealed: &[u8],
 ) -> Result<BTreeMap<String, ConnectionSpec>, SealError> {

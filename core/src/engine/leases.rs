@@ -10,8 +10,9 @@ use super::EngineError;
 use super::registry::Engines;
 use super::sealing::{Purpose, open_in_realm, seal_in_realm};
 use crate::plugin::{CallError, CallInfo, ErrorKind};
-use crate::store::{LeaseRecord, MountRecord, lease_state};
+use crate::store::{LeaseId, LeaseRecord, LeaseState, MountRecord, RealmId, TokenId};
 use crate::util::{add_secs_ms, now_ms};
+use arcan_store::prelude::*;
 
 /// A role as the host stores it: TTL policy around the engine's own definition.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,7 +50,7 @@ fn secs(d: Duration) -> u64 {
 /// Issues a credential for `role` of the mount `mount` in `realm`.
 pub async fn issue(
     engines: &Engines,
-    realm: (&str, &str),
+    realm: (&RealmId, &str),
     mount: &str,
     role: &str,
     ttl: Option<Duration>,
@@ -142,8 +143,8 @@ pub async fn issue(
         Err(e) => return Err(undo(e.into()).await),
     };
     let lease = LeaseRecord {
-        id,
-        realm_id: realm_id.to_owned(),
+        id: id.into(),
+        realm_id: realm_id.clone(),
         mount_id: h.record.id.clone(),
         mount: mount.to_owned(),
         role: role.to_owned(),
@@ -155,9 +156,9 @@ pub async fn issue(
         max_expires_at,
         renewable: cred.renewable,
         revocable: cred.revocable,
-        state: lease_state::ACTIVE.into(),
+        state: LeaseState::Active,
         issued_by: info.user_id.clone(),
-        token_id: info.token_id.clone(),
+        token_id: info.token_id.clone().map(TokenId::from),
         attempts: 0,
         next_attempt_at: None,
         claimed_until: None,
@@ -173,7 +174,7 @@ pub async fn issue(
 /// The call context of an engine call about `lease`.
 fn lease_info(lease: &LeaseRecord, info: CallInfo) -> CallInfo {
     CallInfo {
-        lease_id: Some(lease.id.clone()),
+        lease_id: Some(lease.id.to_string()),
         role: Some(lease.role.clone()),
         ..info
     }
@@ -207,8 +208,8 @@ async fn internal_of(engines: &Engines, lease: &LeaseRecord) -> Result<String, E
 /// Renews an active lease by `ttl` (default: its original duration), bounded by its max ttl.
 pub async fn renew(
     engines: &Engines,
-    realm: (&str, &str),
-    lease_id: &str,
+    realm: (&RealmId, &str),
+    lease_id: &LeaseId,
     ttl: Option<Duration>,
     info: CallInfo,
 ) -> Result<LeaseRecord, EngineError> {
@@ -219,7 +220,7 @@ pub async fn renew(
         .await?
         .ok_or_else(|| EngineError::NotFound("lease not found".into()))?;
     let now = now_ms();
-    if lease.state != lease_state::ACTIVE {
+    if lease.state != LeaseState::Active {
         return Err(EngineError::Conflict(format!("lease is {}", lease.state)));
     }
     if lease.expires_at <= now {
@@ -285,9 +286,9 @@ pub async fn revoke_claimed(
     realm_slug: &str,
     lease: &LeaseRecord,
     info: CallInfo,
-) -> Result<&'static str, EngineError> {
+) -> Result<LeaseState, EngineError> {
     if !lease.revocable {
-        return Ok(lease_state::EXPIRED);
+        return Ok(LeaseState::Expired);
     }
     let record = lease_mount(engines, lease).await?.ok_or_else(|| {
         EngineError::Conflict(format!("engine `{}` is no longer mounted", lease.mount))
@@ -303,7 +304,7 @@ pub async fn revoke_claimed(
             internal,
         )
         .await?;
-    Ok(lease_state::REVOKED)
+    Ok(LeaseState::Revoked)
 }
 
 /// How long a revocation holds its claim on a lease.
@@ -315,8 +316,8 @@ pub fn claim_ms(engines: &Engines, grace: Duration) -> i64 {
 /// Revokes a lease now (API). Revoking a lease that is no longer active is a no-op.
 pub async fn revoke(
     engines: &Engines,
-    realm: (&str, &str),
-    lease_id: &str,
+    realm: (&RealmId, &str),
+    lease_id: &LeaseId,
     grace: Duration,
     info: CallInfo,
 ) -> Result<LeaseRecord, EngineError> {
@@ -329,7 +330,7 @@ pub async fn revoke(
     else {
         return match store.lease_get(realm_id, lease_id).await? {
             None => Err(EngineError::NotFound("lease not found".into())),
-            Some(l) if l.state != lease_state::ACTIVE => Ok(l),
+            Some(l) if l.state != LeaseState::Active => Ok(l),
             Some(_) => Err(EngineError::Conflict(
                 "a revocation of this lease is in progress".into(),
             )),
@@ -357,7 +358,7 @@ pub async fn revoke(
                 .lease_finish(realm_id, lease_id, state, at, None)
                 .await?;
             Ok(LeaseRecord {
-                state: state.into(),
+                state,
                 revoked_at: Some(at),
                 ..lease
             })
@@ -394,7 +395,7 @@ pub struct UnmountReport {
 /// irrevocable (visible in listings and status) and the mount is removed.
 pub async fn unmount(
     engines: &Engines,
-    realm: (&str, &str),
+    realm: (&RealmId, &str),
     mount: &str,
     force: bool,
     grace: Duration,
@@ -413,7 +414,7 @@ pub async fn unmount(
             .lease_claim(realm_id, &lease.id, now, now + claim_ms(engines, grace))
             .await?
         else {
-            report.failed.push(lease.id);
+            report.failed.push(lease.id.into());
             continue;
         };
         match revoke_claimed(engines, realm_slug, &lease, info.clone()).await {
@@ -421,7 +422,7 @@ pub async fn unmount(
                 store
                     .lease_finish(realm_id, &lease.id, state, now_ms(), None)
                     .await?;
-                if state == lease_state::EXPIRED {
+                if state == LeaseState::Expired {
                     report.expired += 1;
                 } else {
                     report.revoked += 1;
@@ -433,13 +434,13 @@ pub async fn unmount(
                     .lease_finish(
                         realm_id,
                         &lease.id,
-                        lease_state::IRREVOCABLE,
+                        LeaseState::Irrevocable,
                         now_ms(),
                         Some(&why),
                     )
                     .await?;
                 tracing::error!(lease = %lease.id, realm = %realm_slug, error = %why, "lease irrevocable");
-                report.failed.push(lease.id);
+                report.failed.push(lease.id.into());
             }
             Err(e) => {
                 store
@@ -451,7 +452,7 @@ pub async fn unmount(
                         &e.to_string(),
                     )
                     .await?;
-                report.failed.push(lease.id);
+                report.failed.push(lease.id.into());
             }
         }
     }

@@ -17,6 +17,7 @@ use crate::plugin::{
     CallInfo, EngineCall, HostCapability, LoadedPlugin, Manifest, PluginError, Runtime,
 };
 use crate::store::{MountRecord, Store};
+use arcan_store::prelude::*;
 
 /// The name of the built-in KV engine in listings.
 pub const BUILTIN_KV: &str = "kv";

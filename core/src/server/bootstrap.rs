@@ -17,8 +17,9 @@ use crate::crypto::{
     CryptoError, FileKeyProvider, KeyProvider, Keyring, generate_master_key_file, generate_token,
     hash_token,
 };
-use crate::store::{DataKey, PgStore, SqliteStore, Store, StoreError, TokenRecord, User};
+use crate::store::{DataKey, PgStore, SqliteStore, StoreError, TokenRecord, User};
 use crate::util::{new_id, now_ms};
+use arcan_store::prelude::*;
 
 /// What the server needs to start.
 pub struct Boot {
@@ -183,7 +184,7 @@ async fn bootstrap_root(config: &Config, store: &dyn Store) -> anyhow::Result<()
     let unusable = hash_token(&generate_token());
     store
         .user_create(&User {
-            id: id.clone(),
+            id: id.clone().into(),
             email: "root@arcan.local".into(),
             password_hash: format!("!{unusable}"),
             superuser: true,
@@ -194,9 +195,9 @@ async fn bootstrap_root(config: &Config, store: &dyn Store) -> anyhow::Result<()
     let secret = generate_token();
     store
         .token_create(&TokenRecord {
-            id: new_id(),
+            id: new_id().into(),
             hash: hash_token(&secret),
-            user_id: id,
+            user_id: id.into(),
             parent_id: None,
             name: "root".into(),
             capabilities: None,

@@ -26,6 +26,7 @@ use salvo::prelude::*;
 
 use crate::config::Config;
 use crate::lifecycle::Stage;
+use arcan_store::prelude::*;
 use state::AppState;
 
 /// TLS 1.3 and 1.2; nothing older.

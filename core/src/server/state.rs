@@ -18,6 +18,7 @@ use crate::lifecycle::Lifecycle;
 use crate::plugin::PluginError;
 use crate::rbac::Access;
 use crate::store::{Realm, Store};
+use arcan_store::prelude::*;
 
 /// How long cached token, realm and access lookups live. Changes made on this node
 /// invalidate them at once; other nodes sharing a PostgreSQL store see them within this.
@@ -42,7 +43,7 @@ pub struct AppState {
     /// Realm slug → realm.
     pub realms: moka::sync::Cache<String, Arc<Realm>>,
     /// (realm id, token id) → access.
-    pub access: moka::sync::Cache<(String, String), Arc<Access>>,
+    pub access: moka::sync::Cache<(arcan_store::RealmId, arcan_store::TokenId), Arc<Access>>,
     /// The audit dispatcher.
     pub audit: Auditor,
     /// Running audit sinks.

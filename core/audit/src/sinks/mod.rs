@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 use super::dispatcher::{AuditStats, SinkStats};
 use arcan_crypto::{CryptoError, Keyring, open, seal};
 use arcan_lifecycle::{Lifecycle, Stage};
-use arcan_store::{AuditRow, SinkRow, Store};
+use arcan_store::prelude::*;
+use arcan_store::{AuditRow, SinkRow};
 
 pub use syslog::{SyslogConfig, SyslogProtocol};
 pub use webhook::WebhookConfig;
@@ -410,7 +411,7 @@ mod tests {
             time: 0,
             realm_id: None,
             action: "a".into(),
-            outcome: "success".into(),
+            outcome: arcan_store::Outcome::Success,
             actor: None,
             body: r#"{"id":"e1","detail":{"k":"v}"}}"#.into(),
             prev_hash: "p".into(),

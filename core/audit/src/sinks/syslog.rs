@@ -7,7 +7,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
 
 use super::delivered_json;
-use arcan_store::AuditRow;
+use arcan_store::{AuditRow, Outcome};
 
 /// Transport.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -139,18 +139,18 @@ pub(super) struct Syslog {
     tcp: Option<Conn>,
 }
 
-fn severity(outcome: &str) -> u8 {
+fn severity(outcome: Outcome) -> u8 {
     match outcome {
-        "success" => 6,            // informational
-        "denied" | "failure" => 5, // notice
-        _ => 3,                    // error
+        Outcome::Success => 6,                   // informational
+        Outcome::Denied | Outcome::Failure => 5, // notice
+        Outcome::Error => 3,                     // error
     }
 }
 
 /// One RFC 5424 message: `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG`.
 pub(super) fn format(config: &SyslogConfig, hostname: &str, row: &AuditRow) -> String {
     let time = arcan_util::rfc3339(row.time);
-    let pri = u16::from(config.facility) * 8 + u16::from(severity(&row.outcome));
+    let pri = u16::from(config.facility) * 8 + u16::from(severity(row.outcome));
     let msg = delivered_json(row);
     format!(
         "<{pri}>1 {time} {hostname} {} {} audit [arcan@32473 id=\"{}\" seq=\"{}\"] {msg}",

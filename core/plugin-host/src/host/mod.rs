@@ -31,7 +31,7 @@ use super::model::HostFault;
 use super::runtime::CallLimits;
 use arcan_audit::Auditor;
 use arcan_crypto::Keyring;
-use arcan_store::Store;
+use arcan_store::prelude::*;
 
 /// Bytes of stdout/stderr kept per call (then routed to the log).
 const OUTPUT_CAPACITY: usize = 64 * 1024;
@@ -60,7 +60,7 @@ impl std::fmt::Debug for HostServices {
 #[derive(Debug)]
 pub struct MountScope {
     /// Realm id.
-    pub realm_id: String,
+    pub realm_id: arcan_store::RealmId,
     /// Realm slug.
     pub realm: String,
     /// Mount id (plugin data is keyed by it).

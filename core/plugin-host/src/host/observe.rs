@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::HostState;
 use super::wit::latest::arcan::plugin::{audit, log};
-use arcan_audit::{Actor, Event};
+use arcan_audit::{Actor, Event, Outcome};
 use arcan_util::{new_id, now_ms, rfc3339};
 
 /// Longest log line kept.
@@ -116,7 +116,7 @@ impl audit::Host for HostState {
                 let _ = self.emit_event(
                     "plugin.audit_quota_exceeded".into(),
                     s.plugin.clone(),
-                    "failure",
+                    Outcome::Failure,
                     f,
                 );
             }
@@ -131,7 +131,7 @@ impl audit::Host for HostState {
         self.emit_event(
             format!("plugin.{}.{}", s.plugin, action_name(&action)),
             truncate(&target, MAX_DETAIL_BYTES).to_owned(),
-            "success",
+            Outcome::Success,
             fields,
         )
         .map_err(|e| wasmtime::Error::msg(format!("audit event refused: {e}")))
@@ -145,7 +145,7 @@ impl HostState {
         &self,
         action: String,
         target: String,
-        outcome: &str,
+        outcome: Outcome,
         mut fields: Map<String, Value>,
     ) -> Result<(), arcan_audit::NotDurable> {
         let s = &self.scope;
@@ -162,11 +162,11 @@ impl HostState {
             time_ms: now,
             request_id: Some(self.call.request_id.clone()),
             actor: self.call.actor(),
-            realm_id: Some(s.realm_id.clone()),
+            realm_id: Some(s.realm_id.to_string()),
             realm: Some(s.realm.clone()),
             action,
             target,
-            outcome: outcome.into(),
+            outcome,
             status: None,
             detail: Some(Value::Object(fields)),
         })?;

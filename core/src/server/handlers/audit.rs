@@ -21,6 +21,7 @@ use crate::audit::verify::{Verification, verify_chain};
 
 use crate::store::{AuditFilter, SinkRow};
 use crate::util::now_ms;
+use arcan_store::prelude::*;
 use sinks::{AddedSink, ListedSink};
 
 /// A page of events.
@@ -70,16 +71,27 @@ pub async fn list(
                 .map_err(|_| ApiError::bad_request("invalid cursor"))
         })
         .transpose()?;
+    let outcome = outcome
+        .into_inner()
+        .map(|o| o.parse::<arcan_store::Outcome>());
     let filter = AuditFilter {
         realm_id: ctx.realm.id.clone(),
         since: since.into_inner().as_deref().map(parse_time).transpose()?,
         until: until.into_inner().as_deref().map(parse_time).transpose()?,
         actor: actor.into_inner(),
         action: action.into_inner(),
-        outcome: outcome.into_inner(),
+        outcome: outcome.clone().and_then(Result::ok),
         after,
         limit: limit + 1,
     };
+    // An outcome that is none of the four matches no event.
+    if matches!(outcome, Some(Err(_))) {
+        return Ok(Json(EventPage {
+            items: Vec::new(),
+            next_cursor: None,
+            has_more: false,
+        }));
+    }
     let mut rows = st.store.audit_list(&filter).await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);

@@ -19,6 +19,7 @@ use crate::crypto::{generate_token, hash_password, hash_token, verify_password};
 use crate::rbac::{Capability, Decision};
 use crate::store::{StoreError, TokenRecord, User};
 use crate::util::{new_id, now_ms, rfc3339};
+use arcan_store::prelude::*;
 
 /// Shortest accepted password.
 pub const MIN_PASSWORD_LEN: usize = 12;
@@ -110,7 +111,7 @@ pub async fn register(
     .await
     .map_err(ApiError::internal)??;
     let user = User {
-        id: new_id(),
+        id: new_id().into(),
         email,
         password_hash: hash,
         superuser: false,
@@ -123,7 +124,7 @@ pub async fn register(
     })?;
     res.status_code(StatusCode::CREATED);
     Ok(Json(UserInfo {
-        id: user.id,
+        id: user.id.into(),
         email: user.email,
         created_at: rfc3339(user.created_at),
     }))
@@ -198,7 +199,7 @@ pub async fn login(
     let secret = generate_token();
     let now = now_ms();
     let record = TokenRecord {
-        id: new_id(),
+        id: new_id().into(),
         hash: hash_token(&secret),
         user_id: user.id.clone(),
         parent_id: None,
@@ -214,7 +215,7 @@ pub async fn login(
     st.store.token_create(&record).await?;
     Ok(Json(LoginToken {
         token: secret.to_string(),
-        token_id: record.id,
+        token_id: record.id.into(),
         expires_at: rfc3339(record.expires_at),
     }))
 }

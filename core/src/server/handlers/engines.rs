@@ -29,6 +29,7 @@ use crate::plugin::manifest::valid_name;
 use crate::rbac::Capability;
 use crate::store::{EngineRoleRecord, MountRecord};
 use crate::util::{new_id, now_ms};
+use arcan_store::prelude::*;
 use responses::{
     BuiltinMount, DescribedMount, EngineRole, EngineRoleList, IssuedCredential, Mount, MountDetail,
     MountEntry, MountList, PluginList, RootRotated, Unmounted,
@@ -96,8 +97,8 @@ pub fn call_info(req: &Request, depot: &Depot) -> CallInfo {
             .get_typed::<RequestId>()
             .map(|r| r.0.clone())
             .unwrap_or_default(),
-        user_id: p.as_ref().map(|p| p.user_id.clone()),
-        token_id: p.as_ref().map(|p| p.token_id.clone()),
+        user_id: p.as_ref().map(|p| p.user_id.to_string()),
+        token_id: p.as_ref().map(|p| p.token_id.to_string()),
         ip: req.remote_addr().ip().map(|ip| ip.to_string()),
         lease_id: None,
         role: None,
@@ -176,7 +177,7 @@ pub async fn enable(
         connections: public_view(&specs).to_string(),
         connections_sealed: Vec::new(),
         created_at: now,
-        created_by: who.user_id.clone(),
+        created_by: who.user_id.to_string(),
         updated_at: now,
     };
     let handle = engines.build(

@@ -14,8 +14,9 @@ use super::super::middleware::policy::resolve_realm;
 use super::super::state::state;
 use super::engines::{call_info, duration};
 use crate::engine::leases;
-use crate::store::{LeaseFilter, LeaseRecord, lease_state};
+use crate::store::{LeaseFilter, LeaseId, LeaseRecord, LeaseState};
 use crate::util::rfc3339;
+use arcan_store::prelude::*;
 
 /// Body naming a lease.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -72,11 +73,11 @@ pub struct Lease {
 impl From<&LeaseRecord> for Lease {
     fn from(l: &LeaseRecord) -> Self {
         Self {
-            id: l.id.clone(),
+            id: l.id.to_string(),
             mount: l.mount.clone(),
             role: l.role.clone(),
             plugin: l.plugin.clone(),
-            state: l.state.clone(),
+            state: l.state.to_string(),
             issued_at: rfc3339(l.issued_at),
             expires_at: rfc3339(l.expires_at),
             max_expires_at: rfc3339(l.max_expires_at),
@@ -134,20 +135,13 @@ pub async fn list(
     let ctx = resolve_realm(depot)?;
     let limit = page_limit(limit.into_inner())?;
     // `?state=` (read by hand: `state` is the name of the state accessor here).
-    let state_filter = req.query::<String>("state");
-    if let Some(s) = &state_filter
-        && ![
-            lease_state::ACTIVE,
-            lease_state::REVOKED,
-            lease_state::EXPIRED,
-            lease_state::IRREVOCABLE,
-        ]
-        .contains(&s.as_str())
-    {
-        return Err(ApiError::bad_request(
-            "state must be active, revoked, expired or irrevocable",
-        ));
-    }
+    let state_filter = req
+        .query::<String>("state")
+        .map(|s| s.parse::<LeaseState>())
+        .transpose()
+        .map_err(|_| {
+            ApiError::bad_request("state must be active, revoked, expired or irrevocable")
+        })?;
     let mut rows = st
         .store
         .leases(
@@ -185,7 +179,7 @@ pub async fn get(
     let ctx = resolve_realm(depot)?;
     let l = st
         .store
-        .lease_get(&ctx.realm.id, &id)
+        .lease_get(&ctx.realm.id, &LeaseId::from(id.into_inner()))
         .await?
         .ok_or_else(|| ApiError::not_found("lease not found"))?;
     Ok(Json(Lease::from(&l)))
@@ -212,7 +206,7 @@ pub async fn renew(
     let l = leases::renew(
         &st.engines,
         (&ctx.realm.id, &ctx.realm.slug),
-        &body.0.lease_id,
+        &LeaseId::from(body.0.lease_id.as_str()),
         ttl,
         call_info(req, depot),
     )
@@ -239,7 +233,7 @@ pub async fn revoke(
     let l = leases::revoke(
         &st.engines,
         (&ctx.realm.id, &ctx.realm.slug),
-        &body.0.lease_id,
+        &LeaseId::from(body.0.lease_id.as_str()),
         st.config.reaper.grace,
         call_info(req, depot),
     )
@@ -272,14 +266,14 @@ pub async fn revoke_prefix(
                 &ctx.realm.id,
                 &LeaseFilter {
                     prefix: Some(prefix.clone()),
-                    state: Some(lease_state::ACTIVE.into()),
+                    state: Some(LeaseState::Active),
                     after: after.clone(),
                     limit: 500,
                 },
             )
             .await?;
         let Some(last) = page.last() else { break };
-        after = Some(last.id.clone());
+        after = Some(last.id.to_string());
         for l in page {
             match leases::revoke(
                 &st.engines,
@@ -290,9 +284,9 @@ pub async fn revoke_prefix(
             )
             .await
             {
-                Ok(_) => revoked.push(l.id),
+                Ok(_) => revoked.push(l.id.into_string()),
                 Err(e) => failed.push(RevokeFailure {
-                    lease_id: l.id,
+                    lease_id: l.id.into_string(),
                     error: e.to_string(),
                 }),
             }

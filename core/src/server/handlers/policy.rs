@@ -18,6 +18,7 @@ use crate::rbac::{
 };
 use crate::store::{Binding, Role, StoreError, Subject};
 use crate::util::{new_id, now_ms, rfc3339};
+use arcan_store::prelude::*;
 
 /// A role (built-in or custom).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -78,7 +79,7 @@ pub struct BindingInfo {
 impl From<&Binding> for BindingInfo {
     fn from(b: &Binding) -> Self {
         Self {
-            id: b.id.clone(),
+            id: b.id.to_string(),
             subject: format!("{}:{}", b.subject.kind(), b.subject.id()),
             role: b.role.clone(),
             created_at: rfc3339(b.created_at),
@@ -129,7 +130,7 @@ fn check_delegation(access: &Access, caps: &[Capability], scope: &Scope) -> ApiR
 /// The capabilities and narrowing of a role in a realm (built-in or custom), if it exists.
 async fn role_rights(
     st: &AppState,
-    realm_id: &str,
+    realm_id: &arcan_store::RealmId,
     name: &str,
 ) -> ApiResult<Option<(Vec<Capability>, Scope)>> {
     if let Some(caps) = builtin_role(name) {
@@ -332,7 +333,7 @@ pub async fn bind(
             let user = if who.contains('@') {
                 st.store.user_by_email(&who.to_lowercase()).await?
             } else {
-                st.store.user_by_id(who).await?
+                st.store.user_by_id(&who.into()).await?
             };
             Subject::User(
                 user.ok_or_else(|| ApiError::bad_request(format!("no user `{who}`")))?
@@ -342,7 +343,7 @@ pub async fn bind(
         Some(("token", id)) => {
             let token = st
                 .store
-                .token_by_id(id)
+                .token_by_id(&id.into())
                 .await?
                 .ok_or_else(|| ApiError::bad_request(format!("no token `{id}`")))?;
             Subject::Token(token.id)
@@ -354,12 +355,12 @@ pub async fn bind(
         }
     };
     let binding = Binding {
-        id: new_id(),
+        id: new_id().into(),
         realm_id: ctx.realm.id.clone(),
         subject,
         role: body.role,
         created_at: now_ms(),
-        created_by: who.user_id.clone(),
+        created_by: who.user_id.to_string(),
     };
     st.store
         .binding_create(&binding)
@@ -394,7 +395,7 @@ pub async fn unbind(
         .bindings(&ctx.realm.id)
         .await?
         .into_iter()
-        .find(|b| b.id == *id)
+        .find(|b| b.id == id.as_str())
         .ok_or_else(|| ApiError::not_found("binding not found"))?;
     if let Some((caps, scope)) = role_rights(&st, &ctx.realm.id, &binding.role).await? {
         check_delegation(&ctx.access, &caps, &scope).map_err(|e| {
@@ -404,7 +405,7 @@ pub async fn unbind(
             ))
         })?;
     }
-    if !st.store.binding_delete(&ctx.realm.id, &id).await? {
+    if !st.store.binding_delete(&ctx.realm.id, &binding.id).await? {
         return Err(ApiError::not_found("binding not found"));
     }
     st.policy_changed();

@@ -13,6 +13,7 @@ use super::super::state::state;
 use crate::rbac::{Capability, Decision, Scope, builtin_role, may_grant};
 use crate::store::{Binding, DataKey, Realm, Subject};
 use crate::util::{new_id, now_ms, rfc3339};
+use arcan_store::prelude::*;
 
 /// Body of realm creation.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -40,7 +41,7 @@ pub struct RealmInfo {
 impl From<&Realm> for RealmInfo {
     fn from(r: &Realm) -> Self {
         Self {
-            id: r.id.clone(),
+            id: r.id.to_string(),
             slug: r.slug.clone(),
             name: r.name.clone(),
             created_at: rfc3339(r.created_at),
@@ -90,11 +91,11 @@ pub async fn create(
     }
     let now = now_ms();
     let realm = Realm {
-        id: new_id(),
+        id: new_id().into(),
         slug: body.slug,
         name,
         created_at: now,
-        created_by: who.user_id.clone(),
+        created_by: who.user_id.to_string(),
     };
     let _rotation = st.keyring.rotation.read().await;
     let (master_key_id, wrapped) = st.keyring.new_wrapped_dek().await?;
@@ -105,12 +106,12 @@ pub async fn create(
         created_at: now,
     };
     let admin = Binding {
-        id: new_id(),
+        id: new_id().into(),
         realm_id: realm.id.clone(),
         subject: Subject::User(who.user_id.clone()),
         role: "admin".into(),
         created_at: now,
-        created_by: who.user_id.clone(),
+        created_by: who.user_id.to_string(),
     };
     st.store
         .realm_create(&realm, &key, &admin)
@@ -178,7 +179,7 @@ pub async fn delete(
         .leases(
             &ctx.realm.id,
             &crate::store::LeaseFilter {
-                state: Some(crate::store::lease_state::ACTIVE.into()),
+                state: Some(arcan_store::LeaseState::Active),
                 limit: 1,
                 ..Default::default()
             },

@@ -17,6 +17,7 @@ use crate::engine::sealing::{Purpose, open_in_realm, seal_in_realm};
 use crate::rbac::{Capability, Request as Ask, evaluate};
 use crate::store::{SecretMeta, SecretWrite, VersionMeta, WriteOutcome};
 use crate::util::{now_ms, rfc3339};
+use arcan_store::prelude::*;
 
 impl From<SealError> for ApiError {
     fn from(e: SealError) -> Self {
@@ -193,7 +194,7 @@ pub async fn put(
         env,
         key: key.into_inner(),
         sealed,
-        by: who.user_id.clone(),
+        by: who.user_id.to_string(),
         at: now_ms(),
     };
     match st.store.secret_put(&ctx.realm.id, &write, cas).await? {
@@ -302,7 +303,7 @@ const CURSOR_PURPOSE: Purpose = Purpose::SecretsCursor;
 
 async fn seal_cursor(
     st: &AppState,
-    realm_id: &str,
+    realm_id: &arcan_store::RealmId,
     parts: &[&str],
     key: &str,
 ) -> ApiResult<String> {
@@ -320,7 +321,7 @@ async fn seal_cursor(
 
 async fn open_cursor(
     st: &AppState,
-    realm_id: &str,
+    realm_id: &arcan_store::RealmId,
     parts: &[&str],
     cursor: &str,
 ) -> ApiResult<String> {

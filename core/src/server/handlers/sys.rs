@@ -12,6 +12,7 @@ use super::super::state::{AppState, state};
 use crate::crypto::rotation::{self, Settled};
 use crate::crypto::{FileKeyProvider, KeyProvider};
 use crate::store::DataKey;
+use arcan_store::prelude::*;
 
 /// Health.
 #[derive(Debug, Serialize, ToSchema)]

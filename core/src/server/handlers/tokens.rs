@@ -21,8 +21,9 @@ use super::super::state::{AppState, state};
 use crate::auth::{Principal, parse_capabilities};
 use crate::crypto::{generate_token, hash_token};
 use crate::rbac::{Capability, Decision, Scope};
-use crate::store::{Realm, StoreError, TokenRecord};
+use crate::store::{Realm, StoreError, TokenId, TokenRecord};
 use crate::util::{new_id, now_ms, rfc3339};
+use arcan_store::prelude::*;
 
 /// Body of token creation.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -72,12 +73,12 @@ pub struct TokenInfo {
 impl From<&TokenRecord> for TokenInfo {
     fn from(t: &TokenRecord) -> Self {
         Self {
-            id: t.id.clone(),
+            id: t.id.to_string(),
             name: t.name.clone(),
-            user_id: t.user_id.clone(),
-            parent_id: t.parent_id.clone(),
+            user_id: t.user_id.to_string(),
+            parent_id: t.parent_id.clone().map(String::from),
             capabilities: t.capabilities.clone(),
-            realm_id: t.realm_id.clone(),
+            realm_id: t.realm_id.clone().map(String::from),
             env: t.env.clone(),
             key_glob: t.key_glob.clone(),
             expires_at: rfc3339(t.expires_at),
@@ -267,7 +268,7 @@ pub async fn create(
 
     let secret = generate_token();
     let record = TokenRecord {
-        id: new_id(),
+        id: new_id().into(),
         hash: hash_token(&secret),
         user_id: who.user_id.clone(),
         parent_id: Some(who.token_id.clone()),
@@ -296,8 +297,8 @@ pub async fn create(
 const LIST_LIMIT: i64 = 10_000;
 
 /// The ids of `root` and of every token descending from it among `tokens`.
-fn lineage(root: &str, tokens: &[TokenRecord]) -> HashSet<String> {
-    let mut tree = HashSet::from([root.to_owned()]);
+fn lineage(root: &TokenId, tokens: &[TokenRecord]) -> HashSet<TokenId> {
+    let mut tree = HashSet::from([root.clone()]);
     loop {
         let before = tree.len();
         for t in tokens {
@@ -348,7 +349,7 @@ pub async fn lookup_self(depot: &mut Depot) -> ApiResult<Json<SelfInfo>> {
         .await?
         .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
     Ok(Json(SelfInfo {
-        user_id: who.user_id.clone(),
+        user_id: who.user_id.to_string(),
         email: who.email.clone(),
         superuser: who.superuser,
         global_capabilities: who
@@ -372,7 +373,11 @@ pub async fn revoke(id: PathParam<String>, depot: &mut Depot, res: &mut Response
     let st = state(depot).clone();
     let who = principal(depot)?;
     let not_found = || ApiError::not_found("token not found");
-    let token = st.store.token_by_id(&id).await?.ok_or_else(not_found)?;
+    let token = st
+        .store
+        .token_by_id(&TokenId::from(id.into_inner()))
+        .await?
+        .ok_or_else(not_found)?;
     let allowed = if who.has_global(Capability::TokensManage) {
         true
     } else if token.user_id != who.user_id {

@@ -101,12 +101,12 @@ pub fn request_event(
         time_ms: now,
         request_id: depot.get_typed::<RequestId>().ok().map(|r| r.0.clone()),
         actor: Actor {
-            user_id: principal.map(|p| p.user_id.clone()),
-            token_id: principal.map(|p| p.token_id.clone()),
+            user_id: principal.map(|p| p.user_id.to_string()),
+            token_id: principal.map(|p| p.token_id.to_string()),
             auth_method: if principal.is_some() { "token" } else { "none" }.to_owned(),
             ip: Some(client_of(req, depot).to_string()),
         },
-        realm_id: realm.map(|r| r.realm.id.clone()),
+        realm_id: realm.map(|r| r.realm.id.to_string()),
         realm: realm.map(|r| r.realm.slug.clone()),
         action: depot
             .get_typed::<Action>()

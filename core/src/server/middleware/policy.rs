@@ -17,6 +17,7 @@ use crate::rbac::{
     Access, Capability, Decision, Grant, Request as Ask, Scope, ScopeKind, builtin_role, evaluate,
 };
 use crate::store::{Realm, Subject};
+use arcan_store::prelude::*;
 
 /// What a route requires.
 #[derive(Debug, Clone, Copy)]

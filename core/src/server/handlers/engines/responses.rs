@@ -257,7 +257,7 @@ impl From<Issued> for IssuedCredential {
     fn from(issued: Issued) -> Self {
         let l = &issued.lease;
         Self {
-            lease_id: l.id.clone(),
+            lease_id: l.id.to_string(),
             lease_duration: (l.expires_at - l.issued_at) / 1000,
             expires_at: rfc3339(l.expires_at),
             renewable: l.renewable,
