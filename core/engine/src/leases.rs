@@ -10,7 +10,6 @@ use super::EngineError;
 use super::registry::Engines;
 use super::sealing::{Purpose, open_in_realm, seal_in_realm};
 use arcan_plugin_host::{CallError, CallInfo, ErrorKind};
-use arcan_store::prelude::*;
 use arcan_store::{LeaseId, LeaseRecord, LeaseState, MountRecord, RealmId, TokenId};
 use arcan_util::{add_secs_ms, now_ms};
 

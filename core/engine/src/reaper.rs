@@ -22,7 +22,6 @@ use arcan_audit::{Actor, Event};
 use arcan_config::ReaperConfig;
 use arcan_lifecycle::{Lifecycle, Stage};
 use arcan_plugin_host::CallInfo;
-use arcan_store::prelude::*;
 use arcan_store::{LeaseRecord, LeaseState, Outcome, RealmId};
 use arcan_util::{new_id, now_ms, rfc3339};
 

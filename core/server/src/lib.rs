@@ -21,7 +21,6 @@ pub mod middleware;
 pub mod router;
 pub mod state;
 
-use arcan_store::prelude::*;
 use std::net::SocketAddr;
 use std::sync::Arc;
 

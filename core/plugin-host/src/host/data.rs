@@ -4,7 +4,6 @@
 use super::wit::latest::arcan::plugin::plugin_data;
 use super::{HostState, bounded};
 use crate::model::HostFault;
-use arcan_store::prelude::*;
 use arcan_store::sealing::{Purpose, open_in_realm, seal_in_realm};
 use arcan_util::now_ms;
 

@@ -19,7 +19,6 @@ use arcan_audit::audit_hmac;
 use arcan_audit::sinks::{NamedSink, open_config, seal_config};
 use arcan_audit::verify::{Verification, verify_chain};
 
-use arcan_store::prelude::*;
 use arcan_store::{AuditFilter, SinkRow};
 use arcan_util::now_ms;
 use sinks::{AddedSink, ListedSink};

@@ -17,7 +17,6 @@ use super::super::middleware::rate_limit::client_of;
 use super::super::state::state;
 use arcan_crypto::{generate_token, hash_password, hash_token, verify_password};
 use arcan_rbac::{Capability, Decision};
-use arcan_store::prelude::*;
 use arcan_store::{StoreError, TokenRecord, User};
 use arcan_util::{new_id, now_ms, rfc3339};
 

@@ -27,7 +27,6 @@ use arcan_plugin_host::CallInfo;
 use arcan_plugin_host::connections::{parse_specs, public_view, seal_specs};
 use arcan_plugin_host::manifest::valid_name;
 use arcan_rbac::Capability;
-use arcan_store::prelude::*;
 use arcan_store::{EngineRoleRecord, MountRecord};
 use arcan_util::{new_id, now_ms};
 use responses::{
@@ -105,7 +104,7 @@ pub fn call_info(req: &Request, depot: &Depot) -> CallInfo {
     }
 }
 
-fn realm_of(ctx: &RealmCtx) -> (&str, &str) {
+fn realm_of(ctx: &RealmCtx) -> (&arcan_store::RealmId, &str) {
     (&ctx.realm.id, &ctx.realm.slug)
 }
 

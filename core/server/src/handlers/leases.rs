@@ -14,7 +14,6 @@ use super::super::middleware::policy::resolve_realm;
 use super::super::state::state;
 use super::engines::{call_info, duration};
 use arcan_engine::leases;
-use arcan_store::prelude::*;
 use arcan_store::{LeaseFilter, LeaseId, LeaseRecord, LeaseState};
 use arcan_util::rfc3339;
 
@@ -159,7 +158,7 @@ pub async fn list(
     Ok(Json(LeasePage {
         items: rows.iter().map(Lease::from).collect(),
         next_cursor: if has_more {
-            rows.last().map(|l| l.id.clone())
+            rows.last().map(|l| l.id.to_string())
         } else {
             None
         },

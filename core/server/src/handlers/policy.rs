@@ -16,7 +16,6 @@ use arcan_rbac::{
     Access, Capability, Decision, Request as Ask, Scope, builtin_role, evaluate, is_builtin_role,
     may_grant,
 };
-use arcan_store::prelude::*;
 use arcan_store::{Binding, Role, StoreError, Subject};
 use arcan_util::{new_id, now_ms, rfc3339};
 

@@ -11,7 +11,6 @@ use super::super::middleware::auth::principal;
 use super::super::middleware::policy::{access_for, candidate_realms, resolve_realm};
 use super::super::state::state;
 use arcan_rbac::{Capability, Decision, Scope, builtin_role, may_grant};
-use arcan_store::prelude::*;
 use arcan_store::{Binding, DataKey, Realm, Subject};
 use arcan_util::{new_id, now_ms, rfc3339};
 

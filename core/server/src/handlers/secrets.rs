@@ -15,7 +15,6 @@ use super::super::state::{AppState, state};
 use arcan_engine::kv::{self, SealError};
 use arcan_engine::sealing::{Purpose, open_in_realm, seal_in_realm};
 use arcan_rbac::{Capability, Request as Ask, evaluate};
-use arcan_store::prelude::*;
 use arcan_store::{SecretMeta, SecretWrite, VersionMeta, WriteOutcome};
 use arcan_util::{now_ms, rfc3339};
 
@@ -361,7 +360,7 @@ pub async fn list(
     let env = checked_env(req)?;
     let limit = page_limit(limit.into_inner())?;
     let prefix = prefix.into_inner().unwrap_or_default();
-    let (realm_id, parts) = (ctx.realm.id.as_str(), [env.as_str(), prefix.as_str()]);
+    let (realm_id, parts) = (&ctx.realm.id, [env.as_str(), prefix.as_str()]);
     let mut pos = match cursor.into_inner() {
         Some(c) => Some(open_cursor(&st, realm_id, &parts, &c).await?),
         None => None,

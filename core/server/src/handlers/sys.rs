@@ -12,7 +12,6 @@ use super::super::state::{AppState, state};
 use arcan_crypto::rotation::{self, Settled};
 use arcan_crypto::{FileKeyProvider, KeyProvider};
 use arcan_store::DataKey;
-use arcan_store::prelude::*;
 
 /// Health.
 #[derive(Debug, Serialize, ToSchema)]

@@ -21,7 +21,6 @@ use super::super::state::{AppState, state};
 use crate::auth::{Principal, parse_capabilities};
 use arcan_crypto::{generate_token, hash_token};
 use arcan_rbac::{Capability, Decision, Scope};
-use arcan_store::prelude::*;
 use arcan_store::{Realm, StoreError, TokenId, TokenRecord};
 use arcan_util::{new_id, now_ms, rfc3339};
 

@@ -16,7 +16,6 @@ use crate::auth::Principal;
 use arcan_rbac::{
     Access, Capability, Decision, Grant, Request as Ask, Scope, ScopeKind, builtin_role, evaluate,
 };
-use arcan_store::prelude::*;
 use arcan_store::{Realm, Subject};
 
 /// What a route requires.
