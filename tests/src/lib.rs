@@ -6,6 +6,7 @@
 //! missing PostgreSQL is a failure with instructions, never a skip.
 
 pub mod faults;
+pub mod k8s;
 pub mod moto;
 pub mod receivers;
 pub mod registry;
