@@ -8,27 +8,10 @@ use std::time::Duration;
 use arcan_tests::k8s::{ApiServer, ISSUER, ServiceAccount};
 use serde_json::Value;
 
-/// The official client (`kubernetes` on PyPI), from the virtualenv `scripts/test` makes.
-fn python() -> String {
-    let py = std::env::var("ARCAN_TEST_K8S_PYTHON")
-        .unwrap_or_else(|_| "/var/tmp/arcan-py-k8s/bin/python".to_owned());
-    let ok = Command::new(&py)
-        .args(["-c", "import kubernetes"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "the Kubernetes Python client is missing at {py}: run scripts/test, or \
-         `python3 -m venv /var/tmp/arcan-py-k8s && /var/tmp/arcan-py-k8s/bin/pip install \
-         kubernetes==37.0.2` (or set ARCAN_TEST_K8S_PYTHON)"
-    );
-    py
-}
-
 /// One `create_token_review` call by the official client, in a blocking thread.
 async fn review(api: &ApiServer, bearer: &str, token: &str, audiences: &[&str]) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/py/k8s_token_review.py");
-    let mut cmd = Command::new(python());
+    let mut cmd = Command::new(arcan_tests::reference_python());
     cmd.arg(script)
         .env("K8S_HOST", &api.url)
         .env("K8S_CA", &api.ca_path)
