@@ -6,7 +6,9 @@
 //! missing PostgreSQL is a failure with instructions, never a skip.
 
 pub mod faults;
+pub mod k8s;
 pub mod moto;
+pub mod oidc;
 pub mod receivers;
 pub mod registry;
 
@@ -42,6 +44,24 @@ pub fn arcan_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// The Python of the reference clients' virtualenv (`kubernetes`, `PyJWT`), which
+/// `scripts/test` creates; a missing one is a failure that says how to make it.
+pub fn reference_python() -> String {
+    let py = std::env::var("ARCAN_TEST_K8S_PYTHON")
+        .unwrap_or_else(|_| "/var/tmp/arcan-py-k8s/bin/python".to_owned());
+    let ok = Command::new(&py)
+        .args(["-c", "import kubernetes, jwt"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "the reference Python clients are missing at {py}: run scripts/test, or \
+         `python3 -m venv /var/tmp/arcan-py-k8s && /var/tmp/arcan-py-k8s/bin/pip install \
+         kubernetes==37.0.2 'PyJWT[crypto]==2.10.1'` (or set ARCAN_TEST_K8S_PYTHON)"
+    );
+    py
 }
 
 /// The admin URL of the test PostgreSQL.

@@ -27,9 +27,17 @@ pub fn test_pki(dir: &Path) -> (PathBuf, String, String) {
     let ca_key = KeyPair::generate().expect("key");
     let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct names: OpenSSL-based clients (Python's ssl) take a leaf whose issuer equals
+    // its subject for a self-signed certificate.
+    ca.distinguished_name = rcgen::DistinguishedName::new();
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "Arcan test CA");
     let ca_cert = ca.self_signed(&ca_key).expect("ca");
     let leaf_key = KeyPair::generate().expect("key");
-    let leaf = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+    let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+    leaf.distinguished_name = rcgen::DistinguishedName::new();
+    leaf.distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
     let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key).expect("leaf");
     let ca_path = dir.join("receiver-ca.pem");
     std::fs::write(&ca_path, ca_cert.pem()).expect("write ca");

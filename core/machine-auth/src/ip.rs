@@ -1,0 +1,111 @@
+//! Addresses no upstream fetch may reach: link-local and cloud metadata addresses and the
+//! unspecified addresses.
+//!
+//! The same classification as the plugin host's connection policy (`restricted_ip`), minus
+//! loopback: issuers in tests run on loopback and Kubernetes API servers usually sit on
+//! private addresses, so loopback and private ranges stay reachable. Only operators (holders
+//! of `auth:manage`) configure upstream URLs; this guard keeps even them away from instance
+//! credentials.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Why an address is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Restricted {
+    /// Link-local or a cloud metadata address (instance credentials live there).
+    Metadata,
+    /// `0.0.0.0/8` or `::` (this host on most systems).
+    Unspecified,
+}
+
+impl fmt::Display for Restricted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Restricted::Metadata => "a link-local/metadata address",
+            Restricted::Unspecified => "an unspecified address",
+        })
+    }
+}
+
+/// AWS's IPv6 instance metadata address.
+const AWS_METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
+/// Alibaba Cloud's metadata address (outside the link-local range).
+const ALIBABA_METADATA: Ipv4Addr = Ipv4Addr::new(100, 100, 100, 200);
+
+/// The IPv4 address an IPv6 address stands for: IPv4-mapped (`::ffff:a.b.c.d`) and the
+/// NAT64 well-known prefix (`64:ff9b::a.b.c.d`).
+fn embedded_v4(a: Ipv6Addr) -> Option<Ipv4Addr> {
+    if let Some(v4) = a.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let s = a.segments();
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        let o = a.octets();
+        return Some(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+    }
+    None
+}
+
+/// Whether `ip` is refused, and why.
+pub fn restricted(ip: IpAddr) -> Option<Restricted> {
+    let ip = match ip {
+        IpAddr::V6(a) => embedded_v4(a).map_or(IpAddr::V6(a), IpAddr::V4),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(a) if a.octets()[0] == 0 => Some(Restricted::Unspecified),
+        IpAddr::V4(a) if a.is_link_local() || a == ALIBABA_METADATA => Some(Restricted::Metadata),
+        IpAddr::V6(a) if a.is_unspecified() => Some(Restricted::Unspecified),
+        IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80 || a == AWS_METADATA_V6 => {
+            Some(Restricted::Metadata)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(s: &str) -> Option<Restricted> {
+        restricted(s.parse().expect("ip"))
+    }
+
+    #[test]
+    fn metadata_link_local_and_unspecified_are_refused() {
+        for ip in [
+            "169.254.169.254",
+            "169.254.0.1",
+            "100.100.100.200",
+            "fe80::1",
+            "febf::1",
+            "fd00:ec2::254",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+        ] {
+            assert_eq!(r(ip), Some(Restricted::Metadata), "{ip}");
+        }
+        for ip in ["0.0.0.0", "0.1.2.3", "::", "::ffff:0.0.0.0"] {
+            assert_eq!(r(ip), Some(Restricted::Unspecified), "{ip}");
+        }
+    }
+
+    #[test]
+    fn loopback_private_and_public_stay_allowed() {
+        for ip in [
+            "127.0.0.1",
+            "::1",
+            "10.0.0.1",
+            "192.168.1.10",
+            "172.16.0.1",
+            "fd00::1",
+            "fec0::1",
+            "140.82.112.3",
+            "2001:db8::1",
+        ] {
+            assert_eq!(r(ip), None, "{ip}");
+        }
+    }
+}
