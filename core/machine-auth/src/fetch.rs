@@ -197,12 +197,18 @@ impl FetchClient {
         cap: usize,
     ) -> Result<FetchResponse, FetchError> {
         check_url(url)?;
+        // Sensitive: never HPACK-indexed, never shown by `Debug`.
+        let mut auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {bearer}"))
+            .map_err(|_| {
+                FetchError::Config("the bearer token is not a valid header value".into())
+            })?;
+        auth.set_sensitive(true);
         let req = self
             .client
             .post(url.clone())
             .header(ACCEPT, "application/json")
             .header(CONTENT_TYPE, "application/json")
-            .header(AUTHORIZATION, format!("Bearer {bearer}"))
+            .header(AUTHORIZATION, auth)
             .body(body);
         self.send(req, cap).await
     }
