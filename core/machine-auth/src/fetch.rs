@@ -197,12 +197,7 @@ impl FetchClient {
         cap: usize,
     ) -> Result<FetchResponse, FetchError> {
         check_url(url)?;
-        // Sensitive: never HPACK-indexed, never shown by `Debug`.
-        let mut auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {bearer}"))
-            .map_err(|_| {
-                FetchError::Config("the bearer token is not a valid header value".into())
-            })?;
-        auth.set_sensitive(true);
+        let auth = bearer_header(bearer)?;
         let req = self
             .client
             .post(url.clone())
@@ -317,6 +312,14 @@ fn classify(e: &reqwest::Error, timeout: Duration) -> FetchError {
     } else {
         FetchError::Connect
     }
+}
+
+/// `Authorization: Bearer …`, marked sensitive: never HPACK-indexed, never shown by `Debug`.
+fn bearer_header(bearer: &str) -> Result<reqwest::header::HeaderValue, FetchError> {
+    let mut auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {bearer}"))
+        .map_err(|_| FetchError::Config("the bearer token is not a valid header value".into()))?;
+    auth.set_sensitive(true);
+    Ok(auth)
 }
 
 fn tls_reason(e: &rustls::Error) -> &'static str {
