@@ -197,12 +197,13 @@ impl FetchClient {
         cap: usize,
     ) -> Result<FetchResponse, FetchError> {
         check_url(url)?;
+        let auth = bearer_header(bearer)?;
         let req = self
             .client
             .post(url.clone())
             .header(ACCEPT, "application/json")
             .header(CONTENT_TYPE, "application/json")
-            .header(AUTHORIZATION, format!("Bearer {bearer}"))
+            .header(AUTHORIZATION, auth)
             .body(body);
         self.send(req, cap).await
     }
@@ -311,6 +312,14 @@ fn classify(e: &reqwest::Error, timeout: Duration) -> FetchError {
     } else {
         FetchError::Connect
     }
+}
+
+/// `Authorization: Bearer …`, marked sensitive: never HPACK-indexed, never shown by `Debug`.
+fn bearer_header(bearer: &str) -> Result<reqwest::header::HeaderValue, FetchError> {
+    let mut auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {bearer}"))
+        .map_err(|_| FetchError::Config("the bearer token is not a valid header value".into()))?;
+    auth.set_sensitive(true);
+    Ok(auth)
 }
 
 fn tls_reason(e: &rustls::Error) -> &'static str {

@@ -212,3 +212,12 @@ fn client_configs_are_bounded() {
     ));
     assert!(FetchClient::builder().ca_pem(Some(&ca)).build().is_ok());
 }
+
+#[test]
+fn the_bearer_header_is_sensitive() {
+    let h = bearer_header("s3cr3t-token").expect("header");
+    assert!(h.is_sensitive());
+    assert_eq!(h.to_str().expect("ascii"), "Bearer s3cr3t-token");
+    assert!(!format!("{h:?}").contains("s3cr3t"));
+    assert!(bearer_header("bad\ntoken").is_err());
+}

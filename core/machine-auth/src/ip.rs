@@ -29,8 +29,15 @@ impl fmt::Display for Restricted {
     }
 }
 
-/// AWS's IPv6 instance metadata address.
-const AWS_METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
+/// GCP's IPv6 metadata address.
+const GCP_METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd20, 0xce, 0, 0, 0, 0, 0, 0x254);
+
+/// Whether `a` is in AWS's `fd00:ec2::/32` (instance metadata `::254`, EKS Pod Identity
+/// credentials `::23`, DNS `::253`, NTP `::123`).
+fn aws_v6(a: Ipv6Addr) -> bool {
+    let s = a.segments();
+    s[0] == 0xfd00 && s[1] == 0x0ec2
+}
 /// Alibaba Cloud's metadata address (outside the link-local range).
 const ALIBABA_METADATA: Ipv4Addr = Ipv4Addr::new(100, 100, 100, 200);
 
@@ -58,7 +65,9 @@ pub fn restricted(ip: IpAddr) -> Option<Restricted> {
         IpAddr::V4(a) if a.octets()[0] == 0 => Some(Restricted::Unspecified),
         IpAddr::V4(a) if a.is_link_local() || a == ALIBABA_METADATA => Some(Restricted::Metadata),
         IpAddr::V6(a) if a.is_unspecified() => Some(Restricted::Unspecified),
-        IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80 || a == AWS_METADATA_V6 => {
+        IpAddr::V6(a)
+            if (a.segments()[0] & 0xffc0) == 0xfe80 || aws_v6(a) || a == GCP_METADATA_V6 =>
+        {
             Some(Restricted::Metadata)
         }
         _ => None,
@@ -82,6 +91,10 @@ mod tests {
             "fe80::1",
             "febf::1",
             "fd00:ec2::254",
+            "fd00:ec2::23",
+            "fd00:ec2::253",
+            "fd00:ec2:ffff::1",
+            "fd20:ce::254",
             "::ffff:169.254.169.254",
             "64:ff9b::a9fe:a9fe",
         ] {
@@ -101,6 +114,8 @@ mod tests {
             "192.168.1.10",
             "172.16.0.1",
             "fd00::1",
+            "fd00:ec3::254",
+            "fd20:ce::253",
             "fec0::1",
             "140.82.112.3",
             "2001:db8::1",

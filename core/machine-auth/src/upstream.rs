@@ -59,6 +59,11 @@ impl UpstreamGate {
         }
     }
 
+    /// How long a login waits for a slot.
+    pub fn wait(&self) -> Duration {
+        self.wait
+    }
+
     /// Slots free right now.
     pub fn available(&self) -> usize {
         self.slots.available_permits()

@@ -16,7 +16,7 @@ use url::Url;
 
 use super::config::{JwtMethodConfig, KeySource, upstream_url};
 use super::keys::KeySet;
-use crate::error::{Check, Refusal, shown};
+use crate::error::{Check, Class, Refusal, shown};
 use crate::fetch::FetchClient;
 use crate::upstream::{UpstreamGate, humanize};
 
@@ -82,14 +82,24 @@ struct Counters {
 }
 
 /// The JWKS cache of one method.
+///
+/// Every fetch runs in a spawned task that holds the single-flight lock: a login that is
+/// cancelled while it waits (client reset, client timeout) cancels neither the fetch nor
+/// its bookkeeping, and the attempt is recorded before the fetch is awaited, so cancelling
+/// requests cannot bypass the unknown-`kid` refetch interval.
 #[derive(Debug)]
 pub struct JwksCache {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     remote: Remote,
     client: FetchClient,
     gate: UpstreamGate,
     settings: CacheSettings,
     state: RwLock<State>,
-    flight: tokio::sync::Mutex<()>,
+    flight: Arc<tokio::sync::Mutex<()>>,
     counters: Counters,
 }
 
@@ -115,52 +125,60 @@ impl JwksCache {
             KeySource::Pubkeys(_) => return None,
         };
         Some(Self {
-            remote,
-            client,
-            gate,
-            settings,
-            state: RwLock::new(State::default()),
-            flight: tokio::sync::Mutex::new(()),
-            counters: Counters::default(),
+            inner: Arc::new(Inner {
+                remote,
+                client,
+                gate,
+                settings,
+                state: RwLock::new(State::default()),
+                flight: Arc::new(tokio::sync::Mutex::new(())),
+                counters: Counters::default(),
+            }),
         })
     }
 
     /// JWKS documents fetched (attempts, failed ones included).
     pub fn jwks_fetches(&self) -> u64 {
-        self.counters.jwks.load(Ordering::SeqCst)
+        self.inner.counters.jwks.load(Ordering::SeqCst)
     }
 
     /// Discovery documents fetched (attempts).
     pub fn discovery_fetches(&self) -> u64 {
-        self.counters.discovery.load(Ordering::SeqCst)
+        self.inner.counters.discovery.load(Ordering::SeqCst)
     }
 
     /// Refreshes that failed.
     pub fn failures(&self) -> u64 {
-        self.counters.failures.load(Ordering::SeqCst)
+        self.inner.counters.failures.load(Ordering::SeqCst)
     }
 
     fn snapshot(&self) -> Snapshot {
-        let s = self.state.read().unwrap_or_else(|e| e.into_inner());
-        Snapshot {
-            keys: s.keys.clone(),
-            fetched_age: s.fetched_at.map(|t| t.elapsed()),
-            attempted_age: s.attempted_at.map(|t| t.elapsed()),
-            generation: s.generation,
-            last_error: s.last_error.clone(),
-        }
+        self.inner.snapshot()
+    }
+
+    fn may_fetch(&self, snap: &Snapshot) -> bool {
+        snap.attempted_age
+            .is_none_or(|a| a >= self.inner.settings.refresh_min_interval)
     }
 
     /// The key set to verify a token naming `kid` with: refreshed when due, refetched for an
     /// unknown `kid` when the interval allows. An unknown `kid` that the (possibly refreshed)
     /// set still lacks is not an error here; the verifier names it.
+    ///
+    /// A set past its TTL that still holds the token's `kid` (or any key, for a kid-less
+    /// token) is served at once while the refresh runs in the background
+    /// (stale-while-revalidate), so a slow issuer never stalls logins it need not.
     pub async fn key_set(&self, kid: Option<&str>) -> Result<Arc<KeySet>, Refusal> {
         let snap = self.snapshot();
-        let may_fetch = snap
-            .attempted_age
-            .is_none_or(|a| a >= self.settings.refresh_min_interval);
+        let may_fetch = self.may_fetch(&snap);
         let keys = match (&snap.keys, snap.fetched_age) {
-            (Some(keys), Some(age)) if age <= self.settings.ttl => keys.clone(),
+            (Some(keys), Some(age)) if age <= self.inner.settings.ttl => keys.clone(),
+            (Some(keys), Some(age)) if age <= MAX_STALE && kid.is_none_or(|k| keys.has_kid(k)) => {
+                if may_fetch {
+                    self.refresh_in_background(snap.generation);
+                }
+                return Ok(keys.clone());
+            }
             (Some(keys), Some(age)) => {
                 // Due for refresh: try when allowed, else (or on failure) serve the stale set.
                 if may_fetch {
@@ -186,10 +204,7 @@ impl JwksCache {
             return Ok(keys);
         }
         let snap = self.snapshot();
-        let may_fetch = snap
-            .attempted_age
-            .is_none_or(|a| a >= self.settings.refresh_min_interval);
-        if !may_fetch {
+        if !self.may_fetch(&snap) {
             // Whether the key exists cannot be told while the issuer fails: that is its error.
             return match snap.last_error {
                 Some(e) => Err(e),
@@ -212,8 +227,77 @@ impl JwksCache {
         Ok(self.snapshot().keys.map_or(0, |k| k.len()))
     }
 
-    /// One fetch at a time: a waiter whose `seen` generation is outdated when it gets the
-    /// lock takes the result of the fetch it waited for.
+    /// Starts a refresh without waiting for it, unless one is in flight already.
+    fn refresh_in_background(&self, seen: u64) {
+        if self.inner.flight.try_lock().is_err() {
+            return;
+        }
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let _ = inner.refresh(seen).await;
+        });
+    }
+
+    /// Runs (or joins) a refresh in a spawned task and waits for it, at most the fetch
+    /// budget plus the upstream-slot wait. Dropping this future leaves the fetch running.
+    async fn refresh(&self, seen: u64) -> Result<(), Refusal> {
+        let inner = self.inner.clone();
+        let bound = inner.wait_bound();
+        let task = tokio::spawn(async move { inner.refresh(seen).await });
+        match tokio::time::timeout(bound, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(stale_refusal()),
+            Err(_) => Err(Refusal::new(
+                Check::Upstream,
+                Class::Busy,
+                format!(
+                    "upstream: busy, the issuer's key set is still being fetched after {}",
+                    humanize(bound)
+                ),
+            )),
+        }
+    }
+    /// The refusal for a `kid` the set lacks.
+    pub fn unknown_kid(&self, kid: &str) -> Refusal {
+        let ago = self
+            .refreshed_ago()
+            .map(|d| {
+                format!(
+                    " (refreshed {} ago)",
+                    humanize(Duration::from_secs(d.as_secs()))
+                )
+            })
+            .unwrap_or_default();
+        Refusal::unauthorized(
+            Check::Kid,
+            format!(
+                "kid: no key `{}` in the issuer's key set{ago}",
+                shown(kid, 64)
+            ),
+        )
+    }
+}
+
+impl Inner {
+    fn snapshot(&self) -> Snapshot {
+        let s = self.state.read().unwrap_or_else(|e| e.into_inner());
+        Snapshot {
+            keys: s.keys.clone(),
+            fetched_age: s.fetched_at.map(|t| t.elapsed()),
+            attempted_age: s.attempted_at.map(|t| t.elapsed()),
+            generation: s.generation,
+            last_error: s.last_error.clone(),
+        }
+    }
+
+    /// How long a login waits for a refresh: the whole fetch budget plus a slot wait.
+    fn wait_bound(&self) -> Duration {
+        self.client.timeout() + self.gate.wait() + Duration::from_millis(250)
+    }
+
+    /// One fetch at a time: a task whose `seen` generation is outdated when it gets the
+    /// lock takes the result of the fetch it waited for. The attempt is recorded (and the
+    /// generation bumped) before the fetch is awaited, and again when it ends.
     async fn refresh(&self, seen: u64) -> Result<(), Refusal> {
         let _flight = self.flight.lock().await;
         {
@@ -225,20 +309,28 @@ impl JwksCache {
                 };
             }
         }
-        let result = match self.gate.acquire().await {
-            Ok(_permit) => self.fetch().await,
-            Err(busy) => {
-                // No slot: not an attempt, the state stays as it was.
-                return Err(busy);
-            }
+        // No slot: not an attempt, the state stays as it was.
+        let _permit = self.gate.acquire().await?;
+        {
+            let mut s = self.state.write().unwrap_or_else(|e| e.into_inner());
+            s.generation += 1;
+            s.attempted_at = Some(Instant::now());
+        }
+        // Discovery and JWKS share one budget.
+        let budget = self.client.timeout();
+        let result = match tokio::time::timeout(budget, self.fetch()).await {
+            Ok(r) => r,
+            Err(_) => Err(Refusal::upstream(format!(
+                "upstream: the issuer's key set: timed out after {}",
+                humanize(budget)
+            ))),
         };
         let mut s = self.state.write().unwrap_or_else(|e| e.into_inner());
         s.generation += 1;
-        s.attempted_at = Some(Instant::now());
         match result {
             Ok(keys) => {
                 s.keys = Some(Arc::new(keys));
-                s.fetched_at = s.attempted_at;
+                s.fetched_at = Some(Instant::now());
                 s.last_error = None;
                 Ok(())
             }
@@ -299,28 +391,19 @@ impl JwksCache {
                 "upstream: the discovery document's `issuer` is not the configured oidc_discovery_url",
             ));
         }
-        upstream_url("jwks_uri", jwks_uri)
-            .map_err(|e| Refusal::upstream(format!("upstream: the discovery document's {e}")))
-    }
-
-    /// The refusal for a `kid` the set lacks.
-    pub fn unknown_kid(&self, kid: &str) -> Refusal {
-        let ago = self
-            .refreshed_ago()
-            .map(|d| {
-                format!(
-                    " (refreshed {} ago)",
-                    humanize(Duration::from_secs(d.as_secs()))
-                )
-            })
-            .unwrap_or_default();
-        Refusal::unauthorized(
-            Check::Kid,
-            format!(
-                "kid: no key `{}` in the issuer's key set{ago}",
-                shown(kid, 64)
-            ),
-        )
+        let jwks = upstream_url("jwks_uri", jwks_uri)
+            .map_err(|e| Refusal::upstream(format!("upstream: the discovery document's {e}")))?;
+        // An issuer may not point Arcan at other hosts (internal ones included).
+        if jwks.scheme() != doc_url.scheme()
+            || jwks.host_str() != doc_url.host_str()
+            || jwks.port_or_known_default() != doc_url.port_or_known_default()
+        {
+            tracing::warn!(jwks_uri = %shown(jwks_uri, 200), "discovery document points at another host");
+            return Err(Refusal::upstream(
+                "upstream: the discovery document's `jwks_uri` is not on the oidc_discovery_url's host",
+            ));
+        }
+        Ok(jwks)
     }
 }
 

@@ -23,8 +23,12 @@ struct Issuer {
     fail: AtomicU16,
     /// Delay of the JWKS answer, ms.
     slow_ms: AtomicU64,
+    /// Delay of the discovery answer, ms.
+    slow_discovery_ms: AtomicU64,
     /// Another `issuer` in the discovery document.
     wrong_issuer: Mutex<Option<String>>,
+    /// Another `jwks_uri` in the discovery document.
+    jwks_uri: Mutex<Option<String>>,
     /// Pad the JWKS past the cap.
     oversize: AtomicU16,
 }
@@ -45,10 +49,12 @@ async fn issuer() -> (TestServer, Arc<Issuer>) {
             match req.path.as_str() {
                 "/.well-known/openid-configuration" => {
                     s.discovery_hits.fetch_add(1, Ordering::SeqCst);
+                    let delay = Duration::from_millis(s.slow_discovery_ms.load(Ordering::SeqCst));
                     let iss = s.wrong_issuer.lock().expect("lock").clone().unwrap_or(base.clone());
-                    Response::json(200, &json!({"issuer": iss, "jwks_uri": format!("{base}/jwks"),
+                    Response::json(200, &json!({"issuer": iss, "jwks_uri": s.jwks_uri.lock().expect("lock").clone().unwrap_or(format!("{base}/jwks")),
                         "id_token_signing_alg_values_supported": ["RS256"], "response_types_supported": ["id_token"],
                         "subject_types_supported": ["public", "pairwise"], "claims_supported": ["sub", "aud"]}))
+                        .delayed(delay)
                 }
                 "/jwks" => {
                     s.jwks_hits.fetch_add(1, Ordering::SeqCst);
@@ -179,6 +185,8 @@ async fn a_failed_fetch_never_replaces_good_keys() {
     iss.fail.store(500, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(250)).await;
     login(&v, &token(&k1, &base)).await.expect("stale k1");
+    // (The refresh runs in the background while the stale set answers.)
+    tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(cache.failures(), 1);
     // An unknown kid while the issuer fails: 502, with no upstream body or URL in it.
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -193,6 +201,7 @@ async fn a_failed_fetch_never_replaces_good_keys() {
     *iss.keys.lock().expect("lock") = vec![json!({"kty": "oct", "kid": "k1", "k": "c2VjcmV0"})];
     tokio::time::sleep(Duration::from_millis(250)).await;
     login(&v, &token(&k1, &base)).await.expect("still k1");
+    tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(cache.failures() >= 3, "{}", cache.failures());
     // The issuer drops k1 for k2: after the TTL, k1 is refused and k2 verifies.
     let k2 = TestKey::es256("k2");
@@ -313,4 +322,115 @@ async fn oct_keys_in_a_jwks_never_verify_hmac_tokens() {
     login(&v, &token(&k1, &base))
         .await
         .expect("the EC key works");
+}
+
+#[tokio::test]
+async fn a_cancelled_login_still_counts_against_the_refetch_interval() {
+    let (srv, iss) = issuer().await;
+    let k1 = TestKey::es256("k1");
+    iss.set_keys(&[&k1]);
+    let v = Arc::new(verifier(discovery_config(&srv), 3_600_000, 300));
+    let base = srv.url("");
+    login(&v, &token(&k1, &base)).await.expect("k1");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    // An unknown kid starts a (slow) refetch; the client goes away mid-fetch.
+    iss.slow_ms.store(400, Ordering::SeqCst);
+    let (v2, t) = (v.clone(), token_with_kid(&k1, "rnd0", &base));
+    let task = tokio::spawn(async move { login(&v2, &t).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    task.abort();
+    assert!(task.await.expect_err("aborted").is_cancelled());
+    // The next unknown kid inside the interval costs no fetch.
+    let r = login(&v, &token_with_kid(&k1, "rnd1", &base))
+        .await
+        .expect_err("rnd1");
+    assert_eq!(r.check, Check::Kid);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(iss.jwks_hits.load(Ordering::SeqCst), 2);
+    // The cancelled login's fetch finished and was recorded.
+    assert_eq!(v.cache().expect("remote").jwks_fetches(), 2);
+    assert_eq!(v.cache().expect("remote").failures(), 0);
+}
+
+#[tokio::test]
+async fn a_slow_issuer_does_not_stall_logins_with_a_known_kid() {
+    let (srv, iss) = issuer().await;
+    let k1 = TestKey::es256("k1");
+    iss.set_keys(&[&k1]);
+    let v = verifier(discovery_config(&srv), 200, 1);
+    let base = srv.url("");
+    login(&v, &token(&k1, &base)).await.expect("k1");
+    iss.slow_ms.store(2000, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    // Past the TTL: the stale set answers at once while the refresh is in flight.
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        login(&v, &token(&k1, &base)).await.expect("stale k1");
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        iss.jwks_hits.load(Ordering::SeqCst),
+        2,
+        "one refresh in flight"
+    );
+}
+
+#[tokio::test]
+async fn discovery_and_jwks_share_one_timeout() {
+    let (srv, iss) = issuer().await;
+    let k1 = TestKey::es256("k1");
+    iss.set_keys(&[&k1]);
+    iss.slow_discovery_ms.store(700, Ordering::SeqCst);
+    iss.slow_ms.store(700, Ordering::SeqCst);
+    let cfg: JwtMethodConfig = serde_json::from_value(
+        json!({"oidc_discovery_url": srv.url(""), "ca_pem": srv.ca_pem, "timeout": "1s"}),
+    )
+    .expect("config");
+    let v = verifier(cfg, 3_600_000, 1000);
+    let started = std::time::Instant::now();
+    let r = login(&v, &token(&k1, &srv.url("")))
+        .await
+        .expect_err("over budget");
+    assert_eq!(r.class, Class::Upstream);
+    assert_eq!(
+        r.message,
+        "upstream: the issuer's key set: timed out after 1s"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1300),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_jwks_uri_on_another_host_is_refused() {
+    let (srv, iss) = issuer().await;
+    let k1 = TestKey::es256("k1");
+    iss.set_keys(&[&k1]);
+    let port = srv.addr.port();
+    // Same server, but named by another host (the certificate covers both): refused.
+    for other in [
+        format!("https://127.0.0.1:{port}/jwks"),
+        format!("https://localhost:{}/jwks", port.wrapping_add(1)),
+        "https://localhost/jwks".to_owned(),
+    ] {
+        *iss.jwks_uri.lock().expect("lock") = Some(other.clone());
+        let v = verifier(discovery_config(&srv), 3_600_000, 1000);
+        let r = v.check_upstream().await.expect_err(&other);
+        assert_eq!(r.class, Class::Upstream);
+        assert_eq!(
+            r.message,
+            "upstream: the discovery document's `jwks_uri` is not on the oidc_discovery_url's host"
+        );
+    }
+    assert_eq!(iss.jwks_hits.load(Ordering::SeqCst), 0);
+    *iss.jwks_uri.lock().expect("lock") = Some(srv.url("/jwks"));
+    let v = verifier(discovery_config(&srv), 3_600_000, 1000);
+    assert_eq!(v.check_upstream().await.expect("same host"), 1);
 }

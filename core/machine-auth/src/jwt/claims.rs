@@ -15,6 +15,10 @@ use crate::upstream::humanize;
 
 /// Longest mapped value.
 pub const MAX_MAPPED_VALUE: usize = 256;
+/// Longest `sub` and `iss` (they are stored with the identity).
+pub const MAX_IDENTITY_FIELD: usize = 512;
+/// Most bytes of all mapped names and values together (the stored identity is bounded).
+pub const MAX_MAPPED_TOTAL: usize = 4096;
 
 /// What the time checks found.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,11 +33,26 @@ fn rfc3339(secs: f64) -> String {
     arcan_util::rfc3339((secs * 1000.0) as i64)
 }
 
+/// The last NumericDate accepted: 9999-12-31T23:59:59Z. Later (or negative, or non-finite)
+/// values are refused, so no time arithmetic or RFC 3339 formatting downstream can overflow.
+pub const MAX_NUMERIC_DATE: f64 = 253_402_300_799.0;
+
+/// Whether `f` is a NumericDate Arcan accepts (`0..=MAX_NUMERIC_DATE`).
+pub(crate) fn in_numeric_range(f: f64) -> bool {
+    f.is_finite() && (0.0..=MAX_NUMERIC_DATE).contains(&f)
+}
+
+/// `UNIX_EPOCH + secs`, checked (values are range-checked NumericDates already).
+pub(crate) fn secs_to_time(secs: f64) -> Option<std::time::SystemTime> {
+    let d = Duration::try_from_secs_f64(secs).ok()?;
+    std::time::UNIX_EPOCH.checked_add(d)
+}
+
 fn numeric(claims: &Map<String, Value>, name: &str, check: Check) -> Result<Option<f64>, Refusal> {
     match claims.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => match n.as_f64() {
-            Some(f) if f.is_finite() => Ok(Some(f)),
+            Some(f) if in_numeric_range(f) => Ok(Some(f)),
             _ => Err(Refusal::unauthorized(
                 check,
                 format!("{name}: not a NumericDate"),
@@ -113,6 +132,10 @@ pub fn check_times(
 /// `iss` must equal the method's issuer.
 pub fn check_issuer(claims: &Map<String, Value>, issuer: &str) -> Result<String, Refusal> {
     match claims.get("iss") {
+        Some(Value::String(i)) if i.len() > MAX_IDENTITY_FIELD => Err(Refusal::unauthorized(
+            Check::Iss,
+            format!("iss: longer than {MAX_IDENTITY_FIELD} bytes"),
+        )),
         Some(Value::String(i)) if i == issuer => Ok(i.clone()),
         Some(Value::String(i)) => Err(Refusal::unauthorized(
             Check::Iss,
@@ -198,6 +221,12 @@ pub fn check_subject(
         Some(_) => return Err(Refusal::unauthorized(Check::Sub, "sub: not a string")),
         None => return Err(Refusal::unauthorized(Check::Sub, "sub: missing")),
     };
+    if sub.len() > MAX_IDENTITY_FIELD {
+        return Err(Refusal::unauthorized(
+            Check::Sub,
+            format!("sub: longer than {MAX_IDENTITY_FIELD} bytes"),
+        ));
+    }
     if let Some(b) = bound
         && b != sub
     {
@@ -320,6 +349,7 @@ pub fn map_claims(
     role: &JwtRoleConfig,
 ) -> Result<BTreeMap<String, String>, Refusal> {
     let mut out = BTreeMap::new();
+    let mut total = 0usize;
     for (selector, target) in &role.claim_mappings {
         let name = selector.as_str();
         let value = match selector.get(claims) {
@@ -343,6 +373,17 @@ pub fn map_claims(
                 format!(
                     "claim `{}`: mapped value longer than {MAX_MAPPED_VALUE} bytes",
                     shown(name, 64)
+                ),
+            ));
+        }
+        total = total
+            .saturating_add(target.len())
+            .saturating_add(value.len());
+        if total > MAX_MAPPED_TOTAL {
+            return Err(Refusal::forbidden(
+                Check::Claim,
+                format!(
+                    "claim_mappings: mapped names and values exceed {MAX_MAPPED_TOTAL} bytes in total"
                 ),
             ));
         }

@@ -21,6 +21,42 @@ fn times(v: Value, max_age: Option<Duration>) -> Result<Times, Refusal> {
 }
 
 #[test]
+fn out_of_range_numeric_dates_are_refused_not_panics() {
+    let huge: Vec<Value> = vec![
+        json!(1e12),
+        json!(i64::MAX),
+        json!(u64::MAX),
+        json!(1e300),
+        json!(-1),
+        json!(-1e300),
+        json!(253_402_300_800_i64),
+    ];
+    for v in &huge {
+        for (name, check) in [
+            ("exp", Check::Exp),
+            ("nbf", Check::Nbf),
+            ("iat", Check::Iat),
+        ] {
+            let mut claims = json!({"exp": NOW + 10.0});
+            claims[name] = v.clone();
+            let r = times(claims, Some(Duration::from_secs(3600))).expect_err(name);
+            assert_eq!(
+                (r.check, r.class, r.message.clone()),
+                (
+                    check,
+                    Class::Unauthorized,
+                    format!("{name}: not a NumericDate")
+                ),
+                "{name} = {v}"
+            );
+        }
+    }
+    // The last second of year 9999 is still a NumericDate.
+    let t = times(json!({"exp": MAX_NUMERIC_DATE}), None).expect("9999");
+    assert!(secs_to_time(t.exp).is_some());
+}
+
+#[test]
 fn exp_is_required_and_checked_with_the_leeway() {
     let r = times(json!({}), None).expect_err("no exp");
     assert_eq!(
@@ -273,4 +309,47 @@ fn claim_mappings_stringify_scalars_only() {
     assert_eq!(e.check, Check::Claim);
     let e = map_claims(&obj(json!({"repository": "x".repeat(257)})), &r).expect_err("long");
     assert!(e.message.contains("longer than 256"));
+}
+
+#[test]
+fn identity_fields_and_mappings_are_bounded() {
+    let long = "s".repeat(513);
+    let r = check_subject(&obj(json!({"sub": long})), None, "r").expect_err("long sub");
+    assert_eq!(
+        (r.check, r.class, r.message.as_str()),
+        (
+            Check::Sub,
+            Class::Unauthorized,
+            "sub: longer than 512 bytes"
+        )
+    );
+    assert!(check_subject(&obj(json!({"sub": "s".repeat(512)})), None, "r").is_ok());
+    let long_iss = format!("https://{}", "i".repeat(600));
+    let r = check_issuer(&obj(json!({"iss": long_iss})), &long_iss).expect_err("long iss");
+    assert_eq!(
+        (r.check, r.class, r.message.as_str()),
+        (
+            Check::Iss,
+            Class::Unauthorized,
+            "iss: longer than 512 bytes"
+        )
+    );
+    // 20 mappings of 250 bytes each: every value fits, the total does not.
+    let mut mappings = Map::new();
+    let mut claims = Map::new();
+    for i in 0..20 {
+        mappings.insert(format!("c{i}"), json!(format!("t{i}")));
+        claims.insert(format!("c{i}"), json!("v".repeat(250)));
+    }
+    let r = role(json!({"bound_subject": "s", "claim_mappings": mappings}));
+    let e = map_claims(&claims, &r).expect_err("total");
+    assert_eq!((e.check, e.class), (Check::Claim, Class::Forbidden));
+    assert_eq!(
+        e.message,
+        "claim_mappings: mapped names and values exceed 4096 bytes in total"
+    );
+    for i in 0..20 {
+        claims.insert(format!("c{i}"), json!("v".repeat(100)));
+    }
+    assert_eq!(map_claims(&claims, &r).expect("fits").len(), 20);
 }

@@ -1,11 +1,14 @@
 //! Which keys are accepted for verification, from a JWKS document or static PEMs.
 //!
 //! JWKS rules: `use` absent or `sig`; `key_ops`, when present, includes `verify`; RSA with a
-//! modulus of 2048–8192 bits; EC `crv` P-256 or P-384 with coordinates of the curve's size;
-//! OKP `crv` Ed25519 with a 32-byte key; `alg`, when present, one we accept and fitting the
-//! key. `oct` (HMAC secrets) and anything else are skipped, never turned into keys. Every
-//! accepted key is also loaded by the verifier once, so a key that cannot verify never enters
-//! a set. Static PEMs are SPKI `PUBLIC KEY` blocks typed by their OID.
+//! modulus of 2048–4096 bits that the `rsa` crate accepts as a public key (odd modulus, odd
+//! exponent in `3..2^33`, smaller than the modulus; 4096 bits is also its verification
+//! limit); EC `crv` P-256 or P-384 with coordinates of the curve's size; OKP `crv` Ed25519
+//! with a 32-byte key that is not a small-order (weak) point; `alg`, when present, one we
+//! accept and fitting the key. `oct` (HMAC secrets) and anything else are skipped, never
+//! turned into keys. Every accepted key is also loaded by the verifier once, so a key that
+//! cannot verify never enters a set. Static PEMs are SPKI `PUBLIC KEY` blocks typed by their
+//! OID, under the same rules.
 
 use std::fmt;
 
@@ -22,8 +25,8 @@ use crate::error::ConfigError;
 pub const MAX_JWKS_KEYS: usize = 100;
 /// Smallest RSA modulus accepted.
 pub const MIN_RSA_BITS: usize = 2048;
-/// Largest RSA modulus accepted (bounds verification cost).
-pub const MAX_RSA_BITS: usize = 8192;
+/// Largest RSA modulus accepted: the `rsa` crate refuses larger keys when it verifies.
+pub const MAX_RSA_BITS: usize = 4096;
 /// Longest `kid`.
 pub const MAX_KID: usize = 256;
 
@@ -106,6 +109,27 @@ fn loads(kind: KeyKind, key: &DecodingKey) -> bool {
     (DEFAULT_PROVIDER.verifier_factory)(&probe_alg(kind).to_jsonwebtoken(), key).is_ok()
 }
 
+/// Whether the RSA components form a public key the verifier accepts.
+fn rsa_valid(n: &[u8], e: &[u8]) -> bool {
+    let bits = bit_len(n);
+    (MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits)
+        && !e.is_empty()
+        && e.len() <= 8
+        && rsa::RsaPublicKey::new(
+            rsa::BigUint::from_bytes_be(n),
+            rsa::BigUint::from_bytes_be(e),
+        )
+        .is_ok()
+}
+
+/// Whether `x` is an Ed25519 point that is not of small order.
+fn ed25519_valid(x: &[u8]) -> bool {
+    let Ok(bytes) = <[u8; 32]>::try_from(x) else {
+        return false;
+    };
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes).is_ok_and(|k| !k.is_weak())
+}
+
 /// One JWK, or `None` when the rules skip it.
 fn accept_jwk(jwk: &Value) -> Option<VerifyKey> {
     let str_field = |f: &str| jwk.get(f).and_then(Value::as_str);
@@ -132,8 +156,8 @@ fn accept_jwk(jwk: &Value) -> Option<VerifyKey> {
         "RSA" => {
             let n = b64(jwk, "n")?;
             let e = b64(jwk, "e")?;
-            let bits = bit_len(&n);
-            if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) || e.is_empty() || e.len() > 8 {
+            if !rsa_valid(&n, &e) {
+                tracing::warn!(kid = ?kid, "JWKS: skipping an RSA key that cannot verify");
                 return None;
             }
             (KeyKind::Rsa, DecodingKey::from_rsa_raw_components(&n, &e))
@@ -161,6 +185,10 @@ fn accept_jwk(jwk: &Value) -> Option<VerifyKey> {
             // Exactly 32 bytes: the verifier slices `[..32]` and would panic on less.
             let x = b64(jwk, "x")?;
             if x.len() != 32 {
+                return None;
+            }
+            if !ed25519_valid(&x) {
+                tracing::warn!(kid = ?kid, "JWKS: skipping a weak or invalid Ed25519 key");
                 return None;
             }
             (KeyKind::Ed25519, DecodingKey::from_ed_der(&x))
@@ -194,6 +222,9 @@ fn accept_pem(pem: &str) -> Result<(KeyKind, DecodingKey), &'static str> {
         if raw.len() != 32 {
             return Err("not an Ed25519 key");
         }
+        if !ed25519_valid(raw) {
+            return Err("weak or invalid Ed25519 key");
+        }
         let key = DecodingKey::from_ed_der(raw);
         return loads(KeyKind::Ed25519, &key)
             .then_some((KeyKind::Ed25519, key))
@@ -211,13 +242,16 @@ fn accept_pem(pem: &str) -> Result<(KeyKind, DecodingKey), &'static str> {
     }
     if let Ok(k) = DecodingKey::from_rsa_pem(b) {
         let der = k.try_get_as_bytes().map_err(|_| "unreadable RSA key")?;
-        let (n, _) = (DEFAULT_PROVIDER
+        let (n, e) = (DEFAULT_PROVIDER
             .key_utils
             .rsa_pub_components_from_public_key)(der)
         .map_err(|_| "unreadable RSA key")?;
         let bits = bit_len(&n);
         if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
-            return Err("RSA keys must have 2048-8192 bits");
+            return Err("RSA keys must have 2048-4096 bits");
+        }
+        if !rsa_valid(&n, &e) {
+            return Err("not a valid RSA public key");
         }
         return loads(KeyKind::Rsa, &k)
             .then_some((KeyKind::Rsa, k))

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Validation, decode};
@@ -70,7 +70,8 @@ impl std::fmt::Debug for JwtVerifier {
 }
 
 fn secs_to_time(s: f64) -> std::time::SystemTime {
-    UNIX_EPOCH + Duration::from_secs_f64(s.max(0.0))
+    // `s` is a range-checked NumericDate, so this never falls back.
+    super::claims::secs_to_time(s).unwrap_or(UNIX_EPOCH)
 }
 
 impl JwtVerifier {

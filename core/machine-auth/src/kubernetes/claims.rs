@@ -85,6 +85,7 @@ pub fn service_account_claims(
         None => None,
         Some(v) => Some(
             v.as_f64()
+                .filter(|f| crate::jwt::claims::in_numeric_range(*f))
                 .ok_or_else(|| Refusal::unauthorized(Check::Exp, "exp: not a NumericDate"))?,
         ),
     };
@@ -154,6 +155,19 @@ pub(crate) mod tests {
             "kubernetes.io/serviceaccount/secret.name": format!("{name}-token-x"),
             "kubernetes.io/serviceaccount/service-account.name": name,
             "kubernetes.io/serviceaccount/service-account.uid": "sa-uid-1"})
+    }
+
+    #[test]
+    fn out_of_range_exp_is_refused() {
+        for exp in [1e12, 9.3e18, 1e300, -1.0] {
+            let t = TestKey::es256("c").sign(&projected("prod", "api", &["arcan"], exp));
+            let r = service_account_claims(&t, 16384, false).expect_err("exp");
+            assert_eq!(
+                (r.check, r.message.as_str()),
+                (Check::Exp, "exp: not a NumericDate"),
+                "{exp}"
+            );
+        }
     }
 
     #[test]

@@ -94,6 +94,11 @@ impl Serialize for Secret {
     }
 }
 
+/// Why `audience` needs `token_reviewer_jwt`: without a reviewer the caller's JWT is the
+/// TokenReview's bearer, and the API server authenticates bearers only for its own
+/// audiences (`--api-audiences`), so a token minted for another audience is always refused.
+pub const AUDIENCE_NEEDS_REVIEWER: &str = "audience requires token_reviewer_jwt (the caller's token, minted for `audience`, cannot authenticate to the API server)";
+
 fn audience_ok(field: &str, a: &Option<String>) -> Result<(), ConfigError> {
     match a {
         Some(a) if a.is_empty() || a.len() > 256 => {
@@ -131,6 +136,9 @@ impl TryFrom<KubernetesMethodDoc> for KubernetesMethodConfig {
             }
         }
         audience_ok("audience", &d.audience)?;
+        if d.audience.is_some() && d.token_reviewer_jwt.is_none() {
+            return Err(ConfigError::new("audience", AUDIENCE_NEEDS_REVIEWER));
+        }
         in_range(
             "timeout",
             d.timeout,
@@ -174,6 +182,16 @@ impl KubernetesMethodConfig {
             TokenReview::URL_PATH_SEGMENT
         );
         Url::parse(&s).map_err(|e| ConfigError::new("kubernetes_host", e.to_string()))
+    }
+
+    /// Whether `role` can work with this method: a role `audience` needs
+    /// `token_reviewer_jwt` like the method's (the server checks this at role write; the
+    /// verifier again at login, for a method whose reviewer was removed later).
+    pub fn check_role(&self, role: &KubernetesRoleConfig) -> Result<(), ConfigError> {
+        if role.audience.is_some() && self.token_reviewer_jwt.is_none() {
+            return Err(ConfigError::new("audience", AUDIENCE_NEEDS_REVIEWER));
+        }
+        Ok(())
     }
 }
 

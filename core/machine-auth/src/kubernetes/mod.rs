@@ -7,4 +7,4 @@ pub mod review;
 pub mod verify;
 
 pub use config::{KubernetesMethodConfig, KubernetesRoleConfig, Secret};
-pub use verify::{KubernetesIdentity, KubernetesVerifier};
+pub use verify::{KubernetesIdentity, KubernetesVerifier, UnverifiedServiceAccount};

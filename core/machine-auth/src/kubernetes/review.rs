@@ -52,7 +52,11 @@ fn fetch_refusal(e: &FetchError) -> Refusal {
     match e {
         FetchError::Timeout(_) => upstream(&format!("{e}")),
         FetchError::Connect => upstream("is unavailable (connection failed)"),
-        FetchError::Tls(r) => upstream(&format!("TLS: {r}")),
+        // The fetch client's wording names the JWT field; the Kubernetes one is another.
+        FetchError::Tls(r) => upstream(&format!(
+            "TLS: {}",
+            r.replace("(set ca_pem)", "(set kubernetes_ca_cert)")
+        )),
         other => upstream(&format!("request failed: {other}")),
     }
 }
@@ -97,10 +101,10 @@ pub async fn review(
         tracing::info!(status = res.status, reason = %shown(&reason, 200), "TokenReview refused");
         return Err(match (res.status, reviewer) {
             (401, Reviewer::Configured) => Refusal::upstream(
-                "the Kubernetes API server rejected the token reviewer's credentials (401)",
+                "upstream: the Kubernetes API server rejected the token reviewer's credentials (401)",
             ),
             (403, Reviewer::Configured) => Refusal::upstream(
-                "the token reviewer may not create TokenReviews (403): bind it to system:auth-delegator",
+                "upstream: the token reviewer may not create TokenReviews (403): bind it to system:auth-delegator",
             ),
             (401, Reviewer::Caller) => Refusal::unauthorized(
                 Check::TokenReview,

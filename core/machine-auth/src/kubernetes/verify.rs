@@ -2,7 +2,7 @@
 //! bound names and namespaces (403, no call) → `exp` (401, no call) → audience (401, no call)
 //! → upstream slot → TokenReview → username and uid equal to the token's service account.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use url::Url;
 
@@ -14,6 +14,19 @@ use crate::error::{Check, ConfigError, Refusal, shown};
 use crate::fetch::FetchClient;
 use crate::jwt::token::MAX_JWT_BYTES;
 use crate::upstream::UpstreamGate;
+
+/// What a token *claims* about its service account, before the API server has reviewed it:
+/// nothing in it is proven. Only [`KubernetesVerifier::verify`] yields an identity
+/// ([`KubernetesIdentity`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnverifiedServiceAccount(ServiceAccountClaims);
+
+impl UnverifiedServiceAccount {
+    /// The unverified claims (for messages and logs, never for decisions).
+    pub fn unverified_claims(&self) -> &ServiceAccountClaims {
+        &self.0
+    }
+}
 
 /// A service account the API server authenticated.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,13 +98,22 @@ impl KubernetesVerifier {
         &self.config
     }
 
-    /// The checks that need no network call.
+    /// The checks that need no network call, on the token's *unverified* claims: bound
+    /// namespace and name (403), `exp` (401) and audience (401), to spare the API server
+    /// calls for honest mistakes (wrong role, expired or mis-targeted token).
+    ///
+    /// The early 403 answers before anything is proven, so a forged, unsigned token learns
+    /// whether a namespace/name pair is bound to the role. That is accepted: it reveals only
+    /// role bindings, and only to someone who can already reach the login route and name
+    /// the role; it grants nothing, since every success still needs the TokenReview (and
+    /// the username/uid match). The result is wrapped as [`UnverifiedServiceAccount`] so it
+    /// cannot be mistaken for an identity.
     pub fn precheck(
         &self,
         jwt: &str,
         role: &KubernetesRoleConfig,
         ctx: &LoginContext<'_>,
-    ) -> Result<ServiceAccountClaims, Refusal> {
+    ) -> Result<UnverifiedServiceAccount, Refusal> {
         let sa = service_account_claims(jwt, self.max_jwt_bytes, self.config.allow_legacy_tokens)?;
         let who = format!("{}/{}", shown(&sa.namespace, 64), shown(&sa.name, 64));
         if !role.namespaces.contains(&sa.namespace) {
@@ -131,7 +153,7 @@ impl KubernetesVerifier {
                 format!("aud: the token is not for audience `{}`", shown(aud, 128)),
             ));
         }
-        Ok(sa)
+        Ok(UnverifiedServiceAccount(sa))
     }
 
     fn audience<'a>(&'a self, role: &'a KubernetesRoleConfig) -> Option<&'a str> {
@@ -145,7 +167,13 @@ impl KubernetesVerifier {
         role: &KubernetesRoleConfig,
         ctx: &LoginContext<'_>,
     ) -> Result<KubernetesIdentity, Refusal> {
-        let sa = self.precheck(jwt, role, ctx)?;
+        if self.config.check_role(role).is_err() {
+            return Err(Refusal::upstream(format!(
+                "upstream: role `{}` sets an audience but the method has no token_reviewer_jwt",
+                ctx.role_name
+            )));
+        }
+        let sa = self.precheck(jwt, role, ctx)?.0;
         let audiences: Option<Vec<String>> = self.audience(role).map(|a| vec![a.to_owned()]);
         let (bearer, reviewer) = match &self.config.token_reviewer_jwt {
             Some(s) => (s.expose(), Reviewer::Configured),
@@ -188,9 +216,7 @@ impl KubernetesVerifier {
             uid: user.uid.or(sa.uid),
             pod: sa.pod,
             audiences: user.audiences,
-            expires_at: sa
-                .exp
-                .map(|e| UNIX_EPOCH + Duration::from_secs_f64(e.max(0.0))),
+            expires_at: sa.exp.and_then(crate::jwt::claims::secs_to_time),
             legacy: sa.legacy,
         })
     }

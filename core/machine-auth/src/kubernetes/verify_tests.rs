@@ -48,6 +48,18 @@ fn status(code: u16, reason: &str) -> Response {
 }
 
 impl Cluster {
+    /// A bearer's claims: like kube-apiserver, a service-account bearer must be valid for
+    /// the API server's own audience.
+    fn authenticate_bearer(&self, token: &str) -> Option<Value> {
+        let c = self.authenticate(token)?;
+        let aud_ok = match &c["aud"] {
+            Value::String(a) => a == DEFAULT_AUD,
+            Value::Array(a) => a.iter().any(|a| a == DEFAULT_AUD),
+            _ => false,
+        };
+        aud_ok.then_some(c)
+    }
+
     /// The token's claims if our cluster key signed it and it has not expired.
     fn authenticate(&self, token: &str) -> Option<Value> {
         let alg = self.key.alg.to_jsonwebtoken();
@@ -98,7 +110,7 @@ impl Cluster {
             true
         } else if bearer == NO_DELEGATOR {
             false
-        } else if let Some(c) = self.authenticate(&bearer) {
+        } else if let Some(c) = self.authenticate_bearer(&bearer) {
             self.delegators.contains(&Self::sa_of(&c).as_str())
         } else {
             return status(401, "Unauthorized");
@@ -380,7 +392,7 @@ async fn reviewer_rejections_are_upstream_failures_naming_the_reviewer() {
     assert_eq!((e.check, e.class), (Check::Upstream, Class::Upstream));
     assert_eq!(
         e.message,
-        "the Kubernetes API server rejected the token reviewer's credentials (401)"
+        "upstream: the Kubernetes API server rejected the token reviewer's credentials (401)"
     );
     let e = login(&verifier(&srv, Some(NO_DELEGATOR), json!({})), &r, &t)
         .await
@@ -388,7 +400,7 @@ async fn reviewer_rejections_are_upstream_failures_naming_the_reviewer() {
     assert_eq!(e.class, Class::Upstream);
     assert_eq!(
         e.message,
-        "the token reviewer may not create TokenReviews (403): bind it to system:auth-delegator"
+        "upstream: the token reviewer may not create TokenReviews (403): bind it to system:auth-delegator"
     );
     assert!(!e.message.contains("internal detail"));
 }
@@ -396,25 +408,37 @@ async fn reviewer_rejections_are_upstream_failures_naming_the_reviewer() {
 #[tokio::test]
 async fn the_caller_reviews_itself_without_a_configured_reviewer() {
     let (srv, c) = cluster().await;
-    let v = verifier(&srv, None, json!({}));
+    // Caller mode: no audience (the token must be valid for the API server's own).
+    let v = verifier(&srv, None, json!({"audience": null}));
     let ok = c
         .key
-        .sign(&projected("prod", "delegating", &["arcan"], exp()));
+        .sign(&projected("prod", "delegating", &[DEFAULT_AUD], exp()));
     login(&v, &role(&["delegating"], &["prod"]), &ok)
         .await
         .expect("delegator");
     assert_eq!(
-        c.seen.lock().expect("lock")[0].0,
-        ok,
-        "the caller's JWT is the bearer"
+        c.seen.lock().expect("lock")[0],
+        (ok, None),
+        "the caller's JWT is the bearer; no audiences asked for"
     );
-    let plain = c.key.sign(&projected("prod", "api", &["arcan"], exp()));
+    // A token minted for another audience cannot authenticate as the bearer.
+    let other = c
+        .key
+        .sign(&projected("prod", "delegating", &["arcan"], exp()));
+    let e = login(&v, &role(&["delegating"], &["prod"]), &other)
+        .await
+        .expect_err("bearer for another audience");
+    assert_eq!(
+        (e.check, e.class),
+        (Check::TokenReview, Class::Unauthorized)
+    );
+    let plain = c.key.sign(&projected("prod", "api", &[DEFAULT_AUD], exp()));
     let e = login(&v, &role(&["api"], &["prod"]), &plain)
         .await
         .expect_err("no delegator");
     assert_eq!((e.check, e.class), (Check::TokenReview, Class::Forbidden));
     assert!(e.message.contains("system:auth-delegator"), "{}", e.message);
-    let forged = TestKey::es256("other").sign(&projected("prod", "api", &["arcan"], exp()));
+    let forged = TestKey::es256("other").sign(&projected("prod", "api", &[DEFAULT_AUD], exp()));
     let e = login(&v, &role(&["api"], &["prod"]), &forged)
         .await
         .expect_err("forged");
@@ -422,6 +446,37 @@ async fn the_caller_reviews_itself_without_a_configured_reviewer() {
         (e.check, e.class),
         (Check::TokenReview, Class::Unauthorized)
     );
+    // A role audience in caller mode is refused before any call.
+    let n = c.requests.load(Ordering::SeqCst);
+    let aud_role: KubernetesRoleConfig = serde_json::from_value(json!({
+        "bound_service_account_names": ["delegating"],
+        "bound_service_account_namespaces": ["prod"], "audience": "arcan"}))
+    .expect("role");
+    assert_eq!(
+        v.config().check_role(&aud_role).expect_err("config").field,
+        "audience"
+    );
+    let e = login(&v, &aud_role, &other).await.expect_err("role aud");
+    assert_eq!(e.class, Class::Upstream);
+    assert_eq!(c.requests.load(Ordering::SeqCst), n);
+}
+
+#[test]
+fn caller_mode_with_an_audience_is_refused_at_config() {
+    let e = serde_json::from_value::<KubernetesMethodConfig>(
+        json!({"kubernetes_host": "https://k8s", "audience": "arcan"}),
+    )
+    .expect_err("caller + audience");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("audience")
+            && msg.contains("audience requires token_reviewer_jwt (the caller's token, minted for `audience`, cannot authenticate to the API server)"),
+        "{msg}"
+    );
+    serde_json::from_value::<KubernetesMethodConfig>(
+        json!({"kubernetes_host": "https://k8s", "audience": "arcan", "token_reviewer_jwt": "r"}),
+    )
+    .expect("with a reviewer");
 }
 
 #[tokio::test]
@@ -529,4 +584,26 @@ async fn a_full_upstream_gate_is_busy() {
     login(&v, &role(&["api"], &["prod"]), &t)
         .await
         .expect("free");
+}
+
+#[tokio::test]
+async fn an_untrusted_api_server_certificate_names_kubernetes_ca_cert() {
+    let (srv, c) = cluster().await;
+    let cfg: KubernetesMethodConfig = serde_json::from_value(json!({
+        "kubernetes_host": srv.url(""), "token_reviewer_jwt": REVIEWER}))
+    .expect("config");
+    let client = FetchClient::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .expect("client");
+    let v = KubernetesVerifier::with_client(cfg, client, UpstreamGate::default()).expect("v");
+    let t = c.key.sign(&projected("prod", "api", &["arcan"], exp()));
+    let e = login(&v, &role(&["api"], &["prod"]), &t)
+        .await
+        .expect_err("untrusted");
+    assert_eq!(e.class, Class::Upstream);
+    assert_eq!(
+        e.message,
+        "upstream: the Kubernetes API server TLS: certificate not trusted (set kubernetes_ca_cert)"
+    );
 }
