@@ -29,11 +29,10 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewStatus, UserInfo};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
-use salvo::conn::rustls::{Keycert, RustlsConfig};
 use salvo::prelude::*;
 use serde_json::{Value, json};
 
-use crate::receivers::{free_port, test_pki};
+use crate::receivers::{free_port, serve_https, test_pki};
 
 /// The issuer of projected service-account tokens (what kube-apiserver uses by default).
 pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
@@ -392,21 +391,14 @@ impl ApiServer {
             signer: signer.clone(),
             cluster: cluster.clone(),
         };
-        let tls = RustlsConfig::new(Keycert::new().cert(cert.into_bytes()).key(key.into_bytes()));
         let port = free_port();
-        let acceptor = TcpListener::new(format!("127.0.0.1:{port}"))
-            .rustls(tls)
-            .try_bind()
-            .await
-            .expect("bind the TokenReview server");
-        let server = Server::new(acceptor);
-        let handle = server.handle();
         let path = format!(
             "apis/{}/{}/tokenreviews",
             <TokenReview as k8s_openapi::Resource>::GROUP,
             <TokenReview as k8s_openapi::Resource>::VERSION
         );
-        tokio::spawn(server.serve(Router::with_path(path).post(api)));
+        let router = Router::with_path(path).post(api);
+        let handle = serve_https(port, cert, key, router, "the TokenReview server").await;
         Self {
             url: format!("https://localhost:{port}"),
             ca_path,

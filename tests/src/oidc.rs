@@ -16,11 +16,10 @@ use std::time::Duration;
 
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use salvo::conn::rustls::{Keycert, RustlsConfig};
 use salvo::prelude::*;
 use serde_json::{Value, json};
 
-use crate::receivers::{free_port, test_pki};
+use crate::receivers::{free_port, serve_https, test_pki};
 
 /// A signing key of the test issuer with its public JWK.
 pub struct TestKey {
@@ -210,18 +209,10 @@ impl Issuer {
             url: url.clone(),
             state: state.clone(),
         };
-        let tls = RustlsConfig::new(Keycert::new().cert(cert.into_bytes()).key(key.into_bytes()));
-        let acceptor = TcpListener::new(format!("127.0.0.1:{port}"))
-            .rustls(tls)
-            .try_bind()
-            .await
-            .expect("bind the OIDC issuer");
-        let server = Server::new(acceptor);
-        let handle = server.handle();
         let router = Router::with_path(".well-known")
             .push(Router::with_path("openid-configuration").get(routes.clone()))
             .push(Router::with_path("jwks").get(routes));
-        tokio::spawn(server.serve(router));
+        let handle = serve_https(port, cert, key, router, "the OIDC issuer").await;
         Self {
             url,
             ca_path,

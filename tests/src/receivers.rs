@@ -44,6 +44,27 @@ pub fn test_pki(dir: &Path) -> (PathBuf, String, String) {
     (ca_path, leaf_cert.pem(), leaf_key.serialize_pem())
 }
 
+/// Serves `router` over HTTPS on `127.0.0.1:port` with the given certificate, in a task of
+/// its own; `what` names the server in the panic when the port cannot be bound.
+pub async fn serve_https(
+    port: u16,
+    cert: String,
+    key: String,
+    router: Router,
+    what: &str,
+) -> salvo::server::ServerHandle {
+    let tls = RustlsConfig::new(Keycert::new().cert(cert.into_bytes()).key(key.into_bytes()));
+    let acceptor = TcpListener::new(format!("127.0.0.1:{port}"))
+        .rustls(tls)
+        .try_bind()
+        .await
+        .unwrap_or_else(|e| panic!("bind {what} on 127.0.0.1:{port}: {e}"));
+    let server = Server::new(acceptor);
+    let handle = server.handle();
+    tokio::spawn(server.serve(router));
+    handle
+}
+
 /// What the webhook receiver saw.
 #[derive(Debug, Default)]
 pub struct Received {
