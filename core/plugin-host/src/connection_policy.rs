@@ -16,7 +16,7 @@
 //! where the operator intends.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
@@ -118,10 +118,6 @@ impl fmt::Display for Restricted {
     }
 }
 
-/// AWS's IPv6 instance metadata address.
-const AWS_METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
-/// Alibaba Cloud's metadata address (outside the link-local range).
-const ALIBABA_METADATA: Ipv4Addr = Ipv4Addr::new(100, 100, 100, 200);
 /// Metadata service names.
 const METADATA_NAMES: &[&str] = &["metadata.google.internal", "metadata"];
 
@@ -149,16 +145,10 @@ impl Endpoint {
             Endpoint::Unix(_) => Some(Restricted::UnixSocket),
             Endpoint::Tcp { host, .. } if host.is_loopback() => Some(Restricted::Loopback),
             Endpoint::Tcp { host, .. } => match host {
-                Host::Ip(IpAddr::V4(a)) if a.octets()[0] == 0 => Some(Restricted::Unspecified),
-                Host::Ip(IpAddr::V4(a)) if a.is_link_local() || *a == ALIBABA_METADATA => {
-                    Some(Restricted::Metadata)
-                }
-                Host::Ip(IpAddr::V6(a)) if a.is_unspecified() => Some(Restricted::Unspecified),
-                Host::Ip(IpAddr::V6(a))
-                    if (a.segments()[0] & 0xffc0) == 0xfe80 || *a == AWS_METADATA_V6 =>
-                {
-                    Some(Restricted::Metadata)
-                }
+                Host::Ip(ip) => arcan_util::net::restricted(*ip).map(|r| match r {
+                    arcan_util::net::Restricted::Unspecified => Restricted::Unspecified,
+                    _ => Restricted::Metadata,
+                }),
                 Host::Name(n) if METADATA_NAMES.contains(&n.as_str()) => Some(Restricted::Metadata),
                 _ => None,
             },

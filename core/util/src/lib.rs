@@ -33,6 +33,8 @@ pub fn new_id() -> String {
 
 /// `#[serde(with = "arcan_util::duration")]`: a duration written as `humantime` text
 /// (`10s`, `5m`, `1h 30m`).
+pub mod net;
+
 pub mod duration {
     use std::time::Duration;
 
