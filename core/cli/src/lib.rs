@@ -7,6 +7,7 @@
 
 mod admin;
 mod audit;
+mod auth;
 pub mod client;
 mod doctor;
 mod engine;
@@ -105,15 +106,12 @@ enum Cmd {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Logs in and saves the token to `~/.arcan/credentials.json` (0600).
-    Login {
-        /// Email.
-        #[arg(long)]
-        email: String,
-        /// Read the password from standard input instead of prompting.
-        #[arg(long)]
-        password_stdin: bool,
-    },
+    /// Logs in (with a password, or as a machine with `--method`) and saves the token to
+    /// `~/.arcan/credentials.json` (0600).
+    Login(auth::LoginArgs),
+    /// Machine-identity auth methods (JWT/OIDC, Kubernetes) and their login roles.
+    #[command(subcommand)]
+    Auth(auth::AuthCmd),
     /// Realms.
     #[command(subcommand)]
     Realm(admin::RealmCmd),
@@ -268,10 +266,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 r["id"].as_str().unwrap_or_default()
             );
         }
-        Cmd::Login {
-            email,
+        Cmd::Login(args) if args.method.is_some() => auth::machine_login(&client, args).await?,
+        Cmd::Login(auth::LoginArgs {
+            email: Some(email),
             password_stdin,
-        } => {
+            ..
+        }) => {
             let password = read_password(password_stdin)?;
             let r = client
                 .call(
@@ -291,6 +291,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 r["expires_at"].as_str().unwrap_or_default()
             );
         }
+        Cmd::Login(_) => anyhow::bail!("--email or --method is required"),
+        Cmd::Auth(cmd) => auth::run(&client, cmd).await?,
         Cmd::Realm(cmd) => admin::realm(&client, cmd).await?,
         Cmd::Token(cmd) => admin::token(&client, cmd).await?,
         Cmd::Policy { realm, cmd } => admin::policy(&client, &need_realm(realm)?, cmd).await?,
