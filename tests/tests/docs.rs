@@ -21,6 +21,8 @@ const SHIPPED: &[&str] = &[
     "signed plugin packages",
     "signed packages",
     "sample engines",
+    "oidc and kubernetes auth",
+    "machine-identity login",
 ];
 
 /// Phrases that say something does not exist yet (lower case).
@@ -79,11 +81,16 @@ fn paragraphs(text: &str) -> Vec<String> {
 }
 
 /// The stale statements in `text`: paragraphs that call a shipped feature future work.
+/// Whitespace is normalised first, so a phrase wrapped across lines is still found.
 fn stale(text: &str) -> Vec<String> {
     paragraphs(text)
         .into_iter()
         .filter(|p| {
-            let l = p.to_lowercase();
+            let l = p
+                .to_lowercase()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
             FUTURE.iter().any(|f| l.contains(f)) && SHIPPED.iter().any(|s| l.contains(s))
         })
         .collect()
@@ -122,7 +129,13 @@ fn the_check_finds_stale_statements() {
     assert_eq!(stale(old_readme).len(), 1);
     let old_sdk = "Signed packages (the packaging issue) add the digests of the files.";
     assert_eq!(stale(old_sdk).len(), 1);
-    let current = "## Not implemented yet\n\nKMS key providers, OIDC and Kubernetes auth.\n";
+    // Wrapped as docs/server.md had it before machine-identity login shipped.
+    let old_server_md_auth = "## Not implemented yet\n\nKMS key providers (this build ships \
+                              the `file` master-key provider), OIDC and Kubernetes\nauth. \
+                              These are open issues; no endpoint pretends to offer them.\n";
+    assert_eq!(stale(old_server_md_auth).len(), 1);
+    let current = "## Not implemented yet\n\nKMS key providers (this build ships the `file` \
+                   master-key provider). This is an open issue.\n";
     assert!(stale(current).is_empty());
 }
 
