@@ -204,13 +204,15 @@ async fn confined_token_holds_no_global(b: Backend) {
     assert_eq!(info["parent_id"], root_id.as_str(), "{info}");
 
     // The attack: a root-minted, realm-confined token used as an operator token.
-    let attempts: [(Method, &str, &str); 6] = [
+    let attempts: [(Method, &str, &str); 8] = [
         (Method::GET, "/api/v1/sys/master-key", "sys:manage"),
         (Method::POST, "/api/v1/sys/master-key/rewrap", "sys:manage"),
         (Method::GET, "/api/v1/plugins", "plugins:read"),
         (Method::GET, "/api/v1/audit/status", "audit:manage"),
         (Method::GET, "/api/v1/audit/sinks", "audit:manage"),
         (Method::GET, "/api/v1/tokens?all=true", "tokens:manage"),
+        (Method::GET, "/api/v1/auth/methods", "auth:manage"),
+        (Method::POST, "/api/v1/auth/methods", "auth:manage"),
     ];
     for (method, path, cap) in attempts {
         let (st, body) = s.call(method.clone(), path, Some(&confined), None).await;

@@ -32,10 +32,15 @@ pub struct Actor {
     pub user_id: Option<String>,
     /// Token id (never the token), when authenticated.
     pub token_id: Option<String>,
-    /// `token`, `password`, `none` or `system`.
+    /// `token`, `password`, `none`, `system`, or for tokens of a machine login the
+    /// method's type (`jwt`, `kubernetes`).
     pub auth_method: String,
     /// Client IP.
     pub ip: Option<String>,
+    /// For tokens of a machine login: `{method, role, subject}` (absent otherwise, so the
+    /// stored form of other events is unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<serde_json::Value>,
 }
 
 /// One audit event. Field order is fixed: the serialized form is what the chain hashes.

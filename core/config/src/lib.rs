@@ -228,6 +228,33 @@ pub struct AuthConfig {
     /// How long a login may wait for a hashing slot.
     #[serde(with = "duration")]
     pub hash_wait: Duration,
+    /// Machine-identity logins (JWT/OIDC, Kubernetes).
+    pub machine: MachineAuthConfig,
+}
+
+/// Bounds of machine-identity logins: the largest JWT, and how many calls to issuers and
+/// Kubernetes API servers one auth method makes at once (a login waits `upstream_wait` for
+/// a slot, then gets 503).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MachineAuthConfig {
+    /// Largest JWT accepted (bytes; 1 KiB–64 KiB).
+    pub max_jwt_bytes: usize,
+    /// Upstream calls (JWKS, discovery, TokenReview) in flight per method.
+    pub upstream_concurrency: usize,
+    /// How long a login waits for an upstream slot.
+    #[serde(with = "duration")]
+    pub upstream_wait: Duration,
+}
+
+impl Default for MachineAuthConfig {
+    fn default() -> Self {
+        Self {
+            max_jwt_bytes: 16 * 1024,
+            upstream_concurrency: 16,
+            upstream_wait: Duration::from_secs(1),
+        }
+    }
 }
 
 /// Failed-login throttling per account: after `free_attempts` consecutive failures the
@@ -352,6 +379,7 @@ impl Default for AuthConfig {
             login_throttle: LoginThrottleConfig::default(),
             max_concurrent_hashes: None,
             hash_wait: Duration::from_secs(1),
+            machine: MachineAuthConfig::default(),
         }
     }
 }
@@ -465,6 +493,16 @@ impl Config {
         if t.free_attempts == 0 || t.base_delay.is_zero() || t.max_delay < t.base_delay {
             return bad(
                 "auth.login_throttle needs free_attempts >= 1 and 0 < base_delay <= max_delay",
+            );
+        }
+        let m = &self.auth.machine;
+        if !(1024..=64 * 1024).contains(&m.max_jwt_bytes)
+            || m.upstream_concurrency == 0
+            || m.upstream_wait.is_zero()
+        {
+            return bad(
+                "auth.machine needs max_jwt_bytes in 1024..=65536, upstream_concurrency >= 1 \
+                 and a positive upstream_wait",
             );
         }
         if self.auth.max_concurrent_hashes == Some(0) {

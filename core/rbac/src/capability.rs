@@ -53,6 +53,7 @@ capabilities! {
     ConnectionsManage => "connections:manage",
     PluginsRead => "plugins:read",
     PolicyEscalate => "policy:escalate",
+    AuthManage => "auth:manage",
 }
 
 /// Capabilities that are not scoped to a realm: operator rights. A token confined to a
@@ -66,6 +67,7 @@ pub const GLOBAL_CAPABILITIES: &[Capability] = &[
     Capability::ConnectionsManage,
     Capability::PluginsRead,
     Capability::PolicyEscalate,
+    Capability::AuthManage,
 ];
 
 /// How a capability relates to the environment / key-glob narrowing of a grant.

@@ -31,6 +31,9 @@ pub struct Principal {
     pub expires_at: i64,
     /// Minted from another token through the API (not a login or bootstrap token).
     pub derived: bool,
+    /// What a machine login proved (`{method, type, role, subject, issuer, claims}`),
+    /// for its token and every token minted from it.
+    pub identity: Option<serde_json::Value>,
 }
 
 impl Principal {
@@ -103,6 +106,12 @@ pub fn principal(token: &TokenRecord, user: &User) -> Result<Principal, StoreErr
         realm_id: token.realm_id.clone(),
         expires_at: token.expires_at,
         derived: token.parent_id.is_some(),
+        identity: token
+            .identity
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| corrupt(format!("token identity: {e}")))?,
     })
 }
 

@@ -185,6 +185,7 @@ async fn bootstrap_root(config: &Config, store: &dyn Store) -> anyhow::Result<()
     store
         .user_create(&User {
             id: id.clone().into(),
+            kind: arcan_store::UserKind::Human,
             email: "root@arcan.local".into(),
             password_hash: format!("!{unusable}"),
             superuser: true,
@@ -207,6 +208,7 @@ async fn bootstrap_root(config: &Config, store: &dyn Store) -> anyhow::Result<()
             expires_at: now + 100 * 365 * 24 * 3600 * 1000,
             created_at: now,
             revoked_at: None,
+            identity: None,
         })
         .await?;
     println!("Root token: {}", secret.as_str());

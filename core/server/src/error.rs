@@ -116,6 +116,11 @@ impl ApiError {
     pub fn bad_gateway(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_GATEWAY, "plugin_failed", message)
     }
+    /// 502: an issuer, key set or Kubernetes API server behind a machine login failed; the
+    /// message says how (status, timeout, TLS), never what it answered.
+    pub fn upstream_failed(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "upstream_failed", message)
+    }
     /// 503: a dependency is unavailable.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
@@ -157,6 +162,19 @@ fn store_unavailable(e: &sqlx::Error) -> bool {
             }
         }
         _ => false,
+    }
+}
+
+impl From<arcan_machine_auth::Refusal> for ApiError {
+    fn from(r: arcan_machine_auth::Refusal) -> Self {
+        use arcan_machine_auth::Class;
+        match r.class {
+            Class::BadRequest => Self::bad_request(r.message),
+            Class::Unauthorized => Self::unauthorized(r.message),
+            Class::Forbidden => Self::forbidden(r.message),
+            Class::Upstream => Self::upstream_failed(r.message),
+            Class::Busy => Self::busy(r.message),
+        }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod error;
 pub mod extract;
 pub mod handlers;
 pub mod login_guard;
+pub mod machine;
 pub mod metrics;
 pub mod middleware;
 pub mod router;

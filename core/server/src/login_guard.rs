@@ -140,6 +140,20 @@ impl LoginGuard {
         Ok(Attempt { arms_lock })
     }
 
+    /// Takes back an attempt that ended without judging the caller (an upstream outage):
+    /// it no longer counts, and a lock it armed is lifted.
+    pub fn refund(&self, account: &str, ip: IpAddr, attempt: &Attempt) {
+        let key = account_key(account, ip);
+        let _one_at_a_time = self.update.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut f) = self.failures.get(&key) {
+            f.count = f.count.saturating_sub(1);
+            if attempt.arms_lock.is_some() {
+                f.locked_until = None;
+            }
+            self.failures.insert(key, f);
+        }
+    }
+
     /// A successful login: the counter of the account from this network starts over.
     pub fn succeeded(&self, account: &str, ip: IpAddr) {
         let _one_at_a_time = self.update.lock().unwrap_or_else(|p| p.into_inner());

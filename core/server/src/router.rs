@@ -7,7 +7,10 @@ use salvo::oapi::OpenApi;
 use salvo::prelude::*;
 use salvo::routing::filters::{MethodFilter, delete, get, post, put};
 
-use super::handlers::{audit, auth, engines, leases, policy, realms, secrets, sys, tokens};
+use super::handlers::{
+    audit, auth, auth_methods, engines, leases, login_roles, machine_login, policy, realms,
+    secrets, sys, tokens,
+};
 use super::middleware::audit::Action;
 use super::middleware::policy::{Guard, Need, need};
 use super::middleware::{audit as audit_mw, auth as authn, logging, rate_limit, request_id};
@@ -36,6 +39,68 @@ fn guarded(method: MethodFilter, action: &'static str, guard: Guard, goal: impl 
 
 const AUTHED: Guard = Guard(Need::Authenticated);
 const MEMBER: Guard = Guard(Need::RealmMember);
+
+/// `/auth/methods`: machine-identity methods and login roles (global `auth:manage`), and
+/// the public machine login.
+fn auth_methods_routes() -> Router {
+    const AUTH: Guard = Guard(Need::Global(AuthManage));
+    Router::with_path("auth/methods")
+        .push(guarded(
+            get(),
+            "auth.methods.list",
+            AUTH,
+            auth_methods::list,
+        ))
+        .push(guarded(
+            post(),
+            "auth.methods.enable",
+            AUTH,
+            auth_methods::enable,
+        ))
+        .push(
+            Router::with_path("{name}")
+                .push(guarded(
+                    get(),
+                    "auth.methods.read",
+                    AUTH,
+                    auth_methods::read,
+                ))
+                .push(guarded(
+                    put(),
+                    "auth.methods.update",
+                    AUTH,
+                    auth_methods::update,
+                ))
+                .push(guarded(
+                    delete(),
+                    "auth.methods.disable",
+                    AUTH,
+                    auth_methods::disable,
+                ))
+                .push(Router::with_path("login").push(public(
+                    post(),
+                    "auth.method.login",
+                    machine_login::login,
+                )))
+                .push(Router::with_path("roles").push(guarded(
+                    get(),
+                    "auth.roles.list",
+                    AUTH,
+                    login_roles::list,
+                )))
+                .push(
+                    Router::with_path("roles/{role}")
+                        .push(guarded(get(), "auth.roles.read", AUTH, login_roles::read))
+                        .push(guarded(put(), "auth.roles.write", AUTH, login_roles::put))
+                        .push(guarded(
+                            delete(),
+                            "auth.roles.delete",
+                            AUTH,
+                            login_roles::delete,
+                        )),
+                ),
+        )
+}
 
 /// Builds the router with the OpenAPI document at `/api/v1/openapi.json`.
 pub fn build(state: Arc<AppState>) -> Router {
@@ -251,6 +316,7 @@ pub fn build(state: Arc<AppState>) -> Router {
             auth::register,
         )))
         .push(Router::with_path("auth/login").push(public(post(), "auth.login", auth::login)))
+        .push(auth_methods_routes())
         .push(
             Router::with_path("realms")
                 .push(guarded(get(), "realms.list", AUTHED, realms::list))

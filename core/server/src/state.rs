@@ -6,6 +6,7 @@ use std::time::Duration;
 use salvo::prelude::*;
 
 use super::login_guard::LoginGuard;
+use super::machine::MachineAuth;
 use super::metrics::Metrics;
 use super::middleware::rate_limit::RateLimits;
 use crate::auth::Principal;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub engines: Arc<Engines>,
     /// Owns every background task (see [`arcan_lifecycle`]).
     pub lifecycle: Arc<Lifecycle>,
+    /// Verifiers of the machine-identity auth methods in use.
+    pub machine: MachineAuth,
 }
 
 impl std::fmt::Debug for AppState {
@@ -101,6 +104,7 @@ impl AppState {
             sinks,
             limits: RateLimits::new(&config.rate_limit),
             logins: LoginGuard::new(&config.auth),
+            machine: MachineAuth::new(config.auth.machine.clone()),
             metrics: Metrics::new(),
             config,
             store,

@@ -44,6 +44,10 @@ pub enum ChangeKind {
     Sink,
     /// The data keys rewrapped under a new master key.
     MasterKey,
+    /// A machine-identity auth method enabled, updated or disabled.
+    AuthMethod,
+    /// A login role written or deleted.
+    AuthRole,
 }
 
 /// Builds the request's event from the handler's detail and facts only the store knows.

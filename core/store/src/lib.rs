@@ -8,7 +8,8 @@
 //!
 //! The interface is split by domain: [`IdentityStore`] (users, tokens), [`RealmStore`]
 //! (realms, data keys, roles, bindings), [`SecretStore`] (KV), [`AuditStore`] (the chained
-//! log and its sinks) and [`EngineStore`] (mounts, plugin data, leases); [`Store`] is all of
+//! log and its sinks), [`EngineStore`] (mounts, plugin data, leases) and [`AuthStore`]
+//! (machine-identity methods and login roles); [`Store`] is all of
 //! them plus the few deployment-wide methods. Callers holding an `Arc<dyn Store>` bring the
 //! domain traits into scope with `use arcan_store::prelude::*;`.
 //!
@@ -17,6 +18,7 @@
 //! authorization (the store trusts its caller with the realm id it passes), HTTP.
 
 mod audit;
+mod auth;
 pub mod change;
 mod engines;
 mod identity;
@@ -31,6 +33,7 @@ pub mod sql;
 mod sqlite;
 
 pub use audit::AuditStore;
+pub use auth::{AuthStore, RolePut, managed_role_name};
 pub use engines::*;
 pub use identity::IdentityStore;
 pub use ids::*;
@@ -43,7 +46,9 @@ pub use sqlite::{SqliteBackend, SqliteStore};
 
 /// The store's traits, for callers that hold an `Arc<dyn Store>` and call its methods.
 pub mod prelude {
-    pub use crate::{AuditStore, EngineStore, IdentityStore, RealmStore, SecretStore, Store};
+    pub use crate::{
+        AuditStore, AuthStore, EngineStore, IdentityStore, RealmStore, SecretStore, Store,
+    };
 }
 
 /// Errors of the store layer.
@@ -100,7 +105,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// deployment.
 #[async_trait::async_trait]
 pub trait Store:
-    IdentityStore + RealmStore + SecretStore + AuditStore + EngineStore + Send + Sync + 'static
+    IdentityStore
+    + RealmStore
+    + SecretStore
+    + AuditStore
+    + EngineStore
+    + AuthStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Which backend this is (`sqlite` or `postgres`), for logs and `/health`.
     fn backend(&self) -> &'static str;

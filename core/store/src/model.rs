@@ -4,11 +4,43 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{BindingId, Outcome, RealmId, TokenId, UserId};
 
-/// A human account.
+/// What kind of account a user row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserKind {
+    /// A person: logs in with email and password.
+    #[default]
+    Human,
+    /// The principal of a machine login role (`auth:<method>/<role>`): no password, no
+    /// global capability, bound to realms only through its login role.
+    LoginRole,
+}
+
+impl UserKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserKind::Human => "human",
+            UserKind::LoginRole => "login_role",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "human" => Some(UserKind::Human),
+            "login_role" => Some(UserKind::LoginRole),
+            _ => None,
+        }
+    }
+}
+
+/// An account: a person, or the principal of a machine login role.
 #[derive(Debug, Clone)]
 pub struct User {
     /// Stable id.
     pub id: UserId,
+    /// Human or login-role principal.
+    pub kind: UserKind,
     /// Login name, lower-cased.
     pub email: String,
     /// argon2id PHC string.
@@ -48,6 +80,72 @@ pub struct TokenRecord {
     pub created_at: i64,
     /// Revocation time.
     pub revoked_at: Option<i64>,
+    /// Who a machine login proved to be (JSON: method, type, role, subject, issuer,
+    /// mapped claims); inherited by tokens minted from it. `None` for other tokens.
+    pub identity: Option<String>,
+}
+
+/// A configured machine-identity auth method (`jwt` or `kubernetes`).
+#[derive(Debug, Clone)]
+pub struct AuthMethod {
+    /// Internal id.
+    pub id: String,
+    /// Unique name (the login path segment).
+    pub name: String,
+    /// `jwt` or `kubernetes`.
+    pub kind: String,
+    /// Free text.
+    pub description: String,
+    /// The normalised configuration (JSON, without secrets).
+    pub config: String,
+    /// Secret parts of the configuration, sealed with the system key.
+    pub secrets: Option<Vec<u8>>,
+    /// Creation time.
+    pub created_at: i64,
+    /// Creator (user id).
+    pub created_by: String,
+    /// Last change (part of the verifier cache key).
+    pub updated_at: i64,
+}
+
+/// A login role of an auth method: what a verified identity must show, and the principal
+/// whose realm bindings a login receives.
+#[derive(Debug, Clone)]
+pub struct AuthRole {
+    /// Internal id.
+    pub id: String,
+    /// The method.
+    pub method_id: String,
+    /// Name, unique per method.
+    pub name: String,
+    /// The principal (a [`UserKind::LoginRole`] user).
+    pub user_id: UserId,
+    /// The lineage anchor: parent of every token its logins mint.
+    pub anchor_id: TokenId,
+    /// The role's bounds and mappings (JSON).
+    pub definition: String,
+    /// Default login token lifetime (ms).
+    pub token_ttl: i64,
+    /// Longest login token lifetime (ms).
+    pub token_max_ttl: i64,
+    /// Creation time.
+    pub created_at: i64,
+    /// Creator (user id).
+    pub created_by: String,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// One realm's part of a login role's grants, as the store applies it: bindings of the
+/// principal to existing roles, and at most one role the login role manages.
+#[derive(Debug, Clone)]
+pub struct RealmGrant {
+    /// The realm.
+    pub realm_id: RealmId,
+    /// The principal's bindings there (to existing roles, and to the managed one).
+    pub bindings: Vec<Binding>,
+    /// The managed role (named `auth.<method>.<role>`) created there, if any.
+    pub managed: Option<Role>,
 }
 
 /// A tenant boundary.

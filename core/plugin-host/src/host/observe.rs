@@ -194,6 +194,7 @@ impl crate::CallInfo {
             }
             .into(),
             ip: self.ip.clone(),
+            identity: None,
         }
     }
 }

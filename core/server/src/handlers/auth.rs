@@ -111,6 +111,7 @@ pub async fn register(
     .map_err(ApiError::internal)??;
     let user = User {
         id: new_id().into(),
+        kind: arcan_store::UserKind::Human,
         email,
         password_hash: hash,
         superuser: false,
@@ -210,6 +211,7 @@ pub async fn login(
         expires_at: now + st.config.auth.login_ttl.as_millis() as i64,
         created_at: now,
         revoked_at: None,
+        identity: None,
     };
     st.store.token_create(&record).await?;
     Ok(Json(LoginToken {

@@ -16,7 +16,7 @@ use arcan_rbac::{
     Access, Capability, Decision, Request as Ask, Scope, builtin_role, evaluate, is_builtin_role,
     may_grant,
 };
-use arcan_store::{Binding, Role, StoreError, Subject};
+use arcan_store::{Binding, Role, StoreError, Subject, UserKind};
 use arcan_util::{new_id, now_ms, rfc3339};
 
 /// A role (built-in or custom).
@@ -119,7 +119,11 @@ pub struct Explanation {
 
 /// The escalation rule: every capability handed out (by a role or a binding) must be held
 /// by the caller at least as widely, unless the caller holds `policy:escalate`.
-fn check_delegation(access: &Access, caps: &[Capability], scope: &Scope) -> ApiResult<()> {
+pub(crate) fn check_delegation(
+    access: &Access,
+    caps: &[Capability],
+    scope: &Scope,
+) -> ApiResult<()> {
     for cap in caps {
         may_grant(access, *cap, scope).map_err(ApiError::forbidden)?;
     }
@@ -127,7 +131,7 @@ fn check_delegation(access: &Access, caps: &[Capability], scope: &Scope) -> ApiR
 }
 
 /// The capabilities and narrowing of a role in a realm (built-in or custom), if it exists.
-async fn role_rights(
+pub(crate) async fn role_rights(
     st: &AppState,
     realm_id: &arcan_store::RealmId,
     name: &str,
@@ -334,10 +338,14 @@ pub async fn bind(
             } else {
                 st.store.user_by_id(&who.into()).await?
             };
-            Subject::User(
-                user.ok_or_else(|| ApiError::bad_request(format!("no user `{who}`")))?
-                    .id,
-            )
+            let user = user.ok_or_else(|| ApiError::bad_request(format!("no user `{who}`")))?;
+            if user.kind == UserKind::LoginRole {
+                return Err(ApiError::bad_request(format!(
+                    "`{}` is a login role's principal: grant realms through the login role",
+                    user.email
+                )));
+            }
+            Subject::User(user.id)
         }
         Some(("token", id)) => {
             let token = st

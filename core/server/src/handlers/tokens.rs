@@ -279,6 +279,7 @@ pub async fn create(
         expires_at,
         created_at: now,
         revoked_at: None,
+        identity: who.identity.as_ref().map(|v| v.to_string()),
     };
     st.store.token_create(&record).await.map_err(|e| match e {
         // The issuing token was revoked while this request was in flight.

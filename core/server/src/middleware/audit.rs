@@ -63,6 +63,12 @@ pub fn change_of(action: &str) -> Option<(ChangeKind, u16)> {
         "audit.sinks.add" => (Sink, 201),
         "audit.sinks.remove" => (Sink, 204),
         "sys.master_key.rewrap" => (MasterKey, 200),
+        "auth.methods.enable" => (AuthMethod, 201),
+        "auth.methods.update" => (AuthMethod, 200),
+        "auth.methods.disable" => (AuthMethod, 204),
+        "auth.roles.write" => (AuthRole, 200),
+        "auth.roles.delete" => (AuthRole, 204),
+        "auth.method.login" => (Token, 200),
         _ => return None,
     })
 }
@@ -103,8 +109,19 @@ pub fn request_event(
         actor: Actor {
             user_id: principal.map(|p| p.user_id.to_string()),
             token_id: principal.map(|p| p.token_id.to_string()),
-            auth_method: if principal.is_some() { "token" } else { "none" }.to_owned(),
+            auth_method: match principal {
+                Some(p) => match p.identity.as_ref().and_then(|i| i["type"].as_str()) {
+                    Some(kind) => kind.to_owned(),
+                    None => "token".to_owned(),
+                },
+                None => "none".to_owned(),
+            },
             ip: Some(client_of(req, depot).to_string()),
+            identity: principal.and_then(|p| p.identity.as_ref()).map(|i| {
+                serde_json::json!({
+                    "method": i["method"], "role": i["role"], "subject": i["subject"],
+                })
+            }),
         },
         realm_id: realm.map(|r| r.realm.id.to_string()),
         realm: realm.map(|r| r.realm.slug.clone()),

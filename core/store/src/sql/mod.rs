@@ -19,8 +19,8 @@
 //!
 //! [`SqlStore<B>`] is generic, and so is everything that does not run a query (the chain
 //! key, the write lock, the read cache, the live feed, shutdown). The query code is
-//! expanded per backend by `impl_sql_store!` (`store.rs`) and `impl_engine_store!`
-//! (`engines.rs`), not written as `impl<B: SqlBackend> … for SqlStore<B>`: sqlx's executors
+//! expanded per backend by `impl_sql_store!` (`store.rs`), `impl_engine_store!`
+//! (`engines.rs`) and `impl_auth_store!` (`auth.rs`), not written as `impl<B: SqlBackend> … for SqlStore<B>`: sqlx's executors
 //! and argument lists are implemented per driver, so generic code needs a dozen
 //! higher-ranked bounds (`for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>`,
 //! `for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>`, `Encode`/`Decode`/`Type` for every
@@ -32,6 +32,7 @@
 //! a module that cannot see the backends' fields or inherent methods, so everything they use
 //! of a backend is an item of [`SqlBackend`] (or of the [`SingleWriter`] it returns).
 
+mod auth;
 mod engines;
 mod store;
 
@@ -205,9 +206,11 @@ pub(crate) fn like_prefix(prefix: &str) -> String {
 mod sqlite_queries {
     super::store::impl_sql_store!(crate::SqliteBackend);
     super::engines::impl_engine_store!(crate::SqliteBackend);
+    super::auth::impl_auth_store!(crate::SqliteBackend);
 }
 
 mod postgres_queries {
     super::store::impl_sql_store!(crate::PgBackend);
     super::engines::impl_engine_store!(crate::PgBackend);
+    super::auth::impl_auth_store!(crate::PgBackend);
 }

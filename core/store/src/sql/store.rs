@@ -19,6 +19,8 @@ macro_rules! impl_sql_store {
         fn user_row(r: &DbRow) -> StoreResult<User> {
             Ok(User {
                 id: r.try_get("id")?,
+                kind: UserKind::parse(&r.try_get::<String, _>("kind")?)
+                    .ok_or_else(|| StoreError::Corrupt("user kind".into()))?,
                 email: r.try_get("email")?,
                 password_hash: r.try_get("password_hash")?,
                 superuser: r.try_get("superuser")?,
@@ -42,6 +44,7 @@ macro_rules! impl_sql_store {
                 expires_at: r.try_get("expires_at")?,
                 created_at: r.try_get("created_at")?,
                 revoked_at: r.try_get("revoked_at")?,
+                identity: r.try_get("identity")?,
             })
         }
 
@@ -125,7 +128,7 @@ macro_rules! impl_sql_store {
         const AUDIT_INSERT_SIZES: [usize; 5] = [256, 64, 16, 4, 1];
 
         const TOKEN_COLS: &str = "id, hash, user_id, parent_id, name, capabilities, realm_id, \
-                                  env, key_glob, expires_at, created_at, revoked_at";
+                                  env, key_glob, expires_at, created_at, revoked_at, identity";
         use crate::linking::META_COLS;
 
         impl SqlStore<Backend> {
@@ -218,8 +221,8 @@ macro_rules! impl_sql_store {
                 let caps = list_json(&u.global_capabilities)?;
                 let mut tx = self.begin_write().await?;
                 sqlx::query(
-                    "INSERT INTO users (id, email, password_hash, superuser, global_capabilities, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO users (id, email, password_hash, superuser, global_capabilities, created_at, kind) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(&u.id)
                 .bind(&u.email)
@@ -227,6 +230,7 @@ macro_rules! impl_sql_store {
                 .bind(u.superuser)
                 .bind(caps)
                 .bind(u.created_at)
+                .bind(u.kind.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(map_unique)?;
@@ -255,39 +259,8 @@ macro_rules! impl_sql_store {
 
             async fn token_create(&self, t: &TokenRecord) -> StoreResult<()> {
                 let _write = self.write_lock().await;
-                let caps = t
-                    .capabilities
-                    .as_ref()
-                    .map(serde_json::to_string)
-                    .transpose()
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                // A child is only stored while its parent is live, so a token minted
-                // concurrently with its parent's revocation cannot escape the tree.
                 let mut tx = self.begin_write().await?;
-                let done = sqlx::query(&format!(
-                    "INSERT INTO tokens ({TOKEN_COLS}) \
-                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
-                     WHERE $4 IS NULL OR EXISTS \
-                       (SELECT 1 FROM tokens p WHERE p.id = $4 AND p.revoked_at IS NULL)"
-                ))
-                .bind(&t.id)
-                .bind(&t.hash)
-                .bind(&t.user_id)
-                .bind(&t.parent_id)
-                .bind(&t.name)
-                .bind(caps)
-                .bind(&t.realm_id)
-                .bind(&t.env)
-                .bind(&t.key_glob)
-                .bind(t.expires_at)
-                .bind(t.created_at)
-                .bind(t.revoked_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_unique)?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::Conflict);
-                }
+                insert_token(&mut tx, t).await?;
                 self.commit_change(tx, ChangeKind::Token, &[]).await
             }
 
@@ -354,21 +327,8 @@ macro_rules! impl_sql_store {
 
             async fn token_revoke(&self, id: &TokenId, at: i64) -> StoreResult<Vec<String>> {
                 let _write = self.write_lock().await;
-                // One statement: the token and every descendant, atomically.
                 let mut tx = self.begin_write().await?;
-                let rows = sqlx::query(
-                    "WITH RECURSIVE tree(id) AS ( \
-                       SELECT id FROM tokens WHERE id = $1 \
-                       UNION SELECT t.id FROM tokens t JOIN tree ON t.parent_id = tree.id) \
-                     UPDATE tokens SET revoked_at = $2 \
-                     WHERE id IN (SELECT id FROM tree) AND revoked_at IS NULL \
-                     RETURNING hash",
-                )
-                .bind(id)
-                .bind(at)
-                .fetch_all(&mut *tx)
-                .await?;
-                let hashes = rows.iter().map(|r| r.try_get("hash")).collect::<Result<Vec<String>, _>>()?;
+                let hashes = revoke_tree(&mut tx, id, at).await?;
                 self.commit_change(tx, ChangeKind::Token, &[("revoked", hashes.len().into())]).await?;
                 Ok(hashes)
             }
@@ -1182,6 +1142,60 @@ macro_rules! impl_sql_store {
                 .await
                 .map_err(map_unique)?;
             Ok(())
+        }
+
+        /// Stores a token, only while its parent is live, so a token minted concurrently
+        /// with its parent's revocation cannot escape the tree (`Conflict` otherwise).
+        async fn insert_token(tx: &mut sqlx::Transaction<'_, Db>, t: &TokenRecord) -> StoreResult<()> {
+            let caps = t
+                .capabilities
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let done = sqlx::query(&format!(
+                "INSERT INTO tokens ({TOKEN_COLS}) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 \
+                 WHERE $4 IS NULL OR EXISTS \
+                   (SELECT 1 FROM tokens p WHERE p.id = $4 AND p.revoked_at IS NULL)"
+            ))
+            .bind(&t.id)
+            .bind(&t.hash)
+            .bind(&t.user_id)
+            .bind(&t.parent_id)
+            .bind(&t.name)
+            .bind(caps)
+            .bind(&t.realm_id)
+            .bind(&t.env)
+            .bind(&t.key_glob)
+            .bind(t.expires_at)
+            .bind(t.created_at)
+            .bind(t.revoked_at)
+            .bind(&t.identity)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_unique)?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Conflict);
+            }
+            Ok(())
+        }
+
+        /// Revokes a token and every descendant in one statement; the hashes it revoked.
+        async fn revoke_tree(tx: &mut sqlx::Transaction<'_, Db>, id: &TokenId, at: i64) -> StoreResult<Vec<String>> {
+            let rows = sqlx::query(
+                "WITH RECURSIVE tree(id) AS ( \
+                   SELECT id FROM tokens WHERE id = $1 \
+                   UNION SELECT t.id FROM tokens t JOIN tree ON t.parent_id = tree.id) \
+                 UPDATE tokens SET revoked_at = $2 \
+                 WHERE id IN (SELECT id FROM tree) AND revoked_at IS NULL \
+                 RETURNING hash",
+            )
+            .bind(id)
+            .bind(at)
+            .fetch_all(&mut **tx)
+            .await?;
+            Ok(rows.iter().map(|r| r.try_get("hash")).collect::<Result<Vec<String>, _>>()?)
         }
 
         async fn insert_binding<'e, E>(exec: E, b: &Binding) -> StoreResult<()>
