@@ -221,14 +221,6 @@ async fn github_actions_reads_exactly_its_secrets(b: Backend) {
     assert_eq!(me["token"]["parent_id"], anchor.as_str(), "{me}");
     assert!(me["token"]["realm_id"].is_string(), "confined: {me}");
     assert_eq!(me["global_capabilities"], json!([]), "{me}");
-    let id = identity(&me);
-    assert_eq!(id["method"], "github", "{me}");
-    assert_eq!(id["type"], "jwt", "{me}");
-    assert_eq!(id["role"], "deploy", "{me}");
-    assert_eq!(id["subject"], "repo:acme/api:ref:refs/heads/main", "{me}");
-    assert_eq!(id["issuer"], issuer.url, "{me}");
-    assert_eq!(id["claims"]["repository"], "acme/api", "{me}");
-    assert_eq!(id["claims"]["run_id"], "5943871210", "{me}");
 
     // The login event in the system chain, and the identity on every later event.
     let event = s
@@ -293,6 +285,15 @@ async fn github_actions_reads_exactly_its_secrets(b: Backend) {
         );
         assert!(!s.log().contains(needle), "the log holds {needle:.40}…");
     }
+    // `GET /tokens/self` describes the identity too.
+    let id = identity(&me);
+    assert_eq!(id["method"], "github", "{me}");
+    assert_eq!(id["type"], "jwt", "{me}");
+    assert_eq!(id["role"], "deploy", "{me}");
+    assert_eq!(id["subject"], "repo:acme/api:ref:refs/heads/main", "{me}");
+    assert_eq!(id["issuer"], issuer.url, "{me}");
+    assert_eq!(id["claims"]["repository"], "acme/api", "{me}");
+    assert_eq!(id["claims"]["run_id"], "5943871210", "{me}");
     issuer.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -404,17 +405,6 @@ async fn gitlab_ci_globs_and_key_sources(b: Backend) {
     let token = login["token"].as_str().expect("token");
     let (st, me) = s.get("/api/v1/tokens/self", token).await;
     assert_eq!(st, StatusCode::OK, "{me}");
-    let id = identity(&me);
-    assert_eq!(id["issuer"], static_iss, "{me}");
-    assert_eq!(
-        id["subject"], "project_path:acme/api:ref_type:branch:ref:main",
-        "{me}"
-    );
-    assert_eq!(
-        id["claims"],
-        json!({"project": "acme/api", "pipeline": "574"}),
-        "{me}"
-    );
     let other = TestKey::ed25519("ed-1");
     let (st, body) = s
         .machine_login("gitlab-static", "ci", &other.sign(&good))
@@ -434,6 +424,18 @@ async fn gitlab_ci_globs_and_key_sources(b: Backend) {
         &body,
         StatusCode::UNAUTHORIZED,
         &format!("iss: `{}` is not the method's issuer", issuer.url),
+    );
+    // `GET /tokens/self` describes the identity too.
+    let id = identity(&me);
+    assert_eq!(id["issuer"], static_iss, "{me}");
+    assert_eq!(
+        id["subject"], "project_path:acme/api:ref_type:branch:ref:main",
+        "{me}"
+    );
+    assert_eq!(
+        id["claims"],
+        json!({"project": "acme/api", "pipeline": "574"}),
+        "{me}"
     );
     issuer.stop();
     let _ = std::fs::remove_dir_all(&dir);

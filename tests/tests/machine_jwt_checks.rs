@@ -19,7 +19,7 @@ struct Refused {
     jwt: String,
     status: StatusCode,
     phrase: String,
-    check: Option<&'static str>,
+    check: &'static str,
 }
 
 fn refused(
@@ -28,7 +28,7 @@ fn refused(
     jwt: String,
     status: StatusCode,
     phrase: &str,
-    check: Option<&'static str>,
+    check: &'static str,
 ) -> Refused {
     Refused {
         what,
@@ -116,7 +116,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             "not-a-jwt".into(),
             bad_request,
             "jwt: not three base64url segments",
-            Some("jwt_format"),
+            "jwt_format",
         ),
         refused(
             "four segments",
@@ -124,7 +124,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             format!("{}.x", sign(&base)),
             bad_request,
             "jwt: not three base64url segments",
-            Some("jwt_format"),
+            "jwt_format",
         ),
         refused(
             "oversized",
@@ -134,7 +134,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             })),
             bad_request,
             "jwt: larger than 16384 bytes",
-            Some("jwt_size"),
+            "jwt_size",
         ),
         refused(
             "alg none",
@@ -142,7 +142,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             raw_jwt(&json!({"alg": "none", "typ": "JWT"}), &base, b""),
             unauthorized,
             "alg: `none` is not accepted",
-            Some("alg"),
+            "alg",
         ),
         refused(
             "HS256 keyed with the issuer's RSA public key",
@@ -150,7 +150,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             hs256(rsa_public_pem.as_bytes(), "gh-1", &base),
             unauthorized,
             "alg: `HS256` is not accepted",
-            Some("alg"),
+            "alg",
         ),
         refused(
             "crit header",
@@ -162,7 +162,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             ),
             unauthorized,
             "crit: critical header parameters are not supported",
-            Some("crit"),
+            "crit",
         ),
         refused(
             "unknown kid",
@@ -170,7 +170,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             key.sign_with(&unknown_kid, &base),
             unauthorized,
             "kid: no key `unknown-kid`",
-            Some("kid"),
+            "kid",
         ),
         refused(
             "another key under the published kid",
@@ -178,7 +178,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             impostor.sign(&base),
             unauthorized,
             "signature: does not verify",
-            Some("signature"),
+            "signature",
         ),
         refused(
             "expired beyond the leeway",
@@ -186,7 +186,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             sign(&times(now - 120, now - 400, now - 400)),
             unauthorized,
             "exp: expired at",
-            Some("exp"),
+            "exp",
         ),
         refused(
             "no exp",
@@ -196,7 +196,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             })),
             unauthorized,
             "exp: missing",
-            Some("exp"),
+            "exp",
         ),
         refused(
             "nbf beyond the leeway",
@@ -204,7 +204,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             sign(&times(now + 600, now + 120, now)),
             unauthorized,
             "nbf: not valid before",
-            Some("nbf"),
+            "nbf",
         ),
         refused(
             "iat beyond the leeway",
@@ -212,7 +212,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             sign(&times(now + 600, now - 5, now + 120)),
             unauthorized,
             "iat: issued in the future",
-            Some("iat"),
+            "iat",
         ),
         refused(
             "too old for max_age",
@@ -220,7 +220,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             sign(&times(now + 300, now - 600, now - 600)),
             unauthorized,
             "max_age: issued 10m",
-            Some("max_age"),
+            "max_age",
         ),
         refused(
             "another issuer",
@@ -230,7 +230,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             })),
             unauthorized,
             "iss: `https://evil.example` is not the method's issuer",
-            Some("iss"),
+            "iss",
         ),
         refused(
             "an audience the role does not bind",
@@ -240,7 +240,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             })),
             unauthorized,
             "aud: the token's audiences [sts.amazonaws.com] include none bound by role `deploy`",
-            Some("aud"),
+            "aud",
         ),
         refused(
             "an audience where the role binds none",
@@ -248,7 +248,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             sign(&base),
             unauthorized,
             "aud: the token has an audience but role `noaud` binds none",
-            Some("aud"),
+            "aud",
         ),
         refused(
             "another subject",
@@ -258,7 +258,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             })),
             forbidden,
             "sub: `repo:acme/api:ref:refs/heads/dev` is not bound by role `deploy`",
-            Some("sub"),
+            "sub",
         ),
         refused(
             "a claim that does not match",
@@ -268,7 +268,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             })),
             forbidden,
             "claim `ref`: `refs/heads/dev` matches none of",
-            Some("claim"),
+            "claim",
         ),
         refused(
             "a missing claim",
@@ -278,7 +278,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             })),
             forbidden,
             "claim `repository`: missing",
-            Some("claim"),
+            "claim",
         ),
         refused(
             "a client outside bound_cidrs",
@@ -286,15 +286,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             sign(&base),
             forbidden,
             "bound_cidrs: client 127.0.0.1 not in",
-            Some("cidr"),
-        ),
-        refused(
-            "an unknown role",
-            "nope",
-            sign(&base),
-            bad_request,
-            "role: no login role `nope` in auth method `github`",
-            None,
+            "cidr",
         ),
     ];
     for c in &cases {
@@ -318,10 +310,7 @@ async fn every_check_holds_and_is_violated(b: Backend) {
         let d = &event["detail"];
         assert_eq!(d["method"], "github", "{}: {event}", c.what);
         assert_eq!(d["role"], c.role, "{}: {event}", c.what);
-        match c.check {
-            Some(check) => assert_eq!(d["check"], check, "{}: {event}", c.what),
-            None => assert!(d["check"].is_string(), "{}: {event}", c.what),
-        }
+        assert_eq!(d["check"], c.check, "{}: {event}", c.what);
         assert!(
             d["reason"].as_str().is_some_and(|r| !r.is_empty()),
             "{}: {event}",
@@ -334,18 +323,6 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             c.what
         );
     }
-
-    // An unknown method.
-    let (st, body) = s.machine_login("nomethod", "deploy", &sign(&base)).await;
-    assert_refused(st, &body, StatusCode::NOT_FOUND, "auth method not found");
-    let event = s.login_event(&request_id(&body)).await;
-    assert_eq!(
-        (&event["outcome"], &event["status"]),
-        (&json!("denied"), &json!(404)),
-        "{event}"
-    );
-    assert_eq!(event["detail"]["method"], "nomethod", "{event}");
-    assert!(event["detail"]["check"].is_string(), "{event}");
 
     // Each check held: tokens that just satisfy it log in.
     let held = [
@@ -388,6 +365,39 @@ async fn every_check_holds_and_is_violated(b: Backend) {
         let token = body["token"].as_str().expect("token");
         let (st, me) = s.get("/api/v1/tokens/self", token).await;
         assert_eq!(st, StatusCode::OK, "{what}: {me}");
+    }
+    // An unknown role and an unknown method: refused before the token is looked at, and
+    // audited like every other refusal (`detail` names the check and the reason).
+    for (what, method, role, want, phrase) in [
+        (
+            "an unknown role",
+            "github",
+            "nope",
+            bad_request,
+            "role: no login role `nope` in auth method `github`",
+        ),
+        (
+            "an unknown method",
+            "nomethod",
+            "deploy",
+            StatusCode::NOT_FOUND,
+            "auth method not found",
+        ),
+    ] {
+        let (st, body) = s.machine_login(method, role, &sign(&base)).await;
+        assert_refused(st, &body, want, phrase);
+        let event = s.login_event(&request_id(&body)).await;
+        let outcome = if want == bad_request {
+            "failure"
+        } else {
+            "denied"
+        };
+        assert_eq!(event["outcome"], outcome, "{what}: {event}");
+        assert_eq!(event["status"], want.as_u16(), "{what}: {event}");
+        assert_eq!(event["detail"]["method"], method, "{what}: {event}");
+        assert_eq!(event["detail"]["role"], role, "{what}: {event}");
+        assert!(event["detail"]["check"].is_string(), "{what}: {event}");
+        assert!(event["detail"]["reason"].is_string(), "{what}: {event}");
     }
     issuer.stop();
     let _ = std::fs::remove_dir_all(&dir);
