@@ -7,6 +7,7 @@
 
 pub mod faults;
 pub mod k8s;
+pub mod machine;
 pub mod moto;
 pub mod oidc;
 pub mod receivers;
