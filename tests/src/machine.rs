@@ -295,11 +295,7 @@ impl Server {
 
 /// The `identity` that `GET /tokens/self` reports for a machine login.
 pub fn identity(me: &Value) -> &Value {
-    if me["identity"].is_object() {
-        &me["identity"]
-    } else {
-        &me["token"]["identity"]
-    }
+    &me["token"]["identity"]
 }
 
 /// The request id of an error answer.

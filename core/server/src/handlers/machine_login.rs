@@ -155,26 +155,32 @@ pub async fn login(
     let method_name = name.into_inner();
     let mut detail = json!({"method": shown(&method_name, 32), "role": shown(&body.role, 32)});
     audit_detail(depot, detail.clone());
-    let m = st
-        .store
-        .auth_method_by_name(&method_name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("auth method not found"))?;
+    let Some(m) = st.store.auth_method_by_name(&method_name).await? else {
+        let message = "auth method not found";
+        detail["check"] = "method".into();
+        detail["reason"] = message.into();
+        audit_detail(depot, detail);
+        return Err(ApiError::not_found(message));
+    };
     let kind = MethodKind::of(&m)?;
     detail["type"] = kind.as_str().into();
     audit_detail(depot, detail.clone());
-    let role = st
-        .store
-        .auth_role_get(&m.id, &body.role)
-        .await?
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "role: no login role `{}` in auth method `{}`",
-                shown(&body.role, 32),
-                m.name
-            ))
-        })?;
-    let ttl = ttl_of(body.ttl.as_deref(), &role)?;
+    let Some(role) = st.store.auth_role_get(&m.id, &body.role).await? else {
+        let message = format!(
+            "role: no login role `{}` in auth method `{}`",
+            shown(&body.role, 32),
+            m.name
+        );
+        detail["check"] = "role".into();
+        detail["reason"] = message.clone().into();
+        audit_detail(depot, detail);
+        return Err(ApiError::bad_request(message));
+    };
+    let ttl = ttl_of(body.ttl.as_deref(), &role).inspect_err(|e| {
+        detail["check"] = "ttl".into();
+        detail["reason"] = e.message.clone().into();
+        audit_detail(depot, detail.clone());
+    })?;
 
     let account = format!("login-role:{}/{}", m.name, role.name);
     let ip = client_of(req, depot);
@@ -221,11 +227,11 @@ pub async fn login(
     detail["claims"] = identity["claims"].clone();
     let (realms, caps) = granted(&st, &role).await?;
     if realms.is_empty() {
+        let message = format!("login role `{}` grants no realm", role.name);
+        detail["check"] = "grants".into();
+        detail["reason"] = message.clone().into();
         audit_detail(depot, detail);
-        return Err(ApiError::forbidden(format!(
-            "login role `{}` grants no realm",
-            role.name
-        )));
+        return Err(ApiError::forbidden(message));
     }
     let now = now_ms();
     let expires_at = i64::try_from(ttl.as_millis())
@@ -253,15 +259,23 @@ pub async fn login(
     detail["token_id"] = record.id.to_string().into();
     detail["expires_at"] = rfc3339(expires_at).into();
     detail["realms"] = realms.values().cloned().collect::<Vec<_>>().into();
-    audit_detail(depot, detail);
-    st.store.token_create(&record).await.map_err(|e| match e {
-        StoreError::Conflict => ApiError::forbidden(format!(
-            "login role `{}` is revoked (its anchor token was revoked; re-arm it with \
-             `revoke_tokens: true`)",
-            role.name
-        )),
-        other => other.into(),
-    })?;
+    audit_detail(depot, detail.clone());
+    if let Err(e) = st.store.token_create(&record).await {
+        return Err(match e {
+            StoreError::Conflict => {
+                let message = format!(
+                    "login role `{}` is revoked (its anchor token was revoked; re-arm it with \
+                     `revoke_tokens: true`)",
+                    role.name
+                );
+                detail["check"] = "anchor".into();
+                detail["reason"] = message.clone().into();
+                audit_detail(depot, detail);
+                ApiError::forbidden(message)
+            }
+            other => other.into(),
+        });
+    }
     Ok(Json(MachineToken {
         token: secret.to_string(),
         token_id: record.id.into(),

@@ -67,6 +67,10 @@ pub struct TokenInfo {
     pub created_at: String,
     /// Revocation, if revoked.
     pub revoked_at: Option<String>,
+    /// For tokens of a machine login and those minted from them: who the login proved to be
+    /// (`{method, type, role, subject, issuer, claims}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<serde_json::Value>,
 }
 
 impl From<&TokenRecord> for TokenInfo {
@@ -83,6 +87,10 @@ impl From<&TokenRecord> for TokenInfo {
             expires_at: rfc3339(t.expires_at),
             created_at: rfc3339(t.created_at),
             revoked_at: t.revoked_at.map(rfc3339),
+            identity: t
+                .identity
+                .as_deref()
+                .and_then(|i| serde_json::from_str(i).ok()),
         }
     }
 }
