@@ -435,6 +435,28 @@ pub fn k8s_role() -> Value {
     })
 }
 
+/// The issuer the static-key `github` method binds.
+pub const STATIC_ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+/// The `github` method with one static key (no network).
+pub fn static_method(key: &crate::oidc::TestKey) -> Value {
+    json!({"name": "github", "type": "jwt", "config": {
+        "jwt_validation_pubkeys": [spki_pem(&key.jwk)], "bound_issuer": STATIC_ISSUER}})
+}
+
+/// A role of `acme/api` granting `grants`.
+pub fn role(grants: Value) -> Value {
+    json!({"bound_audiences": [AUD], "bound_claims": {"repository": "acme/api"},
+           "claim_mappings": {"run_id": "run_id"}, "grants": grants})
+}
+
+/// A job's token for [`static_method`]: `acme/api` on main, run `run_id`.
+pub fn job(key: &crate::oidc::TestKey, run_id: &str) -> String {
+    let mut c = crate::oidc::github_actions(STATIC_ISSUER, "acme/api", "refs/heads/main", AUD);
+    c["run_id"] = json!(run_id);
+    key.sign(&c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

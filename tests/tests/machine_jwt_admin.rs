@@ -5,30 +5,11 @@
 //! revokes every login of its role until `revoke_tokens` re-arms it, deleting a role or a
 //! method kills its logins; the per-IP limit and the failure throttle answer 429.
 
-use arcan_tests::machine::{AUD, MACHINE_CONFIG, raw_login, spki_pem};
+use arcan_tests::machine::{
+    AUD, MACHINE_CONFIG, STATIC_ISSUER as ISSUER, job, raw_login, role, static_method,
+};
 use arcan_tests::oidc::{TestKey, github_actions};
 use arcan_tests::*;
-
-const ISSUER: &str = "https://token.actions.githubusercontent.com";
-
-/// The `github` method with one static Ed25519 key (no network).
-fn static_method(key: &TestKey) -> Value {
-    json!({"name": "github", "type": "jwt", "config": {
-        "jwt_validation_pubkeys": [spki_pem(&key.jwk)], "bound_issuer": ISSUER}})
-}
-
-/// A role of `acme/api` granting `grants`.
-fn role(grants: Value) -> Value {
-    json!({"bound_audiences": [AUD], "bound_claims": {"repository": "acme/api"},
-           "claim_mappings": {"run_id": "run_id"}, "grants": grants})
-}
-
-/// A job's token: `acme/api` on main, run `run_id`.
-fn job(key: &TestKey, run_id: &str) -> String {
-    let mut c = github_actions(ISSUER, "acme/api", "refs/heads/main", AUD);
-    c["run_id"] = json!(run_id);
-    key.sign(&c)
-}
 
 async fn escalation(b: Backend) {
     let cfg = format!("{MACHINE_CONFIG}  default_global_capabilities: [\"auth:manage\"]\n");

@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 
-use crate::{AuthMethod, AuthRole, Binding, RealmGrant, StoreResult, TokenRecord, User};
+use crate::{AuthMethod, AuthRole, Binding, RealmGrant, RealmId, StoreResult, TokenRecord, User};
 
 /// The name of the realm role a login role manages for its capability-list grant. The dot
 /// cannot occur in names created through the roles API, so it never clashes.
@@ -56,6 +56,13 @@ pub trait AuthStore: Send + Sync {
     async fn auth_role_get(&self, method_id: &str, name: &str) -> StoreResult<Option<AuthRole>>;
     /// A method's login roles, by name.
     async fn auth_roles(&self, method_id: &str) -> StoreResult<Vec<AuthRole>>;
+    /// The realms a login role's writes touch: where its principal is bound or its managed
+    /// role exists.
+    async fn auth_role_realms(
+        &self,
+        method: &AuthMethod,
+        role: &AuthRole,
+    ) -> StoreResult<Vec<RealmId>>;
     /// The live bindings of a login role's principal, in every realm.
     async fn auth_role_bindings(&self, role: &AuthRole) -> StoreResult<Vec<Binding>>;
     /// Deletes a login role, its grants, principal and tokens; returns the hashes of the

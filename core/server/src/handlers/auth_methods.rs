@@ -143,6 +143,13 @@ pub async fn enable(
     let st = state(depot).clone();
     let who = principal(depot)?;
     let body = body.0;
+    audit_detail(
+        depot,
+        json!({
+            "method": arcan_machine_auth::error::shown(&body.name, 32),
+            "type": arcan_machine_auth::error::shown(&body.kind, 16),
+        }),
+    );
     if !machine::name_ok(&body.name) {
         return Err(ApiError::bad_request(
             "name: 1-32 characters of a-z 0-9 _ -",
@@ -150,7 +157,9 @@ pub async fn enable(
     }
     let kind = MethodKind::parse(&body.kind)?;
     description_ok(&body.description)?;
-    audit_detail(depot, json!({"method": body.name, "type": kind.as_str()}));
+    if st.store.auth_method_by_name(&body.name).await?.is_some() {
+        return Err(ApiError::conflict("an auth method with this name exists"));
+    }
     let id = new_id();
     let stored = machine::store_config(&st.keyring, &id, kind, body.config, None)?;
     let now = now_ms();

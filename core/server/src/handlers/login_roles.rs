@@ -7,7 +7,7 @@
 //! granted capability at least as widely (the escalation rule). Replacing or deleting a
 //! role takes the rights of every grant it removes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use salvo::oapi::ToSchema;
@@ -106,21 +106,30 @@ fn human(ms: i64) -> String {
 }
 
 /// The grants of a role, from its principal's bindings (a managed role shown as its
-/// capability list).
-async fn grants_of(st: &AppState, m: &AuthMethod, role: &AuthRole) -> ApiResult<Vec<GrantBody>> {
+/// capability list), in the realms the caller can see: an invisible realm stays invisible.
+async fn grants_of(
+    st: &AppState,
+    who: &Principal,
+    m: &AuthMethod,
+    role: &AuthRole,
+) -> ApiResult<Vec<GrantBody>> {
     let managed = managed_role_name(&m.name, &role.name);
-    let slugs: BTreeMap<RealmId, String> = st
+    let realms: BTreeMap<RealmId, Realm> = st
         .store
         .realms_all()
         .await?
         .into_iter()
-        .map(|r| (r.id, r.slug))
+        .map(|r| (r.id.clone(), r))
         .collect();
     let mut out = Vec::new();
     for b in st.store.auth_role_bindings(role).await? {
-        let Some(slug) = slugs.get(&b.realm_id) else {
+        let Some(realm) = realms.get(&b.realm_id) else {
             continue;
         };
+        if !access_for(st, who, realm).await?.sees_realm() {
+            continue;
+        }
+        let slug = &realm.slug;
         if b.role == managed {
             if let Some(r) = st.store.role_get(&b.realm_id, &managed).await? {
                 out.push(GrantBody {
@@ -144,7 +153,12 @@ async fn grants_of(st: &AppState, m: &AuthMethod, role: &AuthRole) -> ApiResult<
     Ok(out)
 }
 
-async fn info(st: &AppState, m: &AuthMethod, role: &AuthRole) -> ApiResult<RoleInfo> {
+async fn info(
+    st: &AppState,
+    who: &Principal,
+    m: &AuthMethod,
+    role: &AuthRole,
+) -> ApiResult<RoleInfo> {
     let definition = match serde_json::from_str(&role.definition) {
         Ok(Value::Object(map)) => map,
         _ => return Err(ApiError::internal("stored login role definition")),
@@ -156,7 +170,7 @@ async fn info(st: &AppState, m: &AuthMethod, role: &AuthRole) -> ApiResult<RoleI
         principal_id: role.user_id.to_string(),
         anchor_token_id: role.anchor_id.to_string(),
         definition,
-        grants: grants_of(st, m, role).await?,
+        grants: grants_of(st, who, m, role).await?,
         token_ttl: human(role.token_ttl),
         token_max_ttl: human(role.token_max_ttl),
         created_at: rfc3339(role.created_at),
@@ -176,10 +190,11 @@ async fn role_named(st: &AppState, m: &AuthMethod, name: &str) -> ApiResult<Auth
 #[endpoint(tags("auth"), status_codes(200, 401, 403, 404))]
 pub async fn list(name: PathParam<String>, depot: &mut Depot) -> ApiResult<Json<RoleList>> {
     let st = state(depot).clone();
+    let who = principal(depot)?;
     let m = method_named(&st, &name).await?;
     let mut items = Vec::new();
     for role in st.store.auth_roles(&m.id).await? {
-        items.push(info(&st, &m, &role).await?);
+        items.push(info(&st, &who, &m, &role).await?);
     }
     Ok(Json(RoleList { items }))
 }
@@ -192,9 +207,10 @@ pub async fn read(
     depot: &mut Depot,
 ) -> ApiResult<Json<RoleInfo>> {
     let st = state(depot).clone();
+    let who = principal(depot)?;
     let m = method_named(&st, &name).await?;
     let r = role_named(&st, &m, &role).await?;
-    Ok(Json(info(&st, &m, &r).await?))
+    Ok(Json(info(&st, &who, &m, &r).await?))
 }
 
 /// The caller's rights in a realm it must manage, or why not.
@@ -219,8 +235,9 @@ async fn managed_access(
     Ok(access)
 }
 
-/// The removal rule for every grant a role holds now: the caller must be able to take
-/// each away (root always can).
+/// The removal rule for every grant a role holds now, in every realm its writes touch
+/// (where its principal is bound, or its managed role exists): the caller must be able to
+/// take each away (root always can).
 pub async fn check_removal(
     st: &AppState,
     who: &Principal,
@@ -234,23 +251,39 @@ pub async fn check_removal(
         .into_iter()
         .map(|r| (r.id.clone(), r))
         .collect();
-    for b in st.store.auth_role_bindings(role).await? {
-        let Some(realm) = realms.get(&b.realm_id) else {
+    let managed = managed_role_name(&m.name, &role.name);
+    let bindings = st.store.auth_role_bindings(role).await?;
+    for realm_id in st.store.auth_role_realms(m, role).await? {
+        let Some(realm) = realms.get(&realm_id) else {
             continue;
         };
-        let Some((caps, scope)) = role_rights(st, &realm.id, &b.role).await? else {
-            continue;
-        };
+        let mut names: BTreeSet<String> = bindings
+            .iter()
+            .filter(|b| b.realm_id == realm_id)
+            .map(|b| b.role.clone())
+            .collect();
+        names.insert(managed.clone());
+        let visible = access_for(st, who, realm).await?.sees_realm();
         let refuse = |why: String| {
+            let place = if visible {
+                format!("realm `{}`", realm.slug)
+            } else {
+                "a realm you cannot see".to_owned()
+            };
             ApiError::forbidden(format!(
-                "login role `{}/{}` grants in realm `{}`, which you cannot take away: {why}",
-                m.name, role.name, realm.slug
+                "login role `{}/{}` grants in {place}, which you cannot take away: {why}",
+                m.name, role.name
             ))
         };
-        let access = managed_access(st, who, realm)
-            .await
-            .map_err(|e| refuse(e.message))?;
-        check_delegation(&access, &caps, &scope).map_err(|e| refuse(e.message))?;
+        for name in names {
+            let Some((caps, scope)) = role_rights(st, &realm.id, &name).await? else {
+                continue;
+            };
+            let access = managed_access(st, who, realm)
+                .await
+                .map_err(|e| refuse(e.message))?;
+            check_delegation(&access, &caps, &scope).map_err(|e| refuse(e.message))?;
+        }
     }
     Ok(())
 }
@@ -352,12 +385,21 @@ pub async fn put(
     let m = method_named(&st, &name).await?;
     let kind = MethodKind::of(&m)?;
     let role_name = role.into_inner();
+    let mut body = body.0;
+    // What was asked, for the event of a refusal too (names bounded; no secrets in a role).
+    audit_detail(
+        depot,
+        json!({
+            "method": m.name, "type": kind.as_str(),
+            "role": arcan_machine_auth::error::shown(&role_name, 32),
+            "grants": body.get("grants").cloned().unwrap_or(Value::Null),
+        }),
+    );
     if !machine::name_ok(&role_name) {
         return Err(ApiError::bad_request(
             "role: 1-32 characters of a-z 0-9 _ -",
         ));
     }
-    let mut body = body.0;
     let grants: Vec<GrantBody> = match body.get("grants") {
         None | Some(Value::Null) => Vec::new(),
         Some(v) => serde_json::from_value(v.clone())
@@ -377,7 +419,7 @@ pub async fn put(
             humantime::format_duration(limit)
         )));
     }
-    let revoke_tokens = match body.get("revoke_tokens") {
+    let asked_revoke = match body.get("revoke_tokens") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(ApiError::bad_request("revoke_tokens: a boolean expected")),
@@ -447,6 +489,26 @@ pub async fn put(
             created_by: who.user_id.to_string(),
         });
     }
+    // Tokens minted under other bounds, or before a realm was added, must not carry the
+    // new realm or outlive the bounds that admitted them: such a write re-arms the role.
+    let revoke_tokens = match &existing {
+        Some(old) => {
+            let old_bounds: Value =
+                serde_json::from_str(&old.definition).map_err(ApiError::internal)?;
+            let new_bounds: Value =
+                serde_json::from_str(&definition).map_err(ApiError::internal)?;
+            let old_realms: BTreeSet<RealmId> = st
+                .store
+                .auth_role_realms(&m, old)
+                .await?
+                .into_iter()
+                .collect();
+            asked_revoke
+                || old_bounds != new_bounds
+                || by_realm.keys().any(|r| !old_realms.contains(r))
+        }
+        None => false,
+    };
     let grants_applied: Vec<RealmGrant> = by_realm.into_values().collect();
 
     let email = principal_email(&m.name, &role_name);
@@ -525,7 +587,7 @@ pub async fn put(
         st.tokens.invalidate(hash);
     }
     st.policy_changed();
-    Ok(Json(info(&st, &m, &record).await?))
+    Ok(Json(info(&st, &who, &m, &record).await?))
 }
 
 /// Deletes a login role: its grants, its principal and every token its logins minted.

@@ -122,12 +122,13 @@ async fn granted(
     Ok((realms, caps))
 }
 
-fn ttl_of(body: Option<&str>, role: &AuthRole) -> ApiResult<Duration> {
-    let max = Duration::from_millis(role.token_max_ttl.max(0) as u64);
+fn ttl_of(body: Option<&str>, role: &AuthRole, limit: Duration) -> ApiResult<Duration> {
+    // A role stored before `auth.max_token_ttl` was lowered is held to the new limit.
+    let max = Duration::from_millis(role.token_max_ttl.max(0) as u64).min(limit);
     let ttl = match body {
         Some(t) => humantime::parse_duration(t)
             .map_err(|e| ApiError::bad_request(format!("ttl: `{}`: {e}", shown(t, 32))))?,
-        None => Duration::from_millis(role.token_ttl.max(0) as u64),
+        None => Duration::from_millis(role.token_ttl.max(0) as u64).min(max),
     };
     if ttl < Duration::from_secs(1) || ttl > max {
         return Err(ApiError::bad_request(format!(
@@ -176,11 +177,12 @@ pub async fn login(
         audit_detail(depot, detail);
         return Err(ApiError::bad_request(message));
     };
-    let ttl = ttl_of(body.ttl.as_deref(), &role).inspect_err(|e| {
-        detail["check"] = "ttl".into();
-        detail["reason"] = e.message.clone().into();
-        audit_detail(depot, detail.clone());
-    })?;
+    let ttl =
+        ttl_of(body.ttl.as_deref(), &role, st.config.auth.max_token_ttl).inspect_err(|e| {
+            detail["check"] = "ttl".into();
+            detail["reason"] = e.message.clone().into();
+            audit_detail(depot, detail.clone());
+        })?;
 
     let account = format!("login-role:{}/{}", m.name, role.name);
     let ip = client_of(req, depot);
@@ -269,6 +271,10 @@ pub async fn login(
                     role.name
                 );
                 detail["check"] = "anchor".into();
+                if let Value::Object(map) = &mut detail {
+                    map.remove("token_id");
+                    map.remove("expires_at");
+                }
                 detail["reason"] = message.clone().into();
                 audit_detail(depot, detail);
                 ApiError::forbidden(message)

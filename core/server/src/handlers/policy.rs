@@ -325,6 +325,12 @@ pub async fn bind(
     let ctx = resolve_realm(depot)?;
     let who = principal(depot)?;
     let body = body.0;
+    if body.role.starts_with("auth.") {
+        return Err(ApiError::bad_request(format!(
+            "`{}` is managed by a login role and cannot be bound",
+            body.role
+        )));
+    }
     let (caps, scope) = role_rights(&st, &ctx.realm.id, &body.role)
         .await?
         .ok_or_else(|| ApiError::bad_request(format!("no role `{}` in this realm", body.role)))?;
@@ -353,6 +359,17 @@ pub async fn bind(
                 .token_by_id(&id.into())
                 .await?
                 .ok_or_else(|| ApiError::bad_request(format!("no token `{id}`")))?;
+            // A machine login's token has its realms from its login role only.
+            if st
+                .store
+                .user_by_id(&token.user_id)
+                .await?
+                .is_some_and(|u| u.kind == UserKind::LoginRole)
+            {
+                return Err(ApiError::bad_request(format!(
+                    "token `{id}` is a machine login's: grant realms through its login role"
+                )));
+            }
             Subject::Token(token.id)
         }
         _ => {

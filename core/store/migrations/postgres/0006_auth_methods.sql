@@ -20,7 +20,7 @@ CREATE TABLE auth_roles (
     method_id     TEXT NOT NULL REFERENCES auth_methods(id) ON DELETE CASCADE,
     name          TEXT NOT NULL,
     user_id       TEXT NOT NULL UNIQUE REFERENCES users(id),
-    anchor_id     TEXT NOT NULL,
+    anchor_id     TEXT NOT NULL UNIQUE,
     definition    TEXT NOT NULL,
     token_ttl     BIGINT NOT NULL,
     token_max_ttl BIGINT NOT NULL,

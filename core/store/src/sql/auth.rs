@@ -72,11 +72,15 @@ macro_rules! impl_auth_store {
                 principal: &UserId,
                 managed: &str,
             ) -> StoreResult<()> {
+                // The principal's bindings, and any binding to the managed role (the roles API
+                // refuses those, but a row is a row: none may outlive the role it names).
                 sqlx::query(
-                    "DELETE FROM bindings WHERE realm_id = $1 AND subject_kind = 'user' AND subject_id = $2",
+                    "DELETE FROM bindings WHERE realm_id = $1 AND \
+                     ((subject_kind = 'user' AND subject_id = $2) OR role = $3)",
                 )
                 .bind(realm_id)
                 .bind(principal)
+                .bind(managed)
                 .execute(&mut **tx)
                 .await?;
                 sqlx::query("DELETE FROM roles WHERE realm_id = $1 AND name = $2")
@@ -235,14 +239,21 @@ macro_rules! impl_auth_store {
                     if let Some(anchor) = put.anchor {
                         super::insert_token(&mut tx, anchor).await?;
                     }
-                    sqlx::query(
+                    // The anchor changes only when this write arms a new one: a concurrent
+                    // write that re-armed the role is never undone by a stale anchor id.
+                    let anchor_update = if put.anchor.is_some() {
+                        "anchor_id = excluded.anchor_id, "
+                    } else {
+                        ""
+                    };
+                    sqlx::query(&format!(
                         "INSERT INTO auth_roles (id, method_id, name, user_id, anchor_id, definition, \
                          token_ttl, token_max_ttl, created_at, created_by, updated_at) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                         ON CONFLICT (method_id, name) DO UPDATE SET anchor_id = excluded.anchor_id, \
+                         ON CONFLICT (method_id, name) DO UPDATE SET {anchor_update}\
                          definition = excluded.definition, token_ttl = excluded.token_ttl, \
-                         token_max_ttl = excluded.token_max_ttl, updated_at = excluded.updated_at",
-                    )
+                         token_max_ttl = excluded.token_max_ttl, updated_at = excluded.updated_at"
+                    ))
                     .bind(&role.id)
                     .bind(&role.method_id)
                     .bind(&role.name)
@@ -309,6 +320,14 @@ macro_rules! impl_auth_store {
                         .iter()
                         .map(role_row)
                         .collect()
+                }
+
+                async fn auth_role_realms(&self, m: &AuthMethod, role: &AuthRole) -> StoreResult<Vec<RealmId>> {
+                    let managed = managed_role_name(&m.name, &role.name);
+                    let mut tx = self.backend.pool().begin().await?;
+                    let realms = granted_realms(&mut tx, &role.user_id, &managed).await?;
+                    tx.commit().await?;
+                    Ok(realms)
                 }
 
                 async fn auth_role_bindings(&self, role: &AuthRole) -> StoreResult<Vec<Binding>> {
