@@ -2,7 +2,8 @@
 //! stores: rewriting a role with the same bounds and realms keeps its logins; changing its
 //! bounds or adding a realm revokes them (a token minted under other bounds never reaches the
 //! new realm); the managed role and a login's token cannot be bound by hand; an
-//! `auth:manage` holder reading a role sees only the grants in realms visible to him.
+//! `auth:manage` holder reading a role sees only the grants in realms visible to him; each
+//! realm's log records the role writes that changed its bindings.
 
 use arcan_tests::machine::{MACHINE_CONFIG, job, role, static_method};
 use arcan_tests::oidc::TestKey;
@@ -112,6 +113,34 @@ async fn role_changes_rearm_and_bindings_stay_owned(b: Backend) {
         .get("/api/v1/auth/methods/github/roles/deploy", &s.root)
         .await;
     assert_eq!(full["grants"].as_array().map(Vec::len), Some(2), "{full}");
+    // Each realm's own log shows the changes a login role made to its bindings.
+    for realm in ["acme", "beta"] {
+        let (st, log) = s
+            .get(
+                &format!("/api/v1/realms/{realm}/audit?action=auth.roles.write"),
+                &s.root,
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{log}");
+        let items = log["items"].as_array().expect("items");
+        assert!(
+            items.iter().any(|e| e["detail"]["role"] == "deploy"
+                && e["realm_id"].is_string()
+                && e["actor"]["user_id"].is_string()),
+            "{realm}'s log has the role writes: {log}"
+        );
+        let (_, v) = s
+            .get(&format!("/api/v1/realms/{realm}/audit/verify"), &s.root)
+            .await;
+        assert_eq!(v["ok"], true, "{realm}'s chain verifies with them: {v}");
+    }
+    let (_, log) = s
+        .get("/api/v1/realms/beta/audit?action=auth.roles.write", &s.root)
+        .await;
+    assert!(
+        !log.to_string().contains("\"reader\""),
+        "a role granting only acme is not in beta's log: {log}"
+    );
     // … and cannot rewrite the role, which grants in a realm he cannot see.
     let (st, body) = s
         .put_login_role(&manager, "github", "deploy", acme_only)

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::{LeaseRecord, NewAuditEvent};
+use super::{LeaseRecord, NewAuditEvent, RealmId};
 
 /// The kinds of change whose store methods carry a request's event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +175,26 @@ impl Claim {
         let detail = lock(&self.scope.detail).clone();
         let build = lock(&self.scope.build).clone();
         build(detail.as_ref(), facts)
+    }
+
+    /// The request's event as recorded in a realm whose policy the change alters (a login
+    /// role's grants, which are that realm's bindings): the same request, actor and detail,
+    /// with an id of its own, in that realm's chain, so the realm's log shows it.
+    pub fn event_in_realm(
+        &self,
+        realm_id: &RealmId,
+        facts: &[(&'static str, Value)],
+    ) -> NewAuditEvent {
+        let mut e = self.event(facts);
+        e.id = arcan_util::new_id();
+        if let Ok(Value::Object(mut body)) = serde_json::from_str::<Value>(&e.body) {
+            body.insert("id".into(), e.id.clone().into());
+            body.insert("realm_id".into(), realm_id.to_string().into());
+            e.body = Value::Object(body).to_string();
+        }
+        e.chain = realm_id.to_string();
+        e.realm_id = Some(realm_id.clone());
+        e
     }
 
     /// Marks the event committed: call after the transaction committed.

@@ -98,6 +98,7 @@ macro_rules! impl_auth_store {
                 method: &AuthMethod,
                 role: &AuthRole,
                 at: i64,
+                touched: &mut Vec<RealmId>,
             ) -> StoreResult<Vec<String>> {
                 let managed = managed_role_name(&method.name, &role.name);
                 let mut hashes = revoke_tree(tx, &role.anchor_id, at).await?;
@@ -114,6 +115,9 @@ macro_rules! impl_auth_store {
                 }
                 for realm in granted_realms(tx, &role.user_id, &managed).await? {
                     clear_realm(tx, &realm, &role.user_id, &managed).await?;
+                    if !touched.contains(&realm) {
+                        touched.push(realm);
+                    }
                 }
                 sqlx::query("DELETE FROM auth_roles WHERE id = $1")
                     .bind(&role.id)
@@ -207,15 +211,16 @@ macro_rules! impl_auth_store {
                         .map(role_row)
                         .collect::<StoreResult<Vec<_>>>()?;
                     let mut hashes = Vec::new();
+                    let mut touched = Vec::new();
                     for role in &roles {
-                        hashes.extend(delete_role(&mut tx, m, role, at).await?);
+                        hashes.extend(delete_role(&mut tx, m, role, at, &mut touched).await?);
                     }
                     sqlx::query("DELETE FROM auth_methods WHERE id = $1")
                         .bind(&m.id)
                         .execute(&mut *tx)
                         .await?;
                     let facts = [("roles", roles.len().into()), ("revoked", hashes.len().into())];
-                    self.commit_change(tx, ChangeKind::AuthMethod, &facts).await?;
+                    self.commit_change_in(tx, ChangeKind::AuthMethod, &facts, &touched).await?;
                     Ok(hashes)
                 }
 
@@ -297,7 +302,7 @@ macro_rules! impl_auth_store {
                         }
                     }
                     let facts = [("revoked", hashes.len().into())];
-                    self.commit_change(tx, ChangeKind::AuthRole, &facts).await?;
+                    self.commit_change_in(tx, ChangeKind::AuthRole, &facts, &realms).await?;
                     Ok(hashes)
                 }
 
@@ -351,9 +356,10 @@ macro_rules! impl_auth_store {
                 ) -> StoreResult<Vec<String>> {
                     let _write = self.write_lock().await;
                     let mut tx = self.begin_write().await?;
-                    let hashes = delete_role(&mut tx, m, role, at).await?;
+                    let mut touched = Vec::new();
+                    let hashes = delete_role(&mut tx, m, role, at, &mut touched).await?;
                     let facts = [("revoked", hashes.len().into())];
-                    self.commit_change(tx, ChangeKind::AuthRole, &facts).await?;
+                    self.commit_change_in(tx, ChangeKind::AuthRole, &facts, &touched).await?;
                     Ok(hashes)
                 }
             }

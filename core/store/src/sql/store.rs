@@ -142,13 +142,29 @@ macro_rules! impl_sql_store {
             /// neither does. `facts` are what only the store knew (a new version number).
             pub(in crate::sql) async fn commit_change(
                 &self,
-                mut tx: sqlx::Transaction<'_, Db>,
+                tx: sqlx::Transaction<'_, Db>,
                 kind: ChangeKind,
                 facts: &[(&'static str, serde_json::Value)],
             ) -> StoreResult<()> {
+                self.commit_change_in(tx, kind, facts, &[]).await
+            }
+
+            /// [`Self::commit_change`], with the event also recorded in each of `realms`
+            /// (a system-scope change that alters those realms' policy).
+            pub(in crate::sql) async fn commit_change_in(
+                &self,
+                mut tx: sqlx::Transaction<'_, Db>,
+                kind: ChangeKind,
+                facts: &[(&'static str, serde_json::Value)],
+                realms: &[RealmId],
+            ) -> StoreResult<()> {
                 let claim = crate::change::claim(kind);
                 let rows = match &claim {
-                    Some(c) => audit_in_tx(&mut tx, self.loaded_chain_key()?, &[c.event(facts)]).await?,
+                    Some(c) => {
+                        let mut events = vec![c.event(facts)];
+                        events.extend(realms.iter().map(|r| c.event_in_realm(r, facts)));
+                        audit_in_tx(&mut tx, self.loaded_chain_key()?, &events).await?
+                    }
                     None => Vec::new(),
                 };
                 tx.commit().await?;
