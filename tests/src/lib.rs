@@ -746,6 +746,52 @@ impl Server {
     }
 }
 
+/// A response with the headers the abuse tests look at.
+#[derive(Debug)]
+pub struct Raw {
+    /// Status.
+    pub status: StatusCode,
+    /// `Retry-After` in seconds.
+    pub retry_after: Option<u64>,
+    /// JSON body (or the text as a JSON string).
+    pub body: Value,
+}
+
+/// Sends a request with an optional bearer and an optional `X-Forwarded-For`.
+pub async fn raw(
+    s: &Server,
+    method: Method,
+    path: &str,
+    bearer: Option<&str>,
+    xff: Option<&str>,
+    body: Option<Value>,
+) -> Raw {
+    let mut req = s.http.request(method, format!("{}{path}", s.base));
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    if let Some(x) = xff {
+        req = req.header("x-forwarded-for", x);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    let text = res.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Raw {
+        status,
+        retry_after,
+        body,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::contains;

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::Server;
+use crate::{Raw, Server, raw};
 
 /// Server config for login tests: relaxed rate limits and a failure throttle that never
 /// triggers (the refusal tables fail many logins of one role from one address).
@@ -306,40 +306,17 @@ pub fn request_id(body: &Value) -> String {
         .to_owned()
 }
 
-/// A response with the headers the rate-limit tests look at.
-#[derive(Debug)]
-pub struct Raw {
-    /// Status.
-    pub status: StatusCode,
-    /// `Retry-After` in seconds.
-    pub retry_after: Option<u64>,
-    /// JSON body.
-    pub body: Value,
-}
-
 /// A login request with an optional `X-Forwarded-For`.
 pub async fn raw_login(s: &Server, method: &str, body: Value, xff: Option<&str>) -> Raw {
-    let mut req = s
-        .http
-        .post(format!("{}/api/v1/auth/methods/{method}/login", s.base))
-        .json(&body);
-    if let Some(x) = xff {
-        req = req.header("x-forwarded-for", x);
-    }
-    let res = req.send().await.expect("request");
-    let status = res.status();
-    let retry_after = res
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
-    let text = res.text().await.expect("body");
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Raw {
-        status,
-        retry_after,
-        body,
-    }
+    raw(
+        s,
+        Method::POST,
+        &format!("/api/v1/auth/methods/{method}/login"),
+        None,
+        xff,
+        Some(body),
+    )
+    .await
 }
 
 /// The audience the JWT tests' workflows request.
