@@ -5,6 +5,7 @@
 //! server on `ARCAN_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/test`). A
 //! missing PostgreSQL is a failure with instructions, never a skip.
 
+pub mod cli;
 pub mod faults;
 pub mod k8s;
 pub mod machine;

@@ -1,78 +1,11 @@
 //! The README walkthrough through the real CLI, and graceful shutdown.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
+use arcan_tests::cli::Cli;
 use arcan_tests::*;
-
-struct Cli<'a> {
-    s: &'a Server,
-    home: std::path::PathBuf,
-}
-
-impl Cli<'_> {
-    fn run(
-        &self,
-        args: &[&str],
-        stdin: Option<&str>,
-        token: Option<&str>,
-    ) -> (bool, String, String) {
-        let (code, out, err) = self.run_code(args, stdin, token);
-        (code == Some(0), out, err)
-    }
-
-    /// Runs the CLI (at most 60 s); returns its exit code, stdout and stderr.
-    fn run_code(
-        &self,
-        args: &[&str],
-        stdin: Option<&str>,
-        token: Option<&str>,
-    ) -> (Option<i32>, String, String) {
-        let mut cmd = Command::new(arcan_bin());
-        cmd.args(args)
-            .env("HOME", &self.home)
-            .env("ARCAN_ADDR", &self.s.base)
-            .env("ARCAN_CACERT", self.s.dir.join("tls/ca.pem"))
-            .env_remove("ARCAN_TOKEN")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(t) = token {
-            cmd.env("ARCAN_TOKEN", t);
-        }
-        let mut child = cmd.spawn().expect("spawn cli");
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(input.as_bytes())
-                .expect("write");
-        }
-        drop(child.stdin.take());
-        let out = output_within(child, 60, &format!("arcan {args:?}"));
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn ok(&self, args: &[&str], stdin: Option<&str>, token: Option<&str>) -> String {
-        let (ok, out, err) = self.run(args, stdin, token);
-        assert!(ok, "arcan {args:?} failed: {err}");
-        out
-    }
-}
 
 async fn walkthrough(b: Backend) {
     let s = Server::start(b).await;
-    let home = s.dir.join("cli-home");
-    std::fs::create_dir_all(&home).expect("home");
-    let cli = Cli {
-        s: &s,
-        home: home.clone(),
-    };
+    let cli = Cli::new(&s);
     cli.ok(
         &["register", "--email", "dev@example.com", "--password-stdin"],
         Some("a long password\n"),
@@ -83,7 +16,7 @@ async fn walkthrough(b: Backend) {
         Some("a long password\n"),
         None,
     );
-    let creds = home.join(".arcan/credentials.json");
+    let creds = cli.credentials();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&creds)
@@ -376,9 +309,7 @@ both_backends!(walkthrough, graceful_shutdown);
 async fn engine_and_lease_commands() {
     let s = Server::start_with(Backend::Sqlite, &plugin_config("")).await;
     s.realm("acme").await;
-    let home = s.dir.join("cli-home");
-    std::fs::create_dir_all(&home).expect("home");
-    let cli = Cli { s: &s, home };
+    let cli = Cli::new(&s);
     let root = Some(s.root.as_str());
     let r = |args: &[&str]| {
         let mut all = vec!["--realm", "acme"];

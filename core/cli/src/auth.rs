@@ -352,7 +352,7 @@ pub struct LoginArgs {
     #[arg(long, value_name = "FILE", requires = "method")]
     pub jwt_file: Option<PathBuf>,
     /// Machine login: `-` reads the JWT from standard input.
-    #[arg(long, value_name = "-", value_parser = stdin_only, requires = "method")]
+    #[arg(long, value_name = "-", value_parser = StdinOnly, requires = "method")]
     pub jwt: Option<String>,
     /// Machine login: lifetime of the token, e.g. `15m` (default: the role's `token_ttl`).
     #[arg(long, requires = "method")]
@@ -362,12 +362,30 @@ pub struct LoginArgs {
     pub print_token: bool,
 }
 
-/// `--jwt` takes only `-`: a JWT given as an argument would show in the process list.
-fn stdin_only(s: &str) -> Result<String, String> {
-    if s == "-" {
-        Ok(s.to_owned())
-    } else {
-        Err("only `-` (read the JWT from standard input) is accepted; use --jwt-file FILE for a file".into())
+/// `--jwt` takes only `-`: a JWT given as an argument would show in the process list. The
+/// refusal does not repeat the value (clap's usual "invalid value '…'" would print the JWT
+/// into a CI log).
+#[derive(Debug, Clone, Copy)]
+struct StdinOnly;
+
+impl clap::builder::TypedValueParser for StdinOnly {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        if value == "-" {
+            return Ok("-".to_owned());
+        }
+        Err(clap::Error::raw(
+            clap::error::ErrorKind::ValueValidation,
+            "--jwt: only `-` (read the JWT from standard input) is accepted; use --jwt-file FILE \
+             for a file\n",
+        )
+        .with_cmd(cmd))
     }
 }
 
@@ -747,13 +765,13 @@ mod tests {
             kind(login(&["--method", "github", "--jwt", "-"])),
             ErrorKind::MissingRequiredArgument
         );
-        // --jwt takes only `-`.
-        assert_eq!(
-            kind(login(&[
-                "--method", "github", "--role", "deploy", "--jwt", "eyJ.x.y"
-            ])),
-            ErrorKind::ValueValidation
-        );
+        // --jwt takes only `-`, and the refusal does not repeat the JWT.
+        let e = login(&["--method", "github", "--role", "deploy", "--jwt", "eyJ.x.y"])
+            .expect_err("refused");
+        assert_eq!(e.kind(), ErrorKind::ValueValidation);
+        let text = e.to_string();
+        assert!(text.contains("--jwt: only `-`"), "{text}");
+        assert!(!text.contains("eyJ.x.y"), "the JWT is echoed: {text}");
         // The password flags conflict with --method.
         assert_eq!(
             kind(login(&[
