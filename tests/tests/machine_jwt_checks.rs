@@ -316,6 +316,12 @@ async fn every_check_holds_and_is_violated(b: Backend) {
             "{}: {event}",
             c.what
         );
+        // What the token claimed, marked unverified, for pipelines' owners to recognise it.
+        if c.check == "aud" || c.check == "claim" || c.check == "iss" {
+            let claims: Value = arcan_tests::machine::claims_of(&c.jwt);
+            assert_eq!(d["unverified"]["sub"], claims["sub"], "{}: {event}", c.what);
+            assert_eq!(d["unverified"]["iss"], claims["iss"], "{}: {event}", c.what);
+        }
         let signature = c.jwt.rsplit('.').next().unwrap_or_default();
         assert!(
             signature.len() < 16 || !event.to_string().contains(signature),

@@ -122,6 +122,31 @@ async fn granted(
     Ok((realms, caps))
 }
 
+/// What a refused token claims to be (`iss`, `sub`), read without any check, for the
+/// refusal's event: bounded, control characters replaced, and marked unverified. A token
+/// that is not a readable JWT (or too large) gives nothing.
+fn unverified(jwt: &str, max_bytes: usize) -> Value {
+    use base64::Engine as _;
+    let claims = (jwt.len() <= max_bytes)
+        .then(|| jwt.split('.').nth(1))
+        .flatten()
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+    let field = |k: &str| {
+        claims
+            .as_ref()
+            .and_then(|c| c.get(k))
+            .and_then(Value::as_str)
+            .map(|v| Value::String(shown(v, 256)))
+            .unwrap_or(Value::Null)
+    };
+    json!({"iss": field("iss"), "sub": field("sub")})
+}
+
 fn ttl_of(body: Option<&str>, role: &AuthRole, limit: Duration) -> ApiResult<Duration> {
     // A role stored before `auth.max_token_ttl` was lowered is held to the new limit.
     let max = Duration::from_millis(role.token_max_ttl.max(0) as u64).min(limit);
@@ -210,6 +235,7 @@ pub async fn login(
             use arcan_machine_auth::Class;
             detail["check"] = r.check.as_str().into();
             detail["reason"] = r.message.clone().into();
+            detail["unverified"] = unverified(&body.jwt, st.config.auth.machine.max_jwt_bytes);
             if matches!(r.class, Class::Upstream | Class::Busy) {
                 // An upstream outage says nothing about the caller: not counted.
                 st.logins.refund(&account, ip, &attempt);
