@@ -134,7 +134,8 @@ pub async fn register(
 static DUMMY_HASH: LazyLock<String> =
     LazyLock::new(|| hash_password("arcan-dummy-password").unwrap_or_default());
 
-fn refused(r: Refusal) -> ApiError {
+/// A throttle refusal as the API answers it (password and machine logins alike).
+pub(crate) fn refused(r: Refusal) -> ApiError {
     match r {
         Refusal::Locked(d) => ApiError::login_throttled(d.as_secs_f64().ceil() as u64),
         Refusal::Busy => ApiError::busy("too many password checks in progress; retry shortly"),

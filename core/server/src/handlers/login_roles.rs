@@ -114,13 +114,7 @@ async fn grants_of(
     role: &AuthRole,
 ) -> ApiResult<Vec<GrantBody>> {
     let managed = managed_role_name(&m.name, &role.name);
-    let realms: BTreeMap<RealmId, Realm> = st
-        .store
-        .realms_all()
-        .await?
-        .into_iter()
-        .map(|r| (r.id.clone(), r))
-        .collect();
+    let realms = realms_by_id(st).await?;
     let mut out = Vec::new();
     for b in st.store.auth_role_bindings(role).await? {
         let Some(realm) = realms.get(&b.realm_id) else {
@@ -244,13 +238,7 @@ pub async fn check_removal(
     m: &AuthMethod,
     role: &AuthRole,
 ) -> ApiResult<()> {
-    let realms: BTreeMap<RealmId, Realm> = st
-        .store
-        .realms_all()
-        .await?
-        .into_iter()
-        .map(|r| (r.id.clone(), r))
-        .collect();
+    let realms = realms_by_id(st).await?;
     let managed = managed_role_name(&m.name, &role.name);
     let bindings = st.store.auth_role_bindings(role).await?;
     for realm_id in st.store.auth_role_realms(m, role).await? {
@@ -288,6 +276,25 @@ pub async fn check_removal(
     Ok(())
 }
 
+/// What one grant binds in its realm.
+enum Granted {
+    /// An existing built-in or custom role.
+    Role(String),
+    /// The role the login role manages, with the grant's capability list.
+    Managed(Role),
+}
+
+/// Every realm by id.
+pub(crate) async fn realms_by_id(st: &AppState) -> ApiResult<BTreeMap<RealmId, Realm>> {
+    Ok(st
+        .store
+        .realms_all()
+        .await?
+        .into_iter()
+        .map(|r| (r.id.clone(), r))
+        .collect())
+}
+
 /// Checks one grant against the caller's rights in its realm and builds what the store
 /// applies there.
 async fn grant(
@@ -296,7 +303,7 @@ async fn grant(
     managed: &str,
     g: &GrantBody,
     now: i64,
-) -> ApiResult<(RealmId, Option<String>, Option<Role>)> {
+) -> ApiResult<(RealmId, Granted)> {
     let realm = realm_by_slug(st, &g.realm)
         .await?
         .ok_or_else(|| ApiError::bad_request(format!("grants: no realm `{}`", g.realm)))?;
@@ -317,7 +324,7 @@ async fn grant(
                 ApiError::bad_request(format!("grants: no role `{name}` in realm `{}`", g.realm))
             })?;
             check_delegation(&access, &caps, &scope)?;
-            Ok((realm.id.clone(), Some(name.clone()), None))
+            Ok((realm.id.clone(), Granted::Role(name.clone())))
         }
         (None, Some(names)) => {
             if names.is_empty() {
@@ -344,8 +351,7 @@ async fn grant(
             names.dedup();
             Ok((
                 realm.id.clone(),
-                None,
-                Some(Role {
+                Granted::Managed(Role {
                     name: managed.to_owned(),
                     capabilities: names,
                     env: g.env.clone(),
@@ -413,7 +419,7 @@ pub async fn put(
     let ttl = duration_field(&body, "token_ttl")?.unwrap_or(DEFAULT_TTL);
     let max_ttl = duration_field(&body, "token_max_ttl")?.unwrap_or(ttl);
     let limit = st.config.auth.max_token_ttl;
-    if ttl.is_zero() || ttl < Duration::from_secs(1) || ttl > max_ttl || max_ttl > limit {
+    if ttl < Duration::from_secs(1) || ttl > max_ttl || max_ttl > limit {
         return Err(ApiError::bad_request(format!(
             "token_ttl: 1s <= token_ttl <= token_max_ttl <= {} (auth.max_token_ttl)",
             humantime::format_duration(limit)
@@ -452,7 +458,7 @@ pub async fn put(
     let managed = managed_role_name(&m.name, &role_name);
     let mut by_realm: BTreeMap<RealmId, RealmGrant> = BTreeMap::new();
     for g in &grants {
-        let (realm_id, bound_role, managed_role) = grant(&st, &who, &managed, g, now).await?;
+        let (realm_id, granted) = grant(&st, &who, &managed, g, now).await?;
         let entry = by_realm
             .entry(realm_id.clone())
             .or_insert_with(|| RealmGrant {
@@ -460,9 +466,9 @@ pub async fn put(
                 bindings: Vec::new(),
                 managed: None,
             });
-        let bound = match (bound_role, managed_role) {
-            (Some(r), _) => r,
-            (None, Some(role)) => {
+        let bound = match granted {
+            Granted::Role(r) => r,
+            Granted::Managed(role) => {
                 if entry.managed.is_some() {
                     return Err(ApiError::bad_request(format!(
                         "grants: at most one capability list per realm (`{}`)",
@@ -472,7 +478,6 @@ pub async fn put(
                 entry.managed = Some(role);
                 managed.clone()
             }
-            (None, None) => continue,
         };
         if entry.bindings.iter().any(|b| b.role == bound) {
             return Err(ApiError::bad_request(format!(

@@ -20,10 +20,12 @@ use super::super::error::{ApiError, ApiResult};
 use super::super::extract::Body;
 use super::super::login_guard::Refusal as Throttle;
 use super::super::machine::MethodKind;
-use super::super::machine::{Proven, RoleBounds};
+use super::super::machine::{Proven, RoleBounds, public_config};
 use super::super::middleware::audit::audit_detail;
 use super::super::middleware::rate_limit::client_of;
 use super::super::state::{AppState, state};
+use super::auth::refused;
+use super::login_roles::realms_by_id;
 use super::policy::role_rights;
 use arcan_crypto::{generate_token, hash_token};
 use arcan_machine_auth::LoginContext;
@@ -63,13 +65,6 @@ pub struct MachineToken {
     pub capabilities: Vec<String>,
 }
 
-fn throttled(r: Throttle) -> ApiError {
-    match r {
-        Throttle::Locked(d) => ApiError::login_throttled(d.as_secs_f64().ceil() as u64),
-        Throttle::Busy => ApiError::busy("too many logins in progress; retry shortly"),
-    }
-}
-
 /// The identity a login proved, as the token and the audit carry it.
 fn identity(m: &AuthMethod, kind: MethodKind, role: &AuthRole, proven: &Proven) -> Value {
     match proven {
@@ -80,7 +75,7 @@ fn identity(m: &AuthMethod, kind: MethodKind, role: &AuthRole, proven: &Proven) 
         Proven::Kubernetes(id) => json!({
             "method": m.name, "type": kind.as_str(), "role": role.name,
             "subject": id.username,
-            "issuer": serde_json::from_str::<Value>(&m.config)
+            "issuer": public_config(m)
                 .ok()
                 .and_then(|c| c.get("kubernetes_host").cloned())
                 .unwrap_or(Value::Null),
@@ -97,17 +92,11 @@ async fn granted(
     st: &AppState,
     role: &AuthRole,
 ) -> ApiResult<(BTreeMap<RealmId, String>, BTreeSet<String>)> {
-    let slugs: BTreeMap<RealmId, String> = st
-        .store
-        .realms_all()
-        .await?
-        .into_iter()
-        .map(|r| (r.id, r.slug))
-        .collect();
+    let all = realms_by_id(st).await?;
     let mut realms = BTreeMap::new();
     let mut caps = BTreeSet::new();
     for b in st.store.auth_role_bindings(role).await? {
-        let Some(slug) = slugs.get(&b.realm_id) else {
+        let Some(realm) = all.get(&b.realm_id) else {
             continue;
         };
         let Some((rights, _)) = role_rights(st, &b.realm_id, &b.role).await? else {
@@ -116,7 +105,7 @@ async fn granted(
         if rights.is_empty() {
             continue;
         }
-        realms.insert(b.realm_id.clone(), slug.clone());
+        realms.insert(b.realm_id.clone(), realm.slug.clone());
         caps.extend(rights.iter().map(|c| c.as_str().to_owned()));
     }
     Ok((realms, caps))
@@ -214,7 +203,7 @@ pub async fn login(
     let refuse_throttled = |depot: &mut Depot, detail: &mut Value, r: Throttle| {
         detail["throttle"] = "refused".into();
         audit_detail(depot, detail.clone());
-        throttled(r)
+        refused(r)
     };
     if let Some(left) = st.logins.locked(&account, ip, Instant::now()) {
         return Err(refuse_throttled(depot, &mut detail, Throttle::Locked(left)));
